@@ -1,0 +1,185 @@
+"""The provider-neutral interface the sync, campaign and landing layers use.
+
+Every provider client exposes its full API in its own terms (``SendPulseClient``, ``PakatClient``,
+``LiteStartupClient``); an *adapter* per provider implements :class:`EspProvider` on top of it, so the upper
+layers treat all providers alike. How each concept maps onto each provider is tabled in ``docs/providers.md``.
+"""
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+
+class MemberState(StrEnum):
+    """A contact's state in a book, normalised across providers."""
+
+    ACTIVE = "active"  # receives campaigns
+    PENDING = "pending"  # awaiting opt-in confirmation or activation
+    UNSUBSCRIBED = "unsubscribed"
+    BLACKLISTED = "blacklisted"
+    BOUNCED = "bounced"
+    BLOCKED = "blocked"  # refused or disabled by the provider
+    REMOVED = "removed"
+    UNKNOWN = "unknown"
+
+    @property
+    def suppressed(self) -> bool:
+        return self in (MemberState.UNSUBSCRIBED, MemberState.BLACKLISTED)
+
+
+class CampaignState(StrEnum):
+    """A campaign's lifecycle, normalised across providers."""
+
+    DRAFT = "draft"
+    PENDING = "pending"  # scheduled, queued, moderated or sending
+    SENT = "sent"
+    FAILED = "failed"  # blocked, cancelled, rejected
+    TEST = "test"
+    UNKNOWN = "unknown"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (CampaignState.SENT, CampaignState.FAILED)
+
+
+@dataclass(frozen=True)
+class Book:
+    """A subscriber container: SendPulse address book, Pakat list, LiteStartup tag."""
+
+    id: str
+    name: str
+    member_count: int | None = None
+    active_count: int | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MemberInput:
+    """One contact to add or update: a normalised email and provider field values (already mapped)."""
+
+    email: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Member:
+    """A contact as the provider reports it."""
+
+    email: str
+    state: MemberState
+    provider_status: str
+    provider_id: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    added_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """The provider's answer for one row of a batch."""
+
+    email: str
+    ok: bool
+    provider_id: str | None = None
+    error: str | None = None
+    suppressed: bool = False  # refused because the provider has the address blacklisted/unsubscribed
+    transient: bool = False  # not decided (e.g. the batch hit a transient fault): retry later
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """An address the provider will not mail."""
+
+    email: str
+    reason: str  # blacklisted | unsubscribed | bounced | complaint | blocked
+    book_id: str | None = None  # None = account-wide
+    since: datetime | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class CampaignDraft:
+    """What the launch layer asks a provider to create. ``name`` ends with ``ck-<campaign_key>``."""
+
+    name: str
+    book_id: str
+    subject: str
+    sender_name: str
+    sender_email: str
+    html: str | None = None
+    template_id: str | None = None
+    send_at: datetime | None = None  # aware datetime; None = now
+    attachments: Mapping[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: str
+    name: str
+    state: CampaignState
+    provider_status: str
+    book_id: str | None = None
+    subject: str | None = None
+    sender_email: str | None = None
+    created_at: datetime | None = None
+    send_at: datetime | None = None
+    recipients: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CampaignStats:
+    """Cumulative counters of one campaign; ``extra`` keeps provider-specific counters, never dropped."""
+
+    campaign_id: str
+    sent: int | None = None
+    delivered: int | None = None
+    opened: int | None = None
+    clicked: int | None = None
+    bounced: int | None = None
+    unsubscribed: int | None = None
+    spam: int | None = None
+    errors: int | None = None
+    queued: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Balance:
+    """Money, plan letters or sending quota. Fields a provider does not expose stay None (never invented)."""
+
+    currency: str | None = None
+    amount: Decimal | None = None
+    bonus: Decimal | None = None
+    emails_left: int | None = None
+    quota_used: int | None = None
+    quota_allowed: int | None = None
+    unlimited: bool = False
+    not_exposed_reason: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class EspProvider(Protocol):
+    """What the sync, campaign and landing layers need from any provider."""
+
+    name: str
+    #: rows per write call the adapter handles best (SendPulse 100, Pakat 10,000, LiteStartup 1)
+    batch_size: int
+
+    def list_books(self) -> Iterator[Book]: ...
+    def find_book(self, name: str) -> Book | None: ...
+    def ensure_book(self, name: str) -> Book: ...
+    def upsert_members(self, book_id: str, rows: Sequence[MemberInput]) -> list[RowResult]: ...
+    def remove_members(self, book_id: str, emails: Sequence[str], *, unsubscribe: bool) -> list[RowResult]: ...
+    def list_members(self, book_id: str) -> Iterator[Member]: ...
+    def suppressions(self, book_id: str | None = None) -> Iterator[Suppression]: ...
+    def create_campaign(self, draft: CampaignDraft) -> Campaign: ...
+    def find_campaign(self, name_suffix: str) -> Campaign | None: ...
+    def get_campaign(self, campaign_id: str) -> Campaign: ...
+    def list_campaigns(self) -> Iterator[Campaign]: ...
+    def campaign_stats(self, campaign_id: str) -> CampaignStats: ...
+    def balance(self) -> Balance: ...
+    def close(self) -> None: ...

@@ -1,0 +1,645 @@
+"""Machinery every provider emulator shares.
+
+A sandbox is an ASGI application (starlette) holding one provider's account state. The same application is
+served over real loopback HTTP by uvicorn (:func:`espcore.sandbox.server.serve`) and called in-process by
+:class:`InProcessTransport` for fast unit tests.
+
+* **State** lives in a :class:`StateStore`: in memory for tests, or in a JSON file guarded by a file lock so
+  that several processes (Dagster runs, the UI, a CLI) share one sandbox account across runs.
+* **Clock**: kept in the state, so every process sees the same time; tests freeze and advance it.
+* **Faults**: deterministic (seeded) injection of latency, error statuses, timeouts and connection resets.
+* **Admin endpoints** under ``/__sandbox/`` (loopback only): reset, clock, faults, state dump and provider
+  test hooks (confirm an opt-in, read a sender code...).
+"""
+
+import asyncio
+import copy
+import fcntl
+import hashlib
+import json
+import os
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+State = dict[str, Any]
+ADMIN_PREFIX = "/__sandbox"
+
+
+# -- state ----------------------------------------------------------------------------------------------------
+
+
+class StateStore:
+    """Holds one account's state; ``transaction()`` gives exclusive, all-or-nothing access to it."""
+
+    def transaction(self) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def reset(self, state: State) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class MemoryStore(StateStore):
+    def __init__(self, state: State | None = None) -> None:
+        self._state: State = state or {}
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[State]:
+        # Live state, no copy: handlers validate before they mutate, so there is nothing to roll back.
+        with self._lock:
+            yield self._state
+
+    def reset(self, state: State) -> None:
+        with self._lock:
+            self._state = copy.deepcopy(state)
+
+
+class FileStore(StateStore):
+    """JSON state in a file, shared by processes through an exclusive ``flock`` on ``<file>.lock``.
+
+    Writes go to a temporary file that replaces the old one atomically, so a killed process never leaves
+    a torn state file. The parsed state is cached by (mtime, size, inode) to keep reads cheap.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_path = self.path.with_name(self.path.name + ".lock")
+        self._thread_lock = threading.RLock()
+        self._cache: tuple[tuple[int, int, int], State] | None = None
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _load(self) -> State:
+        stamp = self._stamp()
+        if stamp is None:
+            return {}
+        if self._cache is not None and self._cache[0] == stamp:
+            return copy.deepcopy(self._cache[1])
+        state = json.loads(self.path.read_text("utf-8"))
+        self._cache = (stamp, state)
+        return copy.deepcopy(state)
+
+    def _save(self, state: State) -> None:
+        tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(state, fh, separators=(",", ":"), default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        stamp = self._stamp()
+        if stamp is not None:
+            self._cache = (stamp, copy.deepcopy(state))
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._thread_lock, open(self._lock_path, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @contextmanager
+    def transaction(self) -> Iterator[State]:
+        with self._locked():
+            state = self._load()
+            before = json.dumps(state, sort_keys=True, default=str)
+            yield state
+            if json.dumps(state, sort_keys=True, default=str) != before:
+                self._save(state)
+
+    def reset(self, state: State) -> None:
+        with self._locked():
+            self._save(copy.deepcopy(state))
+
+
+# -- clock ----------------------------------------------------------------------------------------------------
+
+
+class SandboxClock:
+    """Sandbox time, stored in the account state: real UTC time plus an offset, or frozen at a moment."""
+
+    KEY = "__clock__"
+
+    @staticmethod
+    def now(state: State) -> datetime:
+        c = state.get(SandboxClock.KEY) or {}
+        if c.get("frozen_at"):
+            return datetime.fromisoformat(c["frozen_at"])
+        return datetime.now(UTC) + timedelta(seconds=float(c.get("offset_s", 0.0)))
+
+    @staticmethod
+    def freeze(state: State, at: datetime | None = None) -> None:
+        at = at or SandboxClock.now(state)
+        state[SandboxClock.KEY] = {"frozen_at": at.astimezone(UTC).isoformat(), "offset_s": 0.0}
+
+    @staticmethod
+    def advance(state: State, seconds: float) -> datetime:
+        c = state.setdefault(SandboxClock.KEY, {})
+        if c.get("frozen_at"):
+            c["frozen_at"] = (datetime.fromisoformat(c["frozen_at"]) + timedelta(seconds=seconds)).isoformat()
+        else:
+            c["offset_s"] = float(c.get("offset_s", 0.0)) + seconds
+        return SandboxClock.now(state)
+
+
+# -- faults ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FaultRule:
+    """One kind of injected fault.
+
+    kind: ``latency`` (delay, then normal answer), ``status`` (answer ``status`` with the provider's error
+    envelope, or an HTML page when ``html``), ``timeout`` (hang ``seconds`` so the client times out),
+    ``reset`` (drop the connection without an answer).
+    Matching: ``path`` regex and ``method``; fires with ``probability`` (seeded), at most ``times`` times.
+    """
+
+    kind: str
+    status: int = 500
+    path: str | None = None
+    method: str | None = None
+    probability: float = 1.0
+    times: int | None = None
+    retry_after: str | None = None
+    seconds: float = 0.0
+    html: bool = False
+    message: str | None = None
+    after_handler: bool = False  # fire after the request took effect (for "did it happen?" tests)
+    fired: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.times is not None and self.fired >= self.times:
+            return False
+        if self.method and self.method.upper() != method:
+            return False
+        return not (self.path and not re.search(self.path, path))
+
+
+@dataclass
+class FaultPlan:
+    """The faults of one sandbox; deterministic for a given seed and request sequence."""
+
+    seed: int = 0
+    rules: list[FaultRule] = field(default_factory=list)
+    reject_email_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, **kwargs: Any) -> FaultRule:
+        rule = FaultRule(kind=kind, **kwargs)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules.clear()
+            self.reject_email_fraction = 0.0
+            self._rng = random.Random(self.seed)
+
+    def pick(self, method: str, path: str, *, after: bool) -> FaultRule | None:
+        with self._lock:
+            for rule in self.rules:
+                if rule.after_handler != after or not rule.matches(method, path):
+                    continue
+                if rule.probability < 1.0 and self._rng.random() >= rule.probability:
+                    continue
+                rule.fired += 1
+                return rule
+        return None
+
+    def rejects_email(self, email: str) -> bool:
+        """Deterministically reject a share of addresses (same answer for the same address and seed)."""
+        if self.reject_email_fraction <= 0:
+            return False
+        digest = hashlib.sha256(f"{self.seed}:{email.lower()}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < self.reject_email_fraction
+
+
+class SimulatedTimeout(Exception):  # noqa: N818 - raised to the in-process transport
+    """In-process: the client should see a read timeout."""
+
+
+class SimulatedReset(Exception):  # noqa: N818
+    """The connection is dropped without an answer."""
+
+
+# -- rate windows ----------------------------------------------------------------------------------------------
+
+
+class WindowCounter:
+    """Counts hits per key in sliding windows; ``hit`` returns seconds until room, or None when allowed."""
+
+    def __init__(self) -> None:
+        self._hits: dict[tuple[str, float], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, now: float, limits: Mapping[float, int], *, record: bool = True) -> float | None:
+        with self._lock:
+            wait = None
+            for window, limit in limits.items():
+                q = self._hits.setdefault((key, window), deque())
+                while q and q[0] <= now - window:
+                    q.popleft()
+                if len(q) >= limit:
+                    w = q[0] + window - now
+                    wait = w if wait is None else max(wait, w)
+            if wait is None and record:
+                for window in limits:
+                    self._hits[(key, window)].append(now)
+            return wait
+
+    def clear(self) -> None:
+        with self._lock:
+            self._hits.clear()
+
+
+# -- requests and routing -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SandboxRequest:
+    """What a handler sees: the parsed request and the path parameters."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    query: dict[str, str]
+    query_string: str
+    headers: Mapping[str, str]
+    body: bytes
+    content_type: str
+    form: dict[str, Any] | None  # urlencoded or multipart fields (last value wins), files as bytes
+    json_body: Any  # decoded JSON or None
+    json_error: bool  # a JSON content type with an undecodable body
+    is_multipart: bool
+
+    @property
+    def is_json(self) -> bool:
+        return self.content_type.startswith("application/json")
+
+
+class HandlerError(Exception):
+    """Raised by a handler to answer with the provider's error envelope."""
+
+    def __init__(self, status: int, message: Any, code: Any = None, headers: Mapping[str, str] | None = None):
+        super().__init__(str(message))
+        self.status = status
+        self.message = message
+        self.code = code
+        self.headers = dict(headers or {})
+
+
+Handler = Callable[[SandboxRequest, State], Response]
+
+
+@dataclass
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    template: str
+
+
+_PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
+_CONVERTERS = {"int": r"\d+", "str": r"[^/]+", "uid": r"[a-z0-9]+", "path": r".+"}
+
+
+def compile_path(template: str) -> re.Pattern[str]:
+    out, pos = "", 0
+    for m in _PARAM.finditer(template):
+        out += re.escape(template[pos : m.start()])
+        out += f"(?P<{m.group(1)}>{_CONVERTERS[m.group(2) or 'str']})"
+        pos = m.end()
+    out += re.escape(template[pos:])
+    return re.compile(f"^{out}$")
+
+
+class ProviderSandbox:
+    """Base class of the three emulators. Subclasses register routes and shape errors like their provider."""
+
+    provider = "sandbox"
+    rate_limits: Mapping[float, int] = {}
+
+    def __init__(
+        self,
+        store: StateStore | None = None,
+        *,
+        faults: FaultPlan | None = None,
+        seed: int = 0,
+        rate_limit: bool = True,
+    ) -> None:
+        self.store = store or MemoryStore()
+        self.faults = faults or FaultPlan(seed=seed)
+        self.seed = seed
+        self.rate_limit_enabled = rate_limit
+        self.windows = WindowCounter()
+        self.request_log: deque[tuple[str, str, int]] = deque(maxlen=10_000)
+        self._routes: list[_Route] = []
+        self.register_routes()
+        with self.store.transaction() as st:
+            if not st.get("__initialised__"):
+                st.clear()
+                st.update(self.initial_state())
+                st["__initialised__"] = True
+        self.app = Starlette(routes=[Route("/{path:path}", self._endpoint, methods=_ALL_METHODS)])
+
+    # -- to override -------------------------------------------------------------------------------------
+
+    def register_routes(self) -> None:
+        raise NotImplementedError
+
+    def initial_state(self) -> State:
+        """A fresh, empty account."""
+        return {}
+
+    def seed_demo(self, state: State) -> None:
+        """Put the demo account in place (credentials, senders, templates, balance)."""
+
+    def error(self, status: int, message: Any, code: Any = None) -> Response:
+        """The provider's error envelope."""
+        return JSONResponse({"message": message, "error_code": code or status}, status_code=status)
+
+    def not_found(self, req: SandboxRequest) -> Response:
+        return self.error(404, "Not found")
+
+    def wrong_method(self, req: SandboxRequest, allowed: list[str]) -> Response:
+        return self.error(405, "Method not allowed")
+
+    def normalise_path(self, path: str) -> str:
+        return path
+
+    def before_request(self, req: SandboxRequest, state: State) -> Response | None:
+        """Authentication and rate limiting; return a response to stop the request."""
+        return None
+
+    def tick(self, state: State, now: datetime) -> None:
+        """Advance time-driven state (lifecycles, delayed activations) up to ``now``."""
+
+    def fault_response(self, rule: FaultRule) -> Response:
+        if rule.html:
+            return HTMLResponse(
+                rule.message or "<html><body>Whoops, looks like something went wrong.</body></html>",
+                status_code=rule.status,
+            )
+        headers = {"Retry-After": rule.retry_after} if rule.retry_after is not None else None
+        resp = self.error(rule.status, rule.message or _default_reason(rule.status))
+        if headers:
+            resp.headers.update(headers)
+        return resp
+
+    # -- helpers for subclasses ----------------------------------------------------------------------------
+
+    def route(self, method: str, template: str, handler: Handler) -> None:
+        self._routes.append(_Route(method.upper(), compile_path(template), handler, template))
+
+    def now(self, state: State) -> datetime:
+        return SandboxClock.now(state)
+
+    def next_id(self, state: State, kind: str, start: int = 1) -> int:
+        counters = state.setdefault("__ids__", {})
+        value = int(counters.get(kind, start - 1)) + 1
+        counters[kind] = value
+        return value
+
+    def uid(self, state: State, kind: str, length: int = 13) -> str:
+        """A deterministic lower-case alphanumeric id (MailWizz-style uids, prefixed ids...)."""
+        n = self.next_id(state, f"uid:{kind}")
+        digest = hashlib.sha256(f"{self.seed}:{kind}:{n}".encode()).hexdigest()
+        alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+        value = int(digest, 16)
+        out = []
+        for _ in range(length):
+            value, r = divmod(value, len(alphabet))
+            out.append(alphabet[r])
+        return "".join(out)
+
+    def check_rate(self, key: str, state: State, limits: Mapping[float, int] | None = None) -> float | None:
+        if not self.rate_limit_enabled:
+            return None
+        limits = self.rate_limits if limits is None else limits
+        if not limits:
+            return None
+        return self.windows.hit(key, self.now(state).timestamp(), limits)
+
+    # -- admin -----------------------------------------------------------------------------------------
+
+    def reset(self, *, demo: bool = False) -> None:
+        state = self.initial_state()
+        state["__initialised__"] = True
+        if demo:
+            self.seed_demo(state)
+        self.store.reset(state)
+        self.windows.clear()
+        self.faults.clear()
+
+    def hook(self, name: str, **kwargs: Any) -> Any:
+        """Run a provider test hook (``hook_<name>``) inside a state transaction."""
+        fn = getattr(self, f"hook_{name}", None)
+        if fn is None:
+            raise KeyError(f"{self.provider} sandbox has no hook {name!r}")
+        with self.store.transaction() as st:
+            self.tick(st, self.now(st))
+            return fn(st, **kwargs)
+
+    def advance(self, seconds: float) -> datetime:
+        with self.store.transaction() as st:
+            now = SandboxClock.advance(st, seconds)
+            self.tick(st, now)
+            return now
+
+    def freeze_clock(self, at: datetime | None = None) -> None:
+        with self.store.transaction() as st:
+            SandboxClock.freeze(st, at)
+
+    def snapshot(self) -> State:
+        with self.store.transaction() as st:
+            self.tick(st, self.now(st))
+            return copy.deepcopy(st)
+
+    def _admin(self, req: SandboxRequest) -> Response:
+        sub = req.path[len(ADMIN_PREFIX) :].strip("/")
+        body = req.json_body if isinstance(req.json_body, dict) else {}
+        if sub == "reset" and req.method == "POST":
+            self.reset(demo=bool(body.get("demo")))
+            return JSONResponse({"ok": True})
+        if sub == "clock" and req.method == "POST":
+            if body.get("freeze"):
+                self.freeze_clock(datetime.fromisoformat(body["at"]) if body.get("at") else None)
+            now = self.advance(float(body.get("advance", 0)))
+            return JSONResponse({"now": now.isoformat()})
+        if sub == "faults" and req.method == "POST":
+            if body.get("clear"):
+                self.faults.clear()
+            if "reject_email_fraction" in body:
+                self.faults.reject_email_fraction = float(body["reject_email_fraction"])
+            for rule in body.get("rules", []):
+                self.faults.add(**rule)
+            return JSONResponse({"rules": len(self.faults.rules)})
+        if sub == "state" and req.method == "GET":
+            return JSONResponse(self.snapshot())
+        if sub.startswith("hooks/") and req.method == "POST":
+            try:
+                result = self.hook(sub.split("/", 1)[1], **body)
+            except KeyError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=404)
+            return JSONResponse({"result": result})
+        return JSONResponse({"error": f"unknown admin call {req.method} {sub}"}, status_code=404)
+
+    # -- dispatch ----------------------------------------------------------------------------------------
+
+    async def _endpoint(self, request: Request) -> Response:
+        req = await _parse(request, self.normalise_path(request.url.path))
+        in_process = bool(request.scope.get("extensions", {}).get("espcore.inprocess"))
+        if req.path.startswith(ADMIN_PREFIX):
+            return await run_in_threadpool(self._admin, req)
+        rule = self.faults.pick(req.method, req.path, after=False)
+        if rule is not None:
+            early = await self._apply_fault(rule, in_process)
+            if early is not None:
+                self.request_log.append((req.method, req.path, early.status_code))
+                return early
+        response = await run_in_threadpool(self._handle, req)
+        after = self.faults.pick(req.method, req.path, after=True)
+        if after is not None:
+            late = await self._apply_fault(after, in_process)
+            if late is not None:
+                response = late
+        self.request_log.append((req.method, req.path, response.status_code))
+        return response
+
+    async def _apply_fault(self, rule: FaultRule, in_process: bool) -> Response | None:
+        if rule.kind == "latency":
+            await asyncio.sleep(rule.seconds)
+            return None
+        if rule.kind == "timeout":
+            if in_process:
+                raise SimulatedTimeout()
+            await asyncio.sleep(rule.seconds or 30.0)
+            return self.fault_response(FaultRule(kind="status", status=504))
+        if rule.kind == "reset":
+            if in_process:
+                raise SimulatedReset()
+            return _DroppedConnection()
+        return self.fault_response(rule)
+
+    def _handle(self, req: SandboxRequest) -> Response:
+        matched_path: list[str] = []
+        for r in self._routes:
+            m = r.pattern.match(req.path)
+            if not m:
+                continue
+            if r.method != req.method:
+                matched_path.append(r.method)
+                continue
+            req.params = m.groupdict()
+            with self.store.transaction() as st:
+                self.tick(st, self.now(st))
+                try:
+                    stop = self.before_request(req, st)
+                    if stop is not None:
+                        return stop
+                    return r.handler(req, st)
+                except HandlerError as exc:
+                    resp = self.error(exc.status, exc.message, exc.code)
+                    resp.headers.update(exc.headers)
+                    return resp
+        if matched_path:
+            with self.store.transaction() as st:
+                stop = self.before_request(req, st)
+                if stop is not None:
+                    return stop
+            return self.wrong_method(req, matched_path)
+        with self.store.transaction() as st:
+            stop = self.before_request(req, st)
+            if stop is not None:
+                return stop
+        return self.not_found(req)
+
+
+class _DroppedConnection(Response):
+    """Starts an answer, then drops the connection: the client sees a protocol error, as on a reset."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]})
+        await send({"type": "http.response.body", "body": b"{", "more_body": True})
+        raise SimulatedReset()
+
+
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _default_reason(status: int) -> str:
+    return {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}.get(
+        status, "Error"
+    )
+
+
+async def _parse(request: Request, path: str) -> SandboxRequest:
+    body = await request.body()
+    ctype = request.headers.get("content-type", "").lower()
+    form: dict[str, Any] | None = None
+    json_body: Any = None
+    json_error = False
+    multipart = ctype.startswith("multipart/form-data")
+    if ctype.startswith("application/x-www-form-urlencoded"):
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    elif multipart:
+        parsed = await request.form(max_files=100, max_fields=200_000)
+        form = {}
+        for key, value in parsed.multi_items():
+            form[key] = await value.read() if isinstance(value, UploadFile) else value
+    elif body:
+        try:
+            json_body = json.loads(body)
+        except ValueError:
+            json_error = True
+    query_string = request.url.query
+    return SandboxRequest(
+        method=request.method.upper(),
+        path=path,
+        params={},
+        query=dict(parse_qsl(query_string, keep_blank_values=True)),
+        query_string=query_string,
+        headers=request.headers,
+        body=body,
+        content_type=ctype,
+        form=form,
+        json_body=json_body,
+        json_error=json_error,
+        is_multipart=multipart,
+    )
+
+
+def monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)
