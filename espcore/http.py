@@ -23,7 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_before_delay
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
 
 from espcore.errors import (
     ConfigurationError,
@@ -257,7 +258,7 @@ class ProviderHttp:
             )
 
         retrying = Retrying(
-            stop=stop_after_attempt(self.policy.max_attempts) | stop_before_delay(self.policy.retry_budget_s),
+            stop=stop_after_attempt(self.policy.max_attempts) | _StopBeforeBudget(self.policy.retry_budget_s),
             wait=self._wait,
             retry=retry_if_exception(lambda e: _should_retry(e, safe)),
             sleep=self._sleep,
@@ -268,9 +269,7 @@ class ProviderHttp:
 
     # -- internals ------------------------------------------------------------------------------------------
 
-    def _attempt(
-        self, method: str, path: str, *, safe: bool, authenticated: bool, **kwargs: Any
-    ) -> httpx.Response:
+    def _attempt(self, method: str, path: str, *, safe: bool, authenticated: bool, **kwargs: Any) -> httpx.Response:
         auth_retry_left = authenticated and self._on_auth_failure is not None
         while True:
             response = self._send_once(method, path, safe=safe, authenticated=authenticated, **kwargs)
@@ -371,6 +370,17 @@ class ProviderHttp:
             self.redact(str(exc)),
             delay,
         )
+
+
+class _StopBeforeBudget(stop_base):
+    """Stop when the next wait would pass the total budget (real time, or the slept time if larger)."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        spent = max(retry_state.seconds_since_start or 0.0, retry_state.idle_for)
+        return spent + (retry_state.upcoming_sleep or 0.0) > self.budget_s
 
 
 def _should_retry(exc: BaseException, safe: bool) -> bool:

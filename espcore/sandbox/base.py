@@ -243,11 +243,11 @@ class FaultPlan:
         return int.from_bytes(digest[:8], "big") / 2**64 < self.reject_email_fraction
 
 
-class SimulatedTimeout(Exception):  # noqa: N818 - raised to the in-process transport
+class SimulatedTimeout(Exception):
     """In-process: the client should see a read timeout."""
 
 
-class SimulatedReset(Exception):  # noqa: N818
+class SimulatedReset(Exception):
     """The connection is dropped without an answer."""
 
 
@@ -600,9 +600,12 @@ _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def _default_reason(status: int) -> str:
-    return {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}.get(
-        status, "Error"
-    )
+    return {
+        429: "Too Many Requests",
+        500: "Internal Server Error",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+    }.get(status, "Error")
 
 
 async def _parse(request: Request, path: str) -> SandboxRequest:

@@ -38,7 +38,9 @@ class InProcessTransport(httpx.BaseTransport):
         except SimulatedTimeout:
             raise httpx.ReadTimeout("simulated read timeout", request=request) from None
         except SimulatedReset:
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request) from None
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            ) from None
         return httpx.Response(status, headers=headers, content=content, request=request)
 
     async def _call(self, request: httpx.Request, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

@@ -1,0 +1,93 @@
+"""Atomic, idempotent Parquet landing in a Hive layout.
+
+Layout: ``<lake_root>/dataset=<d>/provider=<p>/date=<YYYY-MM-DD>/data.parquet`` — one file per (dataset,
+provider, date). A file is written to ``data.parquet.tmp-<run_id>`` in the same folder, fsynced, then renamed
+onto the target, so readers never see a partial file and re-landing a date replaces it (never duplicates it).
+Partition values live in the path only; every file carries ``landed_at`` and ``run_id`` columns and the
+dataset's ``schema_version`` in its key-value metadata.
+"""
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from espcore.landing.schemas import DATASETS, DatasetSchema
+
+_SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class Landed:
+    dataset: str
+    provider: str
+    day: str
+    path: Path
+    rows: int
+    schema: pa.Schema
+
+
+def partition_dir(lake_root: str | os.PathLike[str], dataset: str, provider: str, day: date | str) -> Path:
+    day_s = day.isoformat() if isinstance(day, date) else str(day)
+    for part in (dataset, provider, day_s):
+        if not _SAFE.match(part):
+            raise ValueError(f"unsafe partition value {part!r}")
+    return Path(lake_root) / f"dataset={dataset}" / f"provider={provider}" / f"date={day_s}"
+
+
+def to_table(spec: DatasetSchema, rows: list[dict[str, Any]], *, run_id: str, landed_at: datetime) -> pa.Table:
+    """Rows (dicts) cast to the dataset's fixed schema; unknown keys are refused, missing ones are null."""
+    names = spec.schema.names
+    columns: dict[str, list[Any]] = {n: [] for n in names}
+    for row in rows:
+        unknown = set(row) - set(names)
+        if unknown:
+            raise ValueError(f"{spec.name}: columns not in the schema: {sorted(unknown)}")
+        for n in names:
+            if n == "landed_at":
+                columns[n].append(landed_at)
+            elif n == "run_id":
+                columns[n].append(run_id)
+            else:
+                columns[n].append(row.get(n))
+    arrays = [pa.array(columns[f.name], type=f.type) for f in spec.schema]
+    return pa.Table.from_arrays(arrays, schema=spec.schema_with_metadata())
+
+
+def land(
+    lake_root: str | os.PathLike[str],
+    dataset: str,
+    provider: str,
+    day: date | str,
+    rows: list[dict[str, Any]],
+    *,
+    run_id: str,
+    landed_at: datetime | None = None,
+) -> Landed:
+    """Write one partition atomically, replacing any previous file for the same (dataset, provider, day)."""
+    spec = DATASETS[dataset]
+    table = to_table(spec, rows, run_id=run_id, landed_at=landed_at or datetime.now(UTC))
+    folder = partition_dir(lake_root, dataset, provider, day)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "data.parquet"
+    tmp = folder / f"data.parquet.tmp-{re.sub(r'[^A-Za-z0-9_-]', '_', run_id)}"
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return Landed(dataset, provider, folder.name.removeprefix("date="), target, table.num_rows, table.schema)

@@ -1,0 +1,1291 @@
+"""LiteStartup REST API v2: a typed client and the provider-neutral adapter.
+
+The client follows the seed's doc set (``/work/shared/providers/litestartup.md``): base ``/client/v2``, REST
+paths, mixed envelopes (bare ``uuid``/``messageId``, ``{"success","data"}``, ``pagination``) and symbolic
+error codes. Everything that differs in LiteStartup's newer doc set (paths, envelope unwrapping, error
+mapping) lives in one :class:`LiteStartupDialect` object, so another dialect can be plugged in later.
+
+:class:`LiteStartupProvider` maps LiteStartup onto :class:`espcore.providers.base.EspProvider`: a *book* is a
+tag on contacts, members are contacts carrying the tag, suppressions are ``subscribed=false`` contacts plus
+bounced emails, and campaigns target ``recipient_list: "tag:<book>"``. The API exposes no quota or balance
+endpoint, so :meth:`LiteStartupClient.balance` says so instead of inventing numbers.
+"""
+
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from typing import Any, Generic, Protocol, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from espcore.errors import (
+    AuthError,
+    ConfigurationError,
+    ConflictError,
+    EspError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PermissionDeniedError,
+    QuotaError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+from espcore.http import HttpPolicy, ProviderHttp, json_or_text, parse_retry_after
+from espcore.providers.base import (
+    Balance,
+    Book,
+    Campaign,
+    CampaignDraft,
+    CampaignState,
+    CampaignStats,
+    Member,
+    MemberInput,
+    MemberState,
+    RowResult,
+    Suppression,
+)
+
+LITESTARTUP_BASE_URL = "https://api.litestartup.com/client/v2"
+PROVIDER = "litestartup"
+PAGE_MAX = 100
+SIGNATURE_HEADER = "X-LiteStartup-Signature"
+#: client-side request rate per plan, requests per minute (the API's documented per-minute limits)
+PLAN_REQUESTS_PER_MINUTE: Mapping[str, float] = {"free": 60.0, "pro": 300.0}
+WEBHOOK_EVENTS = (
+    "email.sent",
+    "email.delivered",
+    "email.opened",
+    "email.clicked",
+    "email.bounced",
+    "email.spam_reported",
+    "email.unsubscribed",
+)
+NOT_EXPOSED = "not_exposed"
+
+T = TypeVar("T")
+
+
+# -- parsing helpers ---------------------------------------------------------------------------------------
+
+
+def _dt(value: Any) -> datetime | None:
+    """An aware UTC datetime from ISO 8601 (``Z`` allowed) or ``YYYY-MM-DD HH:MM:SS``; None otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("datetimes sent to LiteStartup must be timezone-aware")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _id(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _opt_int(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _str_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+# -- typed results -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """``pagination{page,limit,total,pages}``; ``pages`` (and on odd answers ``total``) may be missing."""
+
+    page: int
+    limit: int
+    total: int | None = None
+    pages: int | None = None
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list endpoint."""
+
+    items: list[T]
+    info: PageInfo
+
+
+@dataclass(frozen=True)
+class LsVerify:
+    uuid: str
+
+
+@dataclass(frozen=True)
+class LsContact:
+    """A contact. A create answer only carries id, email, name and created_at; the rest stay None/empty."""
+
+    id: str
+    email: str
+    name: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    subscribed: bool | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def from_api(cls, d: Mapping[str, Any]) -> "LsContact":
+        attrs = d.get("attributes")
+        sub = d.get("subscribed")
+        return cls(
+            id=_id(d.get("id")),
+            email=str(d.get("email") or ""),
+            name=d.get("name"),
+            attributes=dict(attrs) if isinstance(attrs, Mapping) else {},
+            tags=tuple(_str_list(d.get("tags"))),
+            subscribed=sub if isinstance(sub, bool) else None,
+            created_at=_dt(d.get("created_at")),
+            updated_at=_dt(d.get("updated_at")),
+        )
+
+
+@dataclass(frozen=True)
+class LsTemplate:
+    id: str
+    name: str
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None
+    variables: tuple[str, ...] = ()
+    description: str | None = None
+    created_at: datetime | None = None
+
+    @classmethod
+    def from_api(cls, d: Mapping[str, Any]) -> "LsTemplate":
+        return cls(
+            id=_id(d.get("id")),
+            name=str(d.get("name") or ""),
+            subject=d.get("subject"),
+            html=d.get("html"),
+            text=d.get("text"),
+            variables=tuple(_str_list(d.get("variables"))),
+            description=d.get("description"),
+            created_at=_dt(d.get("created_at")),
+        )
+
+
+@dataclass(frozen=True)
+class LsCampaign:
+    id: str
+    name: str
+    status: str
+    subject: str | None = None
+    from_email: str | None = None
+    recipient_list: str | None = None
+    scheduled_at: datetime | None = None
+    sent_at: datetime | None = None
+    created_at: datetime | None = None
+
+    @classmethod
+    def from_api(cls, d: Mapping[str, Any]) -> "LsCampaign":
+        return cls(
+            id=_id(d.get("id")),
+            name=str(d.get("name") or ""),
+            status=str(d.get("status") or ""),
+            subject=d.get("subject"),
+            from_email=d.get("from"),
+            recipient_list=d.get("recipient_list"),
+            scheduled_at=_dt(d.get("scheduled_at")),
+            sent_at=_dt(d.get("sent_at")),
+            created_at=_dt(d.get("created_at")),
+        )
+
+    @property
+    def tag(self) -> str | None:
+        """The tag a ``tag:<name>`` recipient list targets."""
+        rl = self.recipient_list or ""
+        return rl[4:] if rl.startswith("tag:") else None
+
+
+@dataclass(frozen=True)
+class LsCampaignSend:
+    id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class LsCampaignStats:
+    id: str
+    name: str | None
+    sent: int
+    delivered: int
+    bounced: int
+    opened: int
+    clicked: int
+    unsubscribed: int
+    spam_reported: int
+    open_rate: float | None
+    click_rate: float | None
+
+    @classmethod
+    def from_api(cls, d: Mapping[str, Any]) -> "LsCampaignStats":
+        return cls(
+            id=_id(d.get("id")),
+            name=d.get("name"),
+            sent=_int(d.get("sent")),
+            delivered=_int(d.get("delivered")),
+            bounced=_int(d.get("bounced")),
+            opened=_int(d.get("opened")),
+            clicked=_int(d.get("clicked")),
+            unsubscribed=_int(d.get("unsubscribed")),
+            spam_reported=_int(d.get("spam_reported")),
+            open_rate=_float(d.get("open_rate")),
+            click_rate=_float(d.get("click_rate")),
+        )
+
+
+@dataclass(frozen=True)
+class LsEmail:
+    """A sent message. List items carry id, to, from, subject, status and created_at only."""
+
+    id: str
+    to: tuple[str, ...]
+    from_email: str | None
+    subject: str | None
+    status: str
+    created_at: datetime | None = None
+    delivered_at: datetime | None = None
+    opened_at: datetime | None = None
+    clicked_at: datetime | None = None
+    bounced: bool | None = None
+    spam_reported: bool | None = None
+    unsubscribed: bool | None = None
+
+    @classmethod
+    def from_api(cls, d: Mapping[str, Any]) -> "LsEmail":
+        def flag(name: str) -> bool | None:
+            v = d.get(name)
+            return v if isinstance(v, bool) else None
+
+        return cls(
+            id=_id(d.get("id")),
+            to=tuple(_str_list(d.get("to"))),
+            from_email=d.get("from"),
+            subject=d.get("subject"),
+            status=str(d.get("status") or ""),
+            created_at=_dt(d.get("created_at")),
+            delivered_at=_dt(d.get("delivered_at")),
+            opened_at=_dt(d.get("opened_at")),
+            clicked_at=_dt(d.get("clicked_at")),
+            bounced=flag("bounced"),
+            spam_reported=flag("spam_reported"),
+            unsubscribed=flag("unsubscribed"),
+        )
+
+
+@dataclass(frozen=True)
+class LsSendResult:
+    message_id: str
+
+
+@dataclass(frozen=True)
+class LsWebhook:
+    """A webhook; ``secret`` is only returned by the create call."""
+
+    id: str
+    url: str
+    events: tuple[str, ...]
+    active: bool
+    secret: str | None = None
+    created_at: datetime | None = None
+
+    @classmethod
+    def from_api(cls, d: Mapping[str, Any]) -> "LsWebhook":
+        return cls(
+            id=_id(d.get("id")),
+            url=str(d.get("url") or ""),
+            events=tuple(_str_list(d.get("events"))),
+            active=bool(d.get("active", True)),
+            secret=d.get("secret"),
+            created_at=_dt(d.get("created_at")),
+        )
+
+
+# -- the dialect: paths, envelopes, errors --------------------------------------------------------------------
+
+
+class LiteStartupDialect(Protocol):
+    """Everything that differs between LiteStartup doc sets: paths, envelope unwrapping and error mapping."""
+
+    name: str
+
+    def path(self, op: str, **ids: str) -> str: ...
+    def unwrap(self, payload: Any) -> Any: ...
+    def unwrap_list(self, payload: Any, *, page: int, limit: int) -> tuple[list[Any], PageInfo]: ...
+    def scalar(self, payload: Any, key: str) -> str: ...
+    def is_send_endpoint(self, method: str, path: str) -> bool: ...
+    def parse_error(self, response: httpx.Response) -> EspError: ...
+
+
+_QUOTA_TEXT = re.compile(r"quota|usage exceeded", re.IGNORECASE)
+
+
+class SeedDialect:
+    """The seed's API reference v2 (the doc set the project follows)."""
+
+    name = "seed"
+    PATHS: Mapping[str, str] = {
+        "verify": "/verify",
+        "emails": "/emails",
+        "email": "/emails/{id}",
+        "templates": "/templates",
+        "template": "/templates/{id}",
+        "contacts": "/contacts",
+        "contact": "/contacts/{id}",
+        "campaigns": "/campaigns",
+        "campaign": "/campaigns/{id}",
+        "campaign_send": "/campaigns/{id}/send",
+        "campaign_stats": "/campaigns/{id}/stats",
+        "webhooks": "/webhooks",
+        "webhook": "/webhooks/{id}",
+    }
+
+    def path(self, op: str, **ids: str) -> str:
+        return self.PATHS[op].format(**{k: quote(str(v), safe="") for k, v in ids.items()})
+
+    def unwrap(self, payload: Any) -> Any:
+        """``{"success":true,"data":X}`` → X (a bare object is returned as is)."""
+        if isinstance(payload, Mapping) and "data" in payload:
+            return payload["data"]
+        return payload
+
+    def unwrap_list(self, payload: Any, *, page: int, limit: int) -> tuple[list[Any], PageInfo]:
+        data = self.unwrap(payload)
+        items = list(data) if isinstance(data, list) else []
+        pag = payload.get("pagination") if isinstance(payload, Mapping) else None
+        pag = pag if isinstance(pag, Mapping) else {}
+        info = PageInfo(
+            page=_int(pag.get("page"), page),
+            limit=_int(pag.get("limit"), limit) or limit,
+            total=_opt_int(pag.get("total")),
+            pages=_opt_int(pag.get("pages")),
+        )
+        return items, info
+
+    def scalar(self, payload: Any, key: str) -> str:
+        """A bare ``{"uuid"}``/``{"messageId"}`` value, tolerating ``data``-wrapped answers."""
+        if isinstance(payload, Mapping):
+            if payload.get(key) is not None:
+                return str(payload[key])
+            data = payload.get("data")
+            if isinstance(data, Mapping):
+                for k in (key, "id"):
+                    if data.get(k) is not None:
+                        return str(data[k])
+        raise ServerError(f"answer without {key!r}", provider=PROVIDER, body=str(payload)[:500])
+
+    def is_send_endpoint(self, method: str, path: str) -> bool:
+        p = path.rstrip("/")
+        return method.upper() == "POST" and (p.endswith("/emails") or p.endswith("/send"))
+
+    def parse_error(self, response: httpx.Response) -> EspError:
+        """Classify by HTTP status; message from error/message/data.error; ``code`` used only when a string."""
+        payload = json_or_text(response)
+        status = response.status_code
+        message: str | None = None
+        code: str | None = None
+        if isinstance(payload, Mapping):
+            data = payload.get("data")
+            for candidate in (
+                payload.get("error"),
+                payload.get("message"),
+                data.get("error") if isinstance(data, Mapping) else None,
+            ):
+                if isinstance(candidate, str) and candidate.strip():
+                    message = candidate.strip()
+                    break
+            if isinstance(payload.get("code"), str) and payload["code"]:
+                code = payload["code"]
+        if message is None:
+            text = payload if isinstance(payload, str) else ""
+            message = text.strip()[:200] if text.strip() and not text.lstrip().startswith("<") else ""
+            message = message or response.reason_phrase or f"HTTP {status}"
+        kw: dict[str, Any] = {"provider": PROVIDER, "status": status, "code": code, "body": response.text[:2000]}
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        try:
+            method, path = response.request.method, response.request.url.path
+        except RuntimeError:
+            method, path = "", ""
+
+        if code == "INSUFFICIENT_QUOTA":
+            return QuotaError(message, **kw)
+        if code == "RATE_LIMIT_EXCEEDED":
+            return RateLimitError(message, retry_after=retry_after, **kw)
+        if code == "INVALID_API_KEY":
+            return AuthError(message, **kw)
+        if code == "INVALID_EMAIL":
+            return ValidationError(message, fields={"email": message}, **kw)
+        if code == "DOMAIN_NOT_VERIFIED":
+            return PermissionDeniedError(message, **kw)
+        if code in ("CONTACT_NOT_FOUND", "CAMPAIGN_NOT_FOUND"):
+            return NotFoundError(message, **kw)
+        if code == "INVALID_TEMPLATE":
+            return NotFoundError(message, **kw) if status == 404 else ValidationError(message, **kw)
+        if status == 429:
+            if _QUOTA_TEXT.search(message):
+                return QuotaError(message, **kw)
+            if retry_after is None and self.is_send_endpoint(method, path):
+                return QuotaError(message, **kw)
+            return RateLimitError(message, retry_after=retry_after, **kw)
+        if status == 401:
+            return AuthError(message, **kw)
+        if status == 403:
+            return PermissionDeniedError(message, **kw)
+        if status == 404:
+            return NotFoundError(message, **kw)
+        if status == 409 or (status == 400 and "exist" in message.lower()):
+            return ConflictError(message, **kw)
+        if status in (400, 422):
+            return ValidationError(message, **kw)
+        if status >= 500:
+            if _QUOTA_TEXT.search(message):  # the newer doc set reports usage caps with odd statuses
+                return QuotaError(message, **kw)
+            return ServerError(message, **kw)
+        return EspError(message, **kw)
+
+
+SEED_DIALECT = SeedDialect()
+
+
+def parse_error(response: httpx.Response) -> EspError:
+    """The seed dialect's error parser (module-level for callers that want it without a client)."""
+    return SEED_DIALECT.parse_error(response)
+
+
+def verify_webhook_signature(secret: str, body: bytes, signature: str | None) -> bool:
+    """True if ``signature`` is the hex HMAC-SHA256 of the raw ``body`` under ``secret`` (``sha256=`` allowed)."""
+    if not secret or not signature:
+        return False
+    sig = signature.strip()
+    if sig[:7].lower() == "sha256=":
+        sig = sig[7:]
+    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode("ascii"), sig.strip().lower().encode("utf-8", "replace"))
+
+
+# -- the client ---------------------------------------------------------------------------------------------
+
+
+def _clean(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if v is not None}
+
+
+class LiteStartupClient:
+    """Typed client of the LiteStartup REST API v2 (seed doc set), on the shared HTTP policy."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = LITESTARTUP_BASE_URL,
+        *,
+        plan: str = "free",
+        policy: HttpPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        dialect: LiteStartupDialect = SEED_DIALECT,
+        requests_per_minute: float | None = None,
+    ) -> None:
+        """``requests_per_minute`` overrides the plan's rate; a ``policy`` with ``requests_per_second`` set
+        (0 disables the limiter) wins over the plan too."""
+        if not api_key or not api_key.strip():
+            raise ConfigurationError("a LiteStartup API key is required", provider=PROVIDER)
+        self.plan = plan
+        self.dialect = dialect
+        base = policy or HttpPolicy()
+        if requests_per_minute is not None:
+            rps: float | None = requests_per_minute / 60.0
+        elif base.requests_per_second is not None:
+            rps = base.requests_per_second
+        else:
+            if plan not in PLAN_REQUESTS_PER_MINUTE:
+                raise ConfigurationError(
+                    f"unknown LiteStartup plan {plan!r}; known: {sorted(PLAN_REQUESTS_PER_MINUTE)}", provider=PROVIDER
+                )
+            rps = PLAN_REQUESTS_PER_MINUTE[plan] / 60.0
+        self.policy = replace(base, requests_per_second=rps)
+        key = api_key.strip()
+        self.http = ProviderHttp(
+            PROVIDER,
+            base_url,
+            policy=self.policy,
+            error_parser=dialect.parse_error,
+            auth_headers=lambda: {"Authorization": f"Bearer {key}"},
+            secrets=[key],
+            transport=transport,
+            sleep=sleep,
+        )
+
+    def __repr__(self) -> str:
+        return f"LiteStartupClient(base_url={self.http.base_url!r}, plan={self.plan!r}, dialect={self.dialect.name!r})"
+
+    def close(self) -> None:
+        """Close the underlying HTTP client."""
+        self.http.close()
+
+    def __enter__(self) -> "LiteStartupClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ----------------------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        op: str,
+        *,
+        ids: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        path = self.dialect.path(op, **(ids or {}))
+        response = self.http.request(
+            method, path, params=_clean(params or {}) or None, json=json, idempotent=idempotent
+        )
+        payload = json_or_text(response)
+        if not isinstance(payload, Mapping | list):
+            raise ServerError(
+                "answer is not JSON", provider=PROVIDER, status=response.status_code, method=method, path=path
+            )
+        return payload
+
+    def _page(self, op: str, parse: Callable[[Mapping[str, Any]], T], page: int, limit: int, **params: Any) -> Page[T]:
+        payload = self._call("GET", op, params={**params, "page": page, "limit": limit})
+        raw, info = self.dialect.unwrap_list(payload, page=page, limit=limit)
+        return Page([parse(x) for x in raw if isinstance(x, Mapping)], info)
+
+    def _all(
+        self, op: str, parse: Callable[[Mapping[str, Any]], T], *, page_size: int = PAGE_MAX, **params: Any
+    ) -> Iterator[T]:
+        page = 1
+        while True:
+            result = self._page(op, parse, page, page_size, **params)
+            yield from result.items
+            info = result.info
+            limit = info.limit or page_size
+            if not result.items or len(result.items) < limit:
+                return
+            if info.pages is not None and page >= info.pages:
+                return
+            if info.total is not None and page * limit >= info.total:
+                return
+            page += 1
+
+    # -- account -----------------------------------------------------------------------------------------
+
+    def verify(self) -> LsVerify:
+        """Check the API key (``GET /verify``); returns the account uuid."""
+        return LsVerify(uuid=self.dialect.scalar(self._call("GET", "verify"), "uuid"))
+
+    def balance(self) -> Balance:
+        """The seed's API has no quota, usage or balance endpoint: report that, never made-up numbers."""
+        return Balance(
+            not_exposed_reason=NOT_EXPOSED,
+            extra={"detail": "LiteStartup API v2 exposes no quota, usage or balance endpoint"},
+        )
+
+    # -- contacts ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _contact_filters(tag: str | None, subscribed: bool | None, search: str | None) -> dict[str, Any]:
+        return {
+            "tag": tag,
+            "subscribed": None if subscribed is None else ("true" if subscribed else "false"),
+            "search": search,
+        }
+
+    def list_contacts_page(
+        self,
+        page: int = 1,
+        limit: int = 20,
+        *,
+        tag: str | None = None,
+        subscribed: bool | None = None,
+        search: str | None = None,
+    ) -> Page[LsContact]:
+        """One page of contacts, optionally filtered by tag, subscription and email/name substring."""
+        return self._page("contacts", LsContact.from_api, page, limit, **self._contact_filters(tag, subscribed, search))
+
+    def list_contacts(
+        self,
+        *,
+        tag: str | None = None,
+        subscribed: bool | None = None,
+        search: str | None = None,
+        page_size: int = PAGE_MAX,
+    ) -> Iterator[LsContact]:
+        """Every contact matching the filters, paging automatically."""
+        return self._all(
+            "contacts", LsContact.from_api, page_size=page_size, **self._contact_filters(tag, subscribed, search)
+        )
+
+    def find_contact_by_email(self, email: str) -> LsContact | None:
+        """The contact whose email equals ``email`` (case-insensitive), via ``search``; None if absent."""
+        wanted = email.strip().lower()
+        for contact in self.list_contacts(search=email.strip()):
+            if contact.email.strip().lower() == wanted:
+                return contact
+        return None
+
+    def get_contact(self, contact_id: str) -> LsContact:
+        """One contact with attributes, tags and subscription."""
+        return LsContact.from_api(self.dialect.unwrap(self._call("GET", "contact", ids={"id": contact_id})))
+
+    def create_contact(
+        self,
+        email: str,
+        *,
+        name: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+        subscribed: bool | None = None,
+        retry_safe: bool = False,
+    ) -> LsContact:
+        """Add a contact (409 → ConflictError). ``retry_safe`` lets the policy resend: a duplicate then 409s."""
+        body = _clean(
+            {
+                "email": email,
+                "name": name,
+                "attributes": dict(attributes) if attributes is not None else None,
+                "tags": list(tags) if tags is not None else None,
+                "subscribed": subscribed,
+            }
+        )
+        payload = self._call("POST", "contacts", json=body, idempotent=retry_safe)
+        return LsContact.from_api(self.dialect.unwrap(payload))
+
+    def update_contact(
+        self,
+        contact_id: str,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+        subscribed: bool | None = None,
+    ) -> LsContact:
+        """PUT the given fields (attributes and tags are replaced whole); omitted fields are kept."""
+        body = _clean(
+            {
+                "email": email,
+                "name": name,
+                "attributes": dict(attributes) if attributes is not None else None,
+                "tags": list(tags) if tags is not None else None,
+                "subscribed": subscribed,
+            }
+        )
+        payload = self._call("PUT", "contact", ids={"id": contact_id}, json=body)
+        return LsContact.from_api(self.dialect.unwrap(payload))
+
+    def delete_contact(self, contact_id: str) -> None:
+        """Delete a contact."""
+        self._call("DELETE", "contact", ids={"id": contact_id})
+
+    def set_contact_attributes(
+        self, contact_id: str, attributes: Mapping[str, Any], *, merge: bool = True
+    ) -> LsContact:
+        """Set attributes, merged into the current ones unless ``merge=False`` (read, edit, PUT)."""
+        current = dict(self.get_contact(contact_id).attributes) if merge else {}
+        current.update(attributes)
+        return self.update_contact(contact_id, attributes=current)
+
+    def add_contact_tags(self, contact_id: str, tags: Sequence[str]) -> LsContact:
+        """Add tags, keeping the others (read, edit, PUT)."""
+        current = list(self.get_contact(contact_id).tags)
+        return self.update_contact(contact_id, tags=current + [t for t in tags if t not in current])
+
+    def remove_contact_tags(self, contact_id: str, tags: Sequence[str]) -> LsContact:
+        """Remove tags, keeping the others (read, edit, PUT)."""
+        drop = set(tags)
+        return self.update_contact(contact_id, tags=[t for t in self.get_contact(contact_id).tags if t not in drop])
+
+    def set_contact_subscribed(self, contact_id: str, subscribed: bool) -> LsContact:
+        """Set ``subscribed``. Re-subscribing needs fresh consent: the sync layer never calls it with True."""
+        return self.update_contact(contact_id, subscribed=subscribed)
+
+    # -- templates ---------------------------------------------------------------------------------------
+
+    def create_template(
+        self,
+        name: str,
+        *,
+        subject: str | None = None,
+        html: str | None = None,
+        text: str | None = None,
+        variables: Sequence[str] | None = None,
+        description: str | None = None,
+    ) -> LsTemplate:
+        """Create a template (answer carries id, name, created_at)."""
+        body = _clean(
+            {
+                "name": name,
+                "subject": subject,
+                "html": html,
+                "text": text,
+                "variables": list(variables) if variables is not None else None,
+                "description": description,
+            }
+        )
+        return LsTemplate.from_api(self.dialect.unwrap(self._call("POST", "templates", json=body)))
+
+    def get_template(self, template_id: str) -> LsTemplate:
+        """One template with its content."""
+        return LsTemplate.from_api(self.dialect.unwrap(self._call("GET", "template", ids={"id": template_id})))
+
+    def list_templates(self, *, page_size: int = PAGE_MAX) -> Iterator[LsTemplate]:
+        """Every template (id, name, created_at), paging automatically."""
+        return self._all("templates", LsTemplate.from_api, page_size=page_size)
+
+    def update_template(
+        self,
+        template_id: str,
+        *,
+        name: str | None = None,
+        subject: str | None = None,
+        html: str | None = None,
+        text: str | None = None,
+        variables: Sequence[str] | None = None,
+        description: str | None = None,
+    ) -> LsTemplate:
+        """PUT the given template fields."""
+        body = _clean(
+            {
+                "name": name,
+                "subject": subject,
+                "html": html,
+                "text": text,
+                "variables": list(variables) if variables is not None else None,
+                "description": description,
+            }
+        )
+        payload = self._call("PUT", "template", ids={"id": template_id}, json=body)
+        return LsTemplate.from_api(self.dialect.unwrap(payload))
+
+    def delete_template(self, template_id: str) -> None:
+        """Delete a template."""
+        self._call("DELETE", "template", ids={"id": template_id})
+
+    # -- emails ------------------------------------------------------------------------------------------
+
+    def send_email(
+        self,
+        to: str | Sequence[str],
+        from_email: str,
+        subject: str,
+        *,
+        html: str | None = None,
+        text: str | None = None,
+        reply_to: str | None = None,
+        cc: Sequence[str] | None = None,
+        bcc: Sequence[str] | None = None,
+    ) -> LsSendResult:
+        """Send one message (never retried once it may have left: no idempotency key)."""
+        body = _clean(
+            {
+                "to": to if isinstance(to, str) else list(to),
+                "from": from_email,
+                "subject": subject,
+                "html": html,
+                "text": text,
+                "replyTo": reply_to,
+                "cc": list(cc) if cc else None,
+                "bcc": list(bcc) if bcc else None,
+            }
+        )
+        payload = self._call("POST", "emails", json=body, idempotent=False)
+        return LsSendResult(message_id=self.dialect.scalar(payload, "messageId"))
+
+    @staticmethod
+    def _email_filters(
+        status: str | None,
+        from_email: str | None,
+        to: str | None,
+        tag: str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        sort: str | None,
+        order: str | None,
+    ) -> dict[str, Any]:
+        return {
+            "status": status,
+            "from": from_email,
+            "to": to,
+            "tag": tag,
+            "created_after": _iso(created_after) if created_after else None,
+            "created_before": _iso(created_before) if created_before else None,
+            "sort": sort,
+            "order": order,
+        }
+
+    def list_emails_page(
+        self,
+        page: int = 1,
+        limit: int = 20,
+        *,
+        status: str | None = None,
+        from_email: str | None = None,
+        to: str | None = None,
+        tag: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        sort: str | None = None,
+        order: str | None = None,
+    ) -> Page[LsEmail]:
+        """One page of sent emails with filters and sort (``created_at``|``status``, ``asc``|``desc``)."""
+        filters = self._email_filters(status, from_email, to, tag, created_after, created_before, sort, order)
+        return self._page("emails", LsEmail.from_api, page, limit, **filters)
+
+    def list_emails(
+        self,
+        *,
+        status: str | None = None,
+        from_email: str | None = None,
+        to: str | None = None,
+        tag: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        sort: str | None = None,
+        order: str | None = None,
+        page_size: int = PAGE_MAX,
+    ) -> Iterator[LsEmail]:
+        """Every sent email matching the filters, paging automatically."""
+        filters = self._email_filters(status, from_email, to, tag, created_after, created_before, sort, order)
+        return self._all("emails", LsEmail.from_api, page_size=page_size, **filters)
+
+    def get_email(self, email_id: str) -> LsEmail:
+        """One sent email with its timestamps and flags (by id or messageId)."""
+        return LsEmail.from_api(self.dialect.unwrap(self._call("GET", "email", ids={"id": email_id})))
+
+    # -- campaigns ---------------------------------------------------------------------------------------
+
+    def create_campaign(
+        self,
+        name: str,
+        subject: str,
+        html: str,
+        from_email: str,
+        recipient_list: str,
+        *,
+        text: str | None = None,
+        scheduled_at: datetime | None = None,
+    ) -> LsCampaign:
+        """Create a campaign: a draft, or scheduled when ``scheduled_at`` is given (not retried once sent)."""
+        body = _clean(
+            {
+                "name": name,
+                "subject": subject,
+                "html": html,
+                "text": text,
+                "from": from_email,
+                "recipient_list": recipient_list,
+                "scheduled_at": _iso(scheduled_at) if scheduled_at else None,
+            }
+        )
+        payload = self._call("POST", "campaigns", json=body, idempotent=False)
+        created = self.dialect.unwrap(payload)
+        merged = {"subject": subject, "from": from_email, "recipient_list": recipient_list, **created}
+        if scheduled_at and "scheduled_at" not in created:
+            merged["scheduled_at"] = _iso(scheduled_at)
+        return LsCampaign.from_api(merged)
+
+    def get_campaign(self, campaign_id: str) -> LsCampaign:
+        """One campaign with its status."""
+        return LsCampaign.from_api(self.dialect.unwrap(self._call("GET", "campaign", ids={"id": campaign_id})))
+
+    def list_campaigns(self, *, status: str | None = None, page_size: int = PAGE_MAX) -> Iterator[LsCampaign]:
+        """Every campaign (newest first), optionally by status, paging automatically."""
+        return self._all("campaigns", LsCampaign.from_api, page_size=page_size, status=status)
+
+    def update_campaign(
+        self,
+        campaign_id: str,
+        *,
+        name: str | None = None,
+        subject: str | None = None,
+        html: str | None = None,
+        text: str | None = None,
+        from_email: str | None = None,
+        recipient_list: str | None = None,
+        scheduled_at: datetime | None = None,
+        unschedule: bool = False,
+    ) -> LsCampaign:
+        """PUT campaign fields (only in draft/scheduled); ``unschedule`` clears ``scheduled_at``."""
+        body = _clean(
+            {
+                "name": name,
+                "subject": subject,
+                "html": html,
+                "text": text,
+                "from": from_email,
+                "recipient_list": recipient_list,
+                "scheduled_at": _iso(scheduled_at) if scheduled_at else None,
+            }
+        )
+        if unschedule:
+            body["scheduled_at"] = None
+        payload = self._call("PUT", "campaign", ids={"id": campaign_id}, json=body)
+        return LsCampaign.from_api(self.dialect.unwrap(payload))
+
+    def delete_campaign(self, campaign_id: str) -> None:
+        """Delete a draft or scheduled campaign."""
+        self._call("DELETE", "campaign", ids={"id": campaign_id})
+
+    def send_campaign(self, campaign_id: str) -> LsCampaignSend:
+        """Send now (``POST /campaigns/{id}/send``); never retried once it may have left."""
+        payload = self._call("POST", "campaign_send", ids={"id": campaign_id}, idempotent=False)
+        data = self.dialect.unwrap(payload)
+        data = data if isinstance(data, Mapping) else {}
+        return LsCampaignSend(id=_id(data.get("id") or campaign_id), status=str(data.get("status") or "sending"))
+
+    def campaign_stats(self, campaign_id: str) -> LsCampaignStats:
+        """Cumulative counters and open/click rates of a campaign."""
+        payload = self._call("GET", "campaign_stats", ids={"id": campaign_id})
+        return LsCampaignStats.from_api(self.dialect.unwrap(payload))
+
+    # -- webhooks ----------------------------------------------------------------------------------------
+
+    def create_webhook(self, url: str, events: Sequence[str], *, active: bool = True) -> LsWebhook:
+        """Subscribe a URL to events; the answer is the only place the signing ``secret`` appears."""
+        payload = self._call("POST", "webhooks", json={"url": url, "events": list(events), "active": active})
+        return LsWebhook.from_api(self.dialect.unwrap(payload))
+
+    def list_webhooks(self) -> Iterator[LsWebhook]:
+        """Every webhook (without secrets)."""
+        return self._all("webhooks", LsWebhook.from_api)
+
+    def update_webhook(
+        self,
+        webhook_id: str,
+        *,
+        url: str | None = None,
+        events: Sequence[str] | None = None,
+        active: bool | None = None,
+    ) -> LsWebhook:
+        """PUT webhook fields."""
+        body = _clean({"url": url, "events": list(events) if events is not None else None, "active": active})
+        payload = self._call("PUT", "webhook", ids={"id": webhook_id}, json=body)
+        return LsWebhook.from_api(self.dialect.unwrap(payload))
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        """Delete a webhook."""
+        self._call("DELETE", "webhook", ids={"id": webhook_id})
+
+    @staticmethod
+    def verify_signature(secret: str, body: bytes, signature: str | None) -> bool:
+        """Check ``X-LiteStartup-Signature`` against the raw body (see :func:`verify_webhook_signature`)."""
+        return verify_webhook_signature(secret, body, signature)
+
+
+# -- the adapter --------------------------------------------------------------------------------------------
+
+_CAMPAIGN_STATES: Mapping[str, CampaignState] = {
+    "draft": CampaignState.DRAFT,
+    "scheduled": CampaignState.PENDING,
+    "sending": CampaignState.PENDING,
+    "sent": CampaignState.SENT,
+    "completed": CampaignState.SENT,
+    "failed": CampaignState.FAILED,
+    "cancelled": CampaignState.FAILED,
+}
+_TRANSIENT = (RateLimitError, ServerError, TransportError, OutcomeUnknownError)
+_ROW_REJECTIONS = (ValidationError, NotFoundError, ConflictError)
+
+
+def campaign_state(status: str) -> CampaignState:
+    """LiteStartup campaign status → :class:`CampaignState`."""
+    return _CAMPAIGN_STATES.get(status.lower(), CampaignState.UNKNOWN)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _iso(value) if value.tzinfo else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def contact_payload(fields: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """Mapped member fields → (``name``, ``attributes``): first/last names build ``name`` and round-trip as
+    attributes; every other field becomes a scalar attribute (dates as ``YYYY-MM-DD``)."""
+    attrs = {k: _scalar(v) for k, v in fields.items() if k != "name"}
+    name = fields.get("name")
+    if name is None and ("first_name" in fields or "last_name" in fields):
+        parts = [str(fields.get(k) or "").strip() for k in ("first_name", "last_name")]
+        name = " ".join(p for p in parts if p)
+    return (str(name) if name is not None else None), attrs
+
+
+class LiteStartupProvider:
+    """:class:`EspProvider` on LiteStartup. A book is a tag; one contact per write call (no bulk endpoint)."""
+
+    name = PROVIDER
+    batch_size = 1
+
+    def __init__(self, client: LiteStartupClient) -> None:
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"LiteStartupProvider({self.client!r})"
+
+    # -- books -------------------------------------------------------------------------------------------
+
+    def list_books(self) -> Iterator[Book]:
+        """Every tag seen on contacts, with member and subscribed counts."""
+        members: dict[str, int] = {}
+        active: dict[str, int] = {}
+        for contact in self.client.list_contacts():
+            for tag in contact.tags:
+                members[tag] = members.get(tag, 0) + 1
+                if contact.subscribed:
+                    active[tag] = active.get(tag, 0) + 1
+        for tag in sorted(members):
+            yield Book(id=tag, name=tag, member_count=members[tag], active_count=active.get(tag, 0))
+
+    def find_book(self, name: str) -> Book | None:
+        """The tag ``name`` if any contact carries it."""
+        total = self.client.list_contacts_page(1, 1, tag=name).info.total
+        if not total:
+            return None
+        active = self.client.list_contacts_page(1, 1, tag=name, subscribed=True).info.total
+        return Book(id=name, name=name, member_count=total, active_count=active)
+
+    def ensure_book(self, name: str) -> Book:
+        """Tags are created implicitly by name: no call needed."""
+        if not name.strip():
+            raise ValueError("a LiteStartup book (tag) needs a non-empty name")
+        return Book(id=name.strip(), name=name.strip())
+
+    # -- members -----------------------------------------------------------------------------------------
+
+    def upsert_members(self, book_id: str, rows: Sequence[MemberInput]) -> list[RowResult]:
+        """Search by email, then PUT (keeping tags, adding the book; never touching ``subscribed``) or POST."""
+        return [self._upsert_one(book_id, row) for row in rows]
+
+    def _upsert_one(self, book_id: str, row: MemberInput) -> RowResult:
+        email = row.email.strip()
+        name, attrs = contact_payload(row.fields)
+        try:
+            existing = self.client.find_contact_by_email(email)
+            if existing is None:
+                try:
+                    created = self.client.create_contact(
+                        email, name=name, attributes=attrs, tags=[book_id], subscribed=True, retry_safe=True
+                    )
+                    return RowResult(email=row.email, ok=True, provider_id=created.id)
+                except ConflictError:
+                    existing = self.client.find_contact_by_email(email)
+                    if existing is None:
+                        return RowResult(
+                            email=row.email, ok=False, error="conflict, but contact not found", transient=True
+                        )
+            return self._update_existing(book_id, row, existing, name, attrs)
+        except _TRANSIENT as exc:
+            return RowResult(email=row.email, ok=False, error=exc.message, transient=True)
+        except _ROW_REJECTIONS as exc:
+            return RowResult(email=row.email, ok=False, error=exc.message)
+
+    def _update_existing(
+        self, book_id: str, row: MemberInput, existing: LsContact, name: str | None, attrs: Mapping[str, Any]
+    ) -> RowResult:
+        if existing.subscribed is None:
+            existing = self.client.get_contact(existing.id)
+        if existing.subscribed is False:
+            return RowResult(
+                email=row.email, ok=False, provider_id=existing.id, error="contact is unsubscribed", suppressed=True
+            )
+        tags = list(existing.tags)
+        if book_id not in tags:
+            tags.append(book_id)
+        merged = {**existing.attributes, **attrs}
+        self.client.update_contact(existing.id, name=name, attributes=merged, tags=tags)
+        return RowResult(email=row.email, ok=True, provider_id=existing.id)
+
+    def remove_members(self, book_id: str, emails: Sequence[str], *, unsubscribe: bool) -> list[RowResult]:
+        """Drop the book tag by PUT, or set ``subscribed=false`` when ``unsubscribe``; absent = accepted."""
+        out: list[RowResult] = []
+        for email in emails:
+            try:
+                contact = self.client.find_contact_by_email(email)
+                if contact is None:
+                    out.append(RowResult(email=email, ok=True))
+                    continue
+                if unsubscribe:
+                    if contact.subscribed is not False:
+                        self.client.update_contact(contact.id, subscribed=False)
+                elif book_id in contact.tags:
+                    self.client.update_contact(contact.id, tags=[t for t in contact.tags if t != book_id])
+                out.append(RowResult(email=email, ok=True, provider_id=contact.id))
+            except _TRANSIENT as exc:
+                out.append(RowResult(email=email, ok=False, error=exc.message, transient=True))
+            except _ROW_REJECTIONS as exc:
+                out.append(RowResult(email=email, ok=False, error=exc.message))
+        return out
+
+    def list_members(self, book_id: str) -> Iterator[Member]:
+        """Contacts carrying the book tag."""
+        for c in self.client.list_contacts(tag=book_id):
+            fields: dict[str, Any] = dict(c.attributes)
+            if c.name:
+                fields["name"] = c.name
+            yield Member(
+                email=c.email,
+                state=MemberState.ACTIVE if c.subscribed else MemberState.UNSUBSCRIBED,
+                provider_status="subscribed" if c.subscribed else "unsubscribed",
+                provider_id=c.id,
+                fields=fields,
+                added_at=c.created_at,
+            )
+
+    def suppressions(self, book_id: str | None = None) -> Iterator[Suppression]:
+        """``subscribed=false`` contacts (spam complaints land there too) and bounced emails.
+
+        ``subscribed`` is account-wide, so every suppression is reported with ``book_id=None``; with a book
+        given, only unsubscribed contacts carrying its tag are listed (bounces are always account-wide).
+        Campaign messages are not in ``GET /emails``: their bounces only arrive through webhooks.
+        """
+        seen: set[tuple[str, str]] = set()
+        for c in self.client.list_contacts(subscribed=False, tag=book_id):
+            key = (c.email.lower(), "unsubscribed")
+            if key not in seen:
+                seen.add(key)
+                yield Suppression(email=c.email, reason="unsubscribed", since=c.updated_at or c.created_at)
+        for e in self.client.list_emails(status="bounced"):
+            for addr in e.to:
+                key = (addr.lower(), "bounced")
+                if key not in seen:
+                    seen.add(key)
+                    yield Suppression(email=addr, reason="bounced", since=e.created_at, detail=e.id)
+
+    # -- campaigns ---------------------------------------------------------------------------------------
+
+    def _campaign(self, c: LsCampaign, *, book_id: str | None = None) -> Campaign:
+        return Campaign(
+            id=c.id,
+            name=c.name,
+            state=campaign_state(c.status),
+            provider_status=c.status,
+            book_id=c.tag if book_id is None else book_id,
+            subject=c.subject,
+            sender_email=c.from_email,
+            created_at=c.created_at,
+            send_at=c.scheduled_at or c.sent_at,
+            extra={"recipient_list": c.recipient_list} if c.recipient_list else {},
+        )
+
+    def create_campaign(self, draft: CampaignDraft) -> Campaign:
+        """Create a draft for ``tag:<book>`` then ``/send`` it, or schedule it with ``scheduled_at``.
+
+        A draft with exactly this name (left by an earlier launch refused for quota) is reused, not doubled.
+        """
+        html = draft.html
+        if html is None and draft.template_id:
+            html = self.client.get_template(draft.template_id).html
+        if not html:
+            raise ValidationError("a LiteStartup campaign needs html or a template with html", provider=PROVIDER)
+        recipient_list = f"tag:{draft.book_id}"
+        existing = next((c for c in self.client.list_campaigns(status="draft") if c.name == draft.name), None)
+        if existing is not None:
+            camp = self.client.update_campaign(
+                existing.id,
+                subject=draft.subject,
+                html=html,
+                from_email=draft.sender_email,
+                recipient_list=recipient_list,
+                scheduled_at=draft.send_at,
+            )
+            camp = replace(camp, created_at=camp.created_at or existing.created_at)
+        else:
+            camp = self.client.create_campaign(
+                draft.name, draft.subject, html, draft.sender_email, recipient_list, scheduled_at=draft.send_at
+            )
+        if draft.send_at is not None:
+            return self._campaign(camp, book_id=draft.book_id)
+        sent = self.client.send_campaign(camp.id)
+        return self._campaign(replace(camp, status=sent.status), book_id=draft.book_id)
+
+    def find_campaign(self, name_suffix: str) -> Campaign | None:
+        """The newest campaign whose name ends with ``name_suffix``."""
+        for c in self.client.list_campaigns():
+            if c.name.endswith(name_suffix):
+                return self._campaign(c)
+        return None
+
+    def get_campaign(self, campaign_id: str) -> Campaign:
+        """One campaign, normalised."""
+        return self._campaign(self.client.get_campaign(campaign_id))
+
+    def list_campaigns(self) -> Iterator[Campaign]:
+        """Every campaign, normalised, newest first."""
+        for c in self.client.list_campaigns():
+            yield self._campaign(c)
+
+    def campaign_stats(self, campaign_id: str) -> CampaignStats:
+        """Cumulative counters; the rates stay in ``extra``."""
+        s = self.client.campaign_stats(campaign_id)
+        return CampaignStats(
+            campaign_id=s.id or campaign_id,
+            sent=s.sent,
+            delivered=s.delivered,
+            opened=s.opened,
+            clicked=s.clicked,
+            bounced=s.bounced,
+            unsubscribed=s.unsubscribed,
+            spam=s.spam_reported,
+            extra={"open_rate": s.open_rate, "click_rate": s.click_rate},
+        )
+
+    def balance(self) -> Balance:
+        """Not exposed by the API (``not_exposed_reason="not_exposed"``)."""
+        return self.client.balance()
+
+    def close(self) -> None:
+        """Close the client."""
+        self.client.close()

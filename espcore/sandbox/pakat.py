@@ -1,0 +1,1655 @@
+"""Stateful emulator of Pakat's customer API (a hosted MailWizz EMA 2.x).
+
+Reproduces the checklist of ``/work/shared/providers/pakat.md`` §6: MailWizz's envelopes and exact error
+strings, 400 auth errors, the verb and encoding quirks (POST ignores JSON, multipart PUT is silently ignored),
+PHP bracket keys, PHP-style JSON escaping, offset paging clamped to 10-50 newest first, subscriber create /
+update / bulk semantics with an account-wide blacklist, account limits, the campaign lifecycle on the sandbox
+clock (``send_at`` in the customer's timezone), deterministic seeded stats, the sending quota and
+transactional emails.
+
+State layout (plain JSON so a :class:`FileStore` can share it across processes)::
+
+    keys            {api_key: true}
+    settings        {timezone, max_lists, max_subscribers, max_campaigns, verified_domains, send_duration_s}
+    quota           {used, allowed (int or "∞")}
+    lists           {list_uid: {general, defaults, notifications, company, seq, date_added}}
+    fields          {list_uid: [field]}
+    subscribers     {list_uid: {subscriber_uid: {...}}}
+    blacklist       {lower(email): {date_added, reason}}
+    campaigns       {campaign_uid: {...}}   delivery_logs / events keyed by campaign_uid
+    templates, segments, transactional, confirmations, mutex_failures
+"""
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from starlette.responses import Response
+
+from espcore.sandbox.base import (
+    FaultRule,
+    HandlerError,
+    ProviderSandbox,
+    SandboxRequest,
+    State,
+)
+
+DEMO_API_KEY = "sandbox-demo-pakat-key"
+DEMO_SENDING_DOMAIN = "demo.example.com"
+DATE_FMT = "%Y-%m-%d %H:%M:%S"
+
+# Exact strings of the service.
+MSG_MISSING_KEY = "Invalid API request params. Please refer to the documentation."
+MSG_BAD_KEY = "Invalid API key. Please refer to the documentation."
+MSG_PAGE_NOT_FOUND = "Page not found."
+MSG_LIST_MISSING = "The list does not exist."
+MSG_SUBSCRIBERS_LIST_MISSING = "The subscribers list does not exist."
+MSG_SUB_MISSING = "The subscriber does not exist in this list."
+MSG_SUB_EXISTS = "The subscriber already exists in this list."
+MSG_SUB_OTHER_EXISTS = "Another subscriber with this email address already exists in this list."
+MSG_BLACKLISTED = "This email address is blacklisted."
+MSG_EMAIL_MISSING = "Please provide the subscriber email address."
+MSG_EMAIL_INVALID = "Please provide a valid email address."
+MSG_MUTEX = "Unable to acquire the mutex lock, please try again."
+MSG_SUB_LIMIT = "The maximum number of allowed subscribers has been reached."
+MSG_SUB_SAVE = "Unable to save the subscriber!"
+MSG_BULK_MISSING = "Please provide the subscribers list."
+MSG_LIST_LIMIT = "You have reached the maximum number of allowed lists."
+MSG_LIST_COPY = "Unable to copy the list."
+MSG_CAMPAIGN_MISSING = "Requested campaign does not exist."
+MSG_CAMPAIGN_MISSING_LOGS = "The campaign does not exist!"
+MSG_CAMPAIGN_LIMIT = "You have reached the maximum number of allowed campaigns."
+MSG_QUOTA = "Your sending quota has been reached."
+MSG_NOT_EDITABLE = "This campaign is not ediable."
+MSG_NO_MARK_SENT = "The campaign does not allow marking it as sent!"
+MSG_NO_PAUSE = "The campaign does not allow pausing/unpausing!"
+MSG_NO_DELETE = "This campaign cannot be removed now."
+MSG_NO_COPY = "Unable to copy the campaign."
+MSG_PROVIDED_LIST = "Provided list does not exist."
+MSG_PROVIDED_SEGMENT = "Provided segment does not exist."
+MSG_PROVIDED_TEMPLATE = "Provided template does not exist."
+MSG_NO_TEMPLATE = "Please provide a template for your campaign."
+MSG_TEMPLATE_MISSING = "The template does not exist."
+MSG_SEGMENT_MISSING = "The segment does not exist."
+MSG_EMAIL_DOC_MISSING = "The email does not exist."
+MSG_LOG_MISSING = "The delivery log does not exist."
+
+SUBSCRIBER_STATUSES = ("unconfirmed", "confirmed", "blacklisted", "unsubscribed", "unapproved", "disabled", "moved")
+CAMPAIGN_STATUSES_SETTABLE = ("draft", "pending-sending", "paused")
+EDITABLE = ("draft", "pending-sending", "paused")
+FIELD_TYPES = ("text", "textarea", "dropdown", "multiselect", "date", "datetime", "number", "checkbox", "phonenumber")
+BULK_CAP = 10_000
+_EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;.]{2,}$")
+_TAG_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,49}$")
+_BRACKET_RE = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+
+
+# -- wire helpers ---------------------------------------------------------------------------------------------
+
+
+class PhpJSONResponse(Response):
+    """JSON as PHP's ``json_encode`` writes it: non-ASCII as ``\\uXXXX`` and ``/`` as ``\\/``."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=True, separators=(",", ":"))
+        return text.replace("/", "\\/").encode("ascii")
+
+
+def php_json(content: Any, status: int = 200) -> PhpJSONResponse:
+    return PhpJSONResponse(content, status_code=status)
+
+
+def nest_brackets(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn PHP bracket keys (``campaign[template][content]``) into nested dicts, keeping input order."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        m = _BRACKET_RE.match(key)
+        if not m:
+            out[key] = value
+            continue
+        parts = [m.group(1), *re.findall(r"\[([^\[\]]*)\]", m.group(2))]
+        node = out
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if part == "":  # PHP's key[] append
+                part = str(sum(1 for _ in node))
+            if last:
+                node[part] = value
+            else:
+                child = node.get(part)
+                if not isinstance(child, dict):
+                    child = {}
+                    node[part] = child
+                node = child
+    return out
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, dict | list):
+        return ""
+    return str(value)
+
+
+def _sub(d: Any, key: str) -> dict[str, Any]:
+    v = d.get(key) if isinstance(d, dict) else None
+    return v if isinstance(v, dict) else {}
+
+
+def valid_email(email: str) -> bool:
+    return bool(email) and len(email) <= 150 and bool(_EMAIL_RE.match(email))
+
+
+def b64decode_field(value: str, field: str) -> str:
+    """Decode a base64 field; [A] garbage answers 422."""
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+        return raw.decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise HandlerError(422, {field: f"The {field} field must be base64 encoded."}) from None
+
+
+def _hash_fraction(*parts: Any) -> float:
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _fmt(dt: datetime, tz: ZoneInfo | None = None) -> str:
+    if tz is not None:
+        dt = dt.astimezone(tz)
+    return dt.strftime(DATE_FMT)
+
+
+def _pct(num: float, den: float) -> float:
+    return round(num * 100.0 / den, 2) if den > 0 else 0.0
+
+
+# Deterministic per-recipient outcome rates (per delivered message) and the delay window of each event.
+OUTCOME_RATES = {
+    "hard_bounce": 0.03,
+    "soft_bounce": 0.03,
+    "open": 0.45,
+    "click": 0.3,
+    "unsubscribe": 0.06,
+    "complaint": 0.01,
+}
+EVENT_WINDOW_S = 48 * 3600
+
+
+class PakatSandbox(ProviderSandbox):
+    """The Pakat / MailWizz emulator. No rate limit by default (MailWizz emits no 429)."""
+
+    provider = "pakat"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("rate_limit", False)
+        super().__init__(*args, **kwargs)
+
+    # -- state ---------------------------------------------------------------------------------------------
+
+    def initial_state(self) -> State:
+        return {
+            "keys": {},
+            "settings": {
+                "timezone": "UTC",
+                "max_lists": None,
+                "max_subscribers": None,
+                "max_campaigns": None,
+                "verified_domains": [],
+                "send_duration_s": 60,
+            },
+            "quota": {"used": 0, "allowed": 10_000},
+            "lists": {},
+            "fields": {},
+            "subscribers": {},
+            "blacklist": {},
+            "campaigns": {},
+            "delivery_logs": {},
+            "events": {},
+            "templates": {},
+            "segments": {},
+            "transactional": {},
+            "confirmations": [],
+            "mutex_failures": 0,
+            "seq": 0,
+        }
+
+    def seed_demo(self, state: State) -> None:
+        state["keys"][DEMO_API_KEY] = True
+        if DEMO_SENDING_DOMAIN not in state["settings"]["verified_domains"]:
+            state["settings"]["verified_domains"].append(DEMO_SENDING_DOMAIN)
+        uid = self.uid(state, "template")
+        state["templates"][uid] = {
+            "template_uid": uid,
+            "name": "Demo newsletter",
+            "content": "<html><body><h1>Hello [FNAME]</h1><p>{{ params.body }}</p>"
+            '<a href="[UNSUBSCRIBE_URL]">Unsubscribe</a></body></html>',
+            "screenshot": None,
+            "inline_css": "no",
+            "seq": self._seq(state),
+            "date_added": _fmt(self.now(state)),
+        }
+
+    def _seq(self, st: State) -> int:
+        st["seq"] = int(st.get("seq", 0)) + 1
+        return st["seq"]
+
+    def _tz(self, st: State) -> ZoneInfo:
+        return ZoneInfo(st["settings"].get("timezone") or "UTC")
+
+    # -- envelope -------------------------------------------------------------------------------------------
+
+    def error(self, status: int, message: Any, code: Any = None) -> Response:
+        return php_json({"status": "error", "error": message}, status)
+
+    def not_found(self, req: SandboxRequest) -> Response:
+        return self.error(404, MSG_PAGE_NOT_FOUND)
+
+    def wrong_method(self, req: SandboxRequest, allowed: list[str]) -> Response:
+        order = ["POST", "PUT", "DELETE", "GET"]
+        verb = sorted(set(allowed), key=lambda m: order.index(m) if m in order else 9)[0]
+        return self.error(400, f"Only {verb} requests allowed for this endpoint.")
+
+    def before_request(self, req: SandboxRequest, state: State) -> Response | None:
+        key = req.headers.get("x-api-key")
+        if not key:
+            return self.error(400, MSG_MISSING_KEY)
+        if key not in state.get("keys", {}):
+            return self.error(400, MSG_BAD_KEY)
+        blocked = state.get("settings", {}).get("api_blocked")
+        if blocked:  # IP refused, account inactive or API access off: 400 with its own message
+            return self.error(400, blocked)
+        return None
+
+    def _handle(self, req: SandboxRequest) -> Response:
+        override = req.headers.get("x-http-method-override", "").upper()
+        if req.method == "POST" and override in ("PUT", "DELETE", "PATCH"):
+            req.method = override
+            req.is_multipart = False  # the body was a POST body and is read as one
+        response = super()._handle(req)
+        if req.method == "GET" and response.status_code == 200:
+            # GETs carry an ETag; a matching If-None-Match gets a bodiless 304 (clients must not send it)
+            etag = '"' + hashlib.sha1(bytes(response.body)).hexdigest() + '"'  # noqa: S324
+            if req.headers.get("if-none-match") == etag:
+                return Response(status_code=304, headers={"ETag": etag})
+            response.headers["ETag"] = etag
+        return response
+
+    def fault_response(self, rule: FaultRule) -> Response:
+        if rule.kind == "status" and rule.status == 503 and not rule.message and not rule.html:
+            rule = replace(rule, message="Service Unavailable.")  # MailWizz's "API offline" answer
+        return super().fault_response(rule)
+
+    @staticmethod
+    def body(req: SandboxRequest) -> dict[str, Any] | None:
+        """The request fields as MailWizz reads them; None for a multipart PUT (silently ignored)."""
+        if req.method == "POST":
+            flat = req.form or {}  # JSON bodies are not read on POST
+        elif req.method in ("PUT", "PATCH"):
+            if req.is_multipart:
+                return None
+            if req.form is not None:
+                flat = req.form
+            elif isinstance(req.json_body, dict):
+                return dict(req.json_body)
+            else:
+                flat = {}
+        else:
+            flat = {}
+        return nest_brackets({k: _text(v) if isinstance(v, bytes) else v for k, v in flat.items()})
+
+    @staticmethod
+    def paging(req: SandboxRequest) -> tuple[int, int]:
+        def as_int(v: str | None, default: int) -> int:
+            try:
+                return int(v) if v not in (None, "") else default
+            except ValueError:
+                return default
+
+        page = max(1, as_int(req.query.get("page"), 1))
+        per_page = min(50, max(10, as_int(req.query.get("per_page"), 10)))
+        return page, per_page
+
+    def collection(self, req: SandboxRequest, rows: list[tuple[int, dict[str, Any]]]) -> Response:
+        """A paginated envelope over (seq, record) rows, newest first."""
+        page, per_page = self.paging(req)
+        rows = sorted(rows, key=lambda r: r[0], reverse=True)
+        total = len(rows)
+        if total == 0:
+            data: dict[str, Any] = {
+                "count": None,
+                "total_pages": None,
+                "current_page": None,
+                "next_page": None,
+                "prev_page": None,
+                "records": [],
+            }
+            return php_json({"status": "success", "data": data})
+        pages = math.ceil(total / per_page)
+        chunk = [r for _, r in rows[(page - 1) * per_page : page * per_page]]
+        data = {
+            "count": str(total),
+            "total_pages": pages,
+            "current_page": page,
+            "next_page": page + 1 if page < pages else None,
+            "prev_page": page - 1 if page > 1 else None,
+            "records": chunk,
+        }
+        return php_json({"status": "success", "data": data})
+
+    @staticmethod
+    def ok(extra: Mapping[str, Any] | None = None, status: int = 200) -> Response:
+        out: dict[str, Any] = {"status": "success"}
+        out.update(extra or {})
+        return php_json(out, status)
+
+    # -- routes ---------------------------------------------------------------------------------------------
+
+    def register_routes(self) -> None:
+        r = self.route
+        r("GET", "/api/quota/index", self.h_quota)
+        # subscriber routes that look like list routes go first
+        r("GET", "/api/lists/subscribers/search-by-email-in-all-lists", self.h_search_all)
+        r("PUT", "/api/lists/subscribers/unsubscribe-by-email-from-all-lists", self.h_unsub_all)
+        r("GET", "/api/lists", self.h_lists)
+        r("POST", "/api/lists", self.h_list_create)
+        r("GET", "/api/lists/{L:uid}", self.h_list_get)
+        r("PUT", "/api/lists/{L:uid}", self.h_list_update)
+        r("DELETE", "/api/lists/{L:uid}", self.h_list_delete)
+        r("POST", "/api/lists/{L:uid}/copy", self.h_list_copy)
+        r("GET", "/api/lists/{L:uid}/fields", self.h_fields)
+        r("POST", "/api/lists/{L:uid}/fields", self.h_field_create)
+        r("GET", "/api/lists/{L:uid}/subscribers/search-by-email", self.h_search)
+        r("GET", "/api/lists/{L:uid}/subscribers/search-by-custom-fields", self.h_search_custom)
+        r("POST", "/api/lists/{L:uid}/subscribers/bulk", self.h_bulk)
+        r("GET", "/api/lists/{L:uid}/subscribers", self.h_subs)
+        r("POST", "/api/lists/{L:uid}/subscribers", self.h_sub_create)
+        r("GET", "/api/lists/{L:uid}/subscribers/{S:uid}", self.h_sub_get)
+        r("PUT", "/api/lists/{L:uid}/subscribers/{S:uid}", self.h_sub_update)
+        r("DELETE", "/api/lists/{L:uid}/subscribers/{S:uid}", self.h_sub_delete)
+        r("PUT", "/api/lists/{L:uid}/subscribers/{S:uid}/unsubscribe", self.h_sub_unsub)
+        r("GET", "/api/lists/{L:uid}/segments", self.h_segments)
+        r("POST", "/api/lists/{L:uid}/segments", self.h_segment_create)
+        r("GET", "/api/lists/{L:uid}/segments/{G:uid}", self.h_segment_get)
+        r("PUT", "/api/lists/{L:uid}/segments/{G:uid}", self.h_segment_update)
+        r("DELETE", "/api/lists/{L:uid}/segments/{G:uid}", self.h_segment_delete)
+        r("GET", "/api/lists/{L:uid}/segments/{G:uid}/subscribers", self.h_segment_subs)
+        r("GET", "/api/campaigns", self.h_campaigns)
+        r("POST", "/api/campaigns", self.h_campaign_create)
+        r("GET", "/api/campaigns/delivery-logs/email-message-id/{M:str}", self.h_log_by_message_id)
+        r("GET", "/api/campaigns/{C:uid}", self.h_campaign_get)
+        r("PUT", "/api/campaigns/{C:uid}", self.h_campaign_update)
+        r("DELETE", "/api/campaigns/{C:uid}", self.h_campaign_delete)
+        r("POST", "/api/campaigns/{C:uid}/copy", self.h_campaign_copy)
+        r("PUT", "/api/campaigns/{C:uid}/pause-unpause", self.h_campaign_pause)
+        r("PUT", "/api/campaigns/{C:uid}/mark-sent", self.h_campaign_mark_sent)
+        r("GET", "/api/campaigns/{C:uid}/stats", self.h_campaign_stats)
+        r("GET", "/api/campaigns/{C:uid}/delivery-logs", self.h_campaign_logs)
+        r("GET", "/api/campaigns/{C:uid}/bounces", self.h_campaign_bounces)
+        r("GET", "/api/campaigns/{C:uid}/unsubscribes", self.h_campaign_unsubs)
+        r("GET", "/api/templates", self.h_templates)
+        r("POST", "/api/templates", self.h_template_create)
+        r("GET", "/api/templates/{T:uid}", self.h_template_get)
+        r("PUT", "/api/templates/{T:uid}", self.h_template_update)
+        r("DELETE", "/api/templates/{T:uid}", self.h_template_delete)
+        r("GET", "/api/transactional-emails", self.h_tx_list)
+        r("POST", "/api/transactional-emails", self.h_tx_create)
+        r("GET", "/api/transactional-emails/{E:uid}", self.h_tx_get)
+        r("DELETE", "/api/transactional-emails/{E:uid}", self.h_tx_delete)
+
+    # -- quota ----------------------------------------------------------------------------------------------
+
+    def h_quota(self, req: SandboxRequest, st: State) -> Response:
+        q = st["quota"]
+        allowed = q["allowed"]
+        if allowed == "∞" or allowed is None:
+            quota = {"percentage": "0%", "used": q["used"], "allowed": "∞"}
+        else:
+            pct = f"{round(q['used'] * 100 / int(allowed)) if int(allowed) > 0 else 100}%"
+            quota = {"percentage": pct, "used": q["used"], "allowed": str(allowed)}
+        return php_json({"status": "ok", "quota": quota})
+
+    def _quota_reached(self, st: State) -> bool:
+        allowed = st["quota"]["allowed"]
+        return allowed not in ("∞", None) and int(st["quota"]["used"]) >= int(allowed)
+
+    # -- lists ----------------------------------------------------------------------------------------------
+
+    def _list(self, st: State, uid: str, message: str = MSG_LIST_MISSING) -> dict[str, Any]:
+        lst = st["lists"].get(uid)
+        if lst is None:
+            raise HandlerError(404, message)
+        return lst
+
+    def _list_view(self, lst: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "general": {k: lst["general"].get(k) for k in ("list_uid", "name", "display_name", "description")},
+            "defaults": dict(lst["defaults"]),
+            "notifications": dict(lst["notifications"]),
+            "company": dict(lst["company"]),
+        }
+
+    def h_lists(self, req: SandboxRequest, st: State) -> Response:
+        return self.collection(req, [(v["seq"], self._list_view(v)) for v in st["lists"].values()])
+
+    def h_list_get(self, req: SandboxRequest, st: State) -> Response:
+        return self.ok({"data": {"record": self._list_view(self._list(st, req.params["L"]))}})
+
+    def _apply_list(self, lst: dict[str, Any], body: dict[str, Any]) -> None:
+        general, defaults = _sub(body, "general"), _sub(body, "defaults")
+        for k in ("name", "display_name", "description", "opt_in", "opt_out"):
+            if k in general:
+                lst["general"][k] = _text(general[k]).strip()
+        for k in ("from_name", "from_email", "reply_to", "subject"):
+            if k in defaults:
+                lst["defaults"][k] = _text(defaults[k]).strip()
+        for k, v in _sub(body, "notifications").items():
+            lst["notifications"][k] = _text(v)
+        for k, v in _sub(body, "company").items():
+            lst["company"][k] = _text(v)
+
+    @staticmethod
+    def _validate_list(lst: dict[str, Any]) -> None:
+        errors: dict[str, dict[str, str]] = {}
+        g, d = lst["general"], lst["defaults"]
+        if not g.get("name"):
+            errors.setdefault("general", {})["name"] = "Name cannot be blank."
+        if not g.get("description"):
+            errors.setdefault("general", {})["description"] = "Description cannot be blank."
+        if g.get("opt_in") not in ("single", "double"):
+            errors.setdefault("general", {})["opt_in"] = "Opt in is invalid."
+        for k, label in (("from_name", "From name"), ("from_email", "From email"), ("reply_to", "Reply to")):
+            if not d.get(k):
+                errors.setdefault("defaults", {})[k] = f"{label} cannot be blank."
+            elif k != "from_name" and not valid_email(d[k]):
+                errors.setdefault("defaults", {})[k] = f"{label} is not a valid email address."
+        if errors:
+            raise HandlerError(422, errors)
+
+    def _check_list_limit(self, st: State, message: str) -> None:
+        limit = st["settings"].get("max_lists")
+        if limit is not None and len(st["lists"]) >= int(limit):
+            raise HandlerError(422, message)
+
+    def h_list_create(self, req: SandboxRequest, st: State) -> Response:
+        body = self.body(req) or {}
+        self._check_list_limit(st, MSG_LIST_LIMIT)
+        lst: dict[str, Any] = {
+            "general": {"name": "", "display_name": "", "description": "", "opt_in": "double", "opt_out": "single"},
+            "defaults": {"from_name": "", "from_email": "", "reply_to": "", "subject": ""},
+            "notifications": {"subscribe": "no", "unsubscribe": "no", "subscribe_to": "", "unsubscribe_to": ""},
+            "company": {},
+        }
+        self._apply_list(lst, body)
+        self._validate_list(lst)
+        uid = self.uid(st, "list")
+        lst["general"]["list_uid"] = uid
+        lst["general"]["display_name"] = lst["general"]["display_name"] or lst["general"]["name"]
+        lst["seq"] = self._seq(st)
+        lst["date_added"] = _fmt(self.now(st))
+        st["lists"][uid] = lst
+        st["subscribers"][uid] = {}
+        st["segments"].setdefault(uid, {})
+        st["fields"][uid] = [
+            self._new_field(st, "EMAIL", "Email", "yes", "text"),
+            self._new_field(st, "FNAME", "First name", "no", "text"),
+            self._new_field(st, "LNAME", "Last name", "no", "text"),
+        ]
+        return self.ok({"list_uid": uid}, 201)
+
+    def h_list_update(self, req: SandboxRequest, st: State) -> Response:
+        lst = self._list(st, req.params["L"])
+        body = self.body(req)
+        if body is None:
+            return self.ok()
+        candidate = json.loads(json.dumps(lst))
+        self._apply_list(candidate, body)
+        self._validate_list(candidate)
+        lst.update(candidate)
+        return self.ok()
+
+    def h_list_delete(self, req: SandboxRequest, st: State) -> Response:
+        uid = req.params["L"]
+        self._list(st, uid)
+        for key in ("lists", "fields", "subscribers", "segments"):
+            st[key].pop(uid, None)
+        return self.ok()
+
+    def h_list_copy(self, req: SandboxRequest, st: State) -> Response:
+        src = self._list(st, req.params["L"])
+        self._check_list_limit(st, MSG_LIST_COPY)
+        uid = self.uid(st, "list")
+        lst = json.loads(json.dumps(src))
+        lst["general"]["list_uid"] = uid
+        lst["general"]["name"] = f"{src['general']['name']} (copy)"
+        lst["seq"] = self._seq(st)
+        lst["date_added"] = _fmt(self.now(st))
+        st["lists"][uid] = lst
+        st["subscribers"][uid] = {}
+        st["segments"][uid] = {}
+        st["fields"][uid] = [dict(f, field_id=self.next_id(st, "field")) for f in st["fields"].get(req.params["L"], [])]
+        return self.ok({"list_uid": uid})
+
+    # -- fields ---------------------------------------------------------------------------------------------
+
+    def _new_field(self, st: State, tag: str, label: str, required: str, ftype: str) -> dict[str, Any]:
+        return {
+            "field_id": self.next_id(st, "field"),
+            "tag": tag,
+            "label": label,
+            "required": required,
+            "type": {"name": ftype.capitalize(), "identifier": ftype, "description": ftype.capitalize()},
+            "default_value": None,
+        }
+
+    def h_fields(self, req: SandboxRequest, st: State) -> Response:
+        self._list(st, req.params["L"])
+        records = [
+            {k: f[k] for k in ("field_id", "tag", "label", "required", "type")} for f in st["fields"][req.params["L"]]
+        ]
+        return self.ok({"data": {"records": records}})
+
+    def h_field_create(self, req: SandboxRequest, st: State) -> Response:
+        self._list(st, req.params["L"])
+        body = self.body(req) or {}
+        tag = _text(body.get("tag")).strip()
+        label = _text(body.get("label")).strip()
+        ftype = _text(body.get("type")).strip() or "text"
+        required = _text(body.get("required")).strip() or "no"
+        errors: dict[str, str] = {}
+        fields = st["fields"][req.params["L"]]
+        if not label:
+            errors["label"] = "Label cannot be blank."
+        if not tag:
+            errors["tag"] = "Tag cannot be blank."
+        elif not _TAG_RE.match(tag):
+            errors["tag"] = "Tag must be upper case letters, digits and underscores, starting with a letter."
+        elif any(f["tag"] == tag for f in fields):
+            errors["tag"] = f'Tag "{tag}" has already been taken.'
+        if ftype not in FIELD_TYPES:
+            errors["type"] = "Type is invalid."
+        if required not in ("yes", "no"):
+            errors["required"] = "Required is invalid."
+        if errors:
+            raise HandlerError(422, errors)
+        field = self._new_field(st, tag, label, required, ftype)
+        fields.append(field)
+        return self.ok(
+            {"data": {"record": {k: field[k] for k in ("field_id", "tag", "label", "required", "type")}}}, 201
+        )
+
+    # -- subscribers ----------------------------------------------------------------------------------------
+
+    def _subs(self, st: State, list_uid: str) -> dict[str, dict[str, Any]]:
+        return st["subscribers"].setdefault(list_uid, {})
+
+    def _find_by_email(self, st: State, list_uid: str, email: str) -> dict[str, Any] | None:
+        low = email.strip().lower()
+        for s in self._subs(st, list_uid).values():
+            if s["email"].lower() == low:
+                return s
+        return None
+
+    def _sub_record(self, st: State, list_uid: str, s: dict[str, Any], *, date: bool = True) -> dict[str, Any]:
+        rec: dict[str, Any] = {"subscriber_uid": s["subscriber_uid"], "EMAIL": s["email"]}
+        for f in st["fields"].get(list_uid, []):
+            if f["tag"] != "EMAIL":
+                rec[f["tag"]] = s["fields"].get(f["tag"], "")
+        rec.update({"status": s["status"], "source": s["source"], "ip_address": s["ip_address"]})
+        if date:
+            rec["date_added"] = s["date_added"]
+        return rec
+
+    def _total_subscribers(self, st: State) -> int:
+        return sum(len(v) for v in st["subscribers"].values())
+
+    def _limit_reached(self, st: State) -> bool:
+        limit = st["settings"].get("max_subscribers")
+        return limit is not None and self._total_subscribers(st) >= int(limit)
+
+    def _missing_required(
+        self, st: State, list_uid: str, body: Mapping[str, Any], existing: Mapping[str, Any] | None
+    ) -> dict[str, str]:
+        errors = {}
+        for f in st["fields"].get(list_uid, []):
+            if f["tag"] == "EMAIL" or f["required"] != "yes":
+                continue
+            if not _text(body.get(f["tag"])).strip():
+                errors[f["tag"]] = f"The field {f['tag']} is required by the list but it has not been provided!"
+        return errors
+
+    def _known_values(self, st: State, list_uid: str, body: Mapping[str, Any]) -> dict[str, str]:
+        tags = {f["tag"] for f in st["fields"].get(list_uid, [])} - {"EMAIL"}
+        return {k: _text(v)[:255] for k, v in body.items() if k in tags}
+
+    def _default_status(self, st: State, list_uid: str) -> str:
+        return "confirmed" if st["lists"][list_uid]["general"].get("opt_in") == "single" else "unconfirmed"
+
+    def _set_status(
+        self, st: State, list_uid: str, s: dict[str, Any], status: str, *, confirm_mail: bool = True
+    ) -> None:
+        s["status"] = status
+        if status == "blacklisted":
+            st["blacklist"].setdefault(
+                s["email"].lower(), {"email": s["email"], "date_added": _fmt(self.now(st)), "reason": "api"}
+            )
+        if status == "unconfirmed" and confirm_mail:
+            st["confirmations"].append(
+                {
+                    "list_uid": list_uid,
+                    "subscriber_uid": s["subscriber_uid"],
+                    "email": s["email"],
+                    "date_added": _fmt(self.now(st)),
+                }
+            )
+
+    def _requested_status(self, details: Mapping[str, Any]) -> str | None:
+        status = _text(details.get("status")).strip()
+        return status if status in SUBSCRIBER_STATUSES else None
+
+    def _insert(
+        self,
+        st: State,
+        list_uid: str,
+        email: str,
+        values: dict[str, str],
+        details: Mapping[str, Any],
+        existing: dict[str, Any] | None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Create, or re-subscribe an unsubscribed ``existing`` row in place; returns (subscriber, created)."""
+        status = self._requested_status(details) or self._default_status(st, list_uid)
+        if existing is not None:  # unsubscribed row: re-subscribed in place, same uid
+            existing["fields"].update(values)
+            self._set_status(st, list_uid, existing, status)
+            return existing, False
+        uid = self.uid(st, "subscriber")
+        s = {
+            "subscriber_uid": uid,
+            "email": email,
+            "status": "",
+            "source": (_text(details.get("source")) or "api")[:255],
+            "ip_address": _text(details.get("ip_address"))[:45],
+            "fields": values,
+            "seq": self._seq(st),
+            "date_added": _fmt(self.now(st)),
+        }
+        self._subs(st, list_uid)[uid] = s
+        self._set_status(st, list_uid, s, status)
+        return s, True
+
+    def _created_record(self, s: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "subscriber_uid": s["subscriber_uid"],
+            "email": s["email"],
+            "ip_address": s["ip_address"],
+            "source": s["source"],
+            "date_added": {"expression": "NOW()", "params": {}},
+        }
+
+    def h_subs(self, req: SandboxRequest, st: State) -> Response:
+        list_uid = req.params["L"]
+        self._list(st, list_uid, MSG_SUBSCRIBERS_LIST_MISSING)
+        status = req.query.get("status")
+        rows = []
+        for s in self._subs(st, list_uid).values():
+            if status in SUBSCRIBER_STATUSES and s["status"] != status:
+                continue  # unknown statuses are ignored
+            rows.append((s["seq"], self._sub_record(st, list_uid, s)))
+        return self.collection(req, rows)
+
+    def h_sub_get(self, req: SandboxRequest, st: State) -> Response:
+        list_uid = req.params["L"]
+        self._list(st, list_uid, MSG_SUBSCRIBERS_LIST_MISSING)
+        s = self._subs(st, list_uid).get(req.params["S"])
+        if s is None:
+            raise HandlerError(404, MSG_SUB_MISSING)
+        return self.ok({"data": {"record": self._sub_record(st, list_uid, s, date=False)}})
+
+    def h_search(self, req: SandboxRequest, st: State) -> Response:
+        list_uid = req.params["L"]
+        self._list(st, list_uid, MSG_SUBSCRIBERS_LIST_MISSING)
+        email = req.query.get("EMAIL", "").strip()
+        if not email:
+            raise HandlerError(422, MSG_EMAIL_MISSING)
+        s = self._find_by_email(st, list_uid, email)
+        if s is None:
+            raise HandlerError(404, MSG_SUB_MISSING)
+        return self.ok(
+            {"data": {"subscriber_uid": s["subscriber_uid"], "status": s["status"], "date_added": s["date_added"]}}
+        )
+
+    def h_search_custom(self, req: SandboxRequest, st: State) -> Response:
+        list_uid = req.params["L"]
+        self._list(st, list_uid, MSG_SUBSCRIBERS_LIST_MISSING)
+        wanted = {k: v for k, v in req.query.items() if k not in ("page", "per_page")}
+        rows = []
+        for s in self._subs(st, list_uid).values():
+            values = dict(s["fields"], EMAIL=s["email"])
+            if all(values.get(k, "") == v for k, v in wanted.items()):
+                rows.append((s["seq"], self._sub_record(st, list_uid, s)))
+        return self.collection(req, rows)
+
+    def h_search_all(self, req: SandboxRequest, st: State) -> Response:
+        email = req.query.get("EMAIL", "").strip()
+        if not email:
+            raise HandlerError(422, MSG_EMAIL_MISSING)
+        records = []
+        for list_uid, lst in st["lists"].items():
+            s = self._find_by_email(st, list_uid, email)
+            if s is not None:
+                records.append(
+                    {
+                        "subscriber_uid": s["subscriber_uid"],
+                        "email": s["email"],
+                        "status": s["status"],
+                        "date_added": s["date_added"],
+                        "list": {k: lst["general"].get(k) for k in ("list_uid", "display_name", "name")},
+                    }
+                )
+        records = records[:100]
+        return self.ok({"data": {"count": len(records), "records": records}})
+
+    def h_sub_create(self, req: SandboxRequest, st: State) -> Response:
+        list_uid = req.params["L"]
+        body = self.body(req) or {}
+        email = _text(body.get("EMAIL")).strip()
+        if not email:
+            raise HandlerError(422, MSG_EMAIL_MISSING)
+        if not valid_email(email):
+            raise HandlerError(422, MSG_EMAIL_INVALID)
+        self._list(st, list_uid, MSG_SUBSCRIBERS_LIST_MISSING)
+        if int(st.get("mutex_failures", 0)) > 0:
+            st["mutex_failures"] = int(st["mutex_failures"]) - 1
+            raise HandlerError(409, MSG_MUTEX)
+        existing = self._find_by_email(st, list_uid, email)
+        if existing is None and self._limit_reached(st):
+            raise HandlerError(409, MSG_SUB_LIMIT)
+        if existing is not None and existing["status"] != "unsubscribed":
+            raise HandlerError(409, MSG_SUB_EXISTS)
+        if email.lower() in st["blacklist"]:
+            raise HandlerError(409, MSG_BLACKLISTED)
+        missing = self._missing_required(st, list_uid, body, None)
+        if missing:
+            raise HandlerError(422, missing)
+        if self.faults.rejects_email(email):
+            raise HandlerError(422, MSG_SUB_SAVE)
+        values = self._known_values(st, list_uid, body)
+        s, _ = self._insert(st, list_uid, email, values, _sub(body, "details"), existing)
+        return self.ok({"data": {"record": self._created_record(s)}}, 201)
+
+    def h_sub_update(self, req: SandboxRequest, st: State) -> Response:
+        list_uid = req.params["L"]
+        self._list(st, list_uid, MSG_SUBSCRIBERS_LIST_MISSING)
+        s = self._subs(st, list_uid).get(req.params["S"])
+        if s is None:
+            raise HandlerError(409, MSG_SUB_MISSING)
+        body = self.body(req)
+        if body is None:  # multipart PUT: nothing read, success anyway
+            return self.ok({"data": {"record": self._created_record(s)}})
+        email = _text(body.get("EMAIL")).strip() or s["email"]
+        if not valid_email(email):
+            raise HandlerError(422, MSG_EMAIL_INVALID)
+        other = self._find_by_email(st, list_uid, email)
+        if other is not None and other is not s:
+            raise HandlerError(409, MSG_SUB_OTHER_EXISTS)
+        if email.lower() != s["email"].lower() and email.lower() in st["blacklist"]:
+            raise HandlerError(409, MSG_BLACKLISTED)
+        missing = self._missing_required(st, list_uid, body, s["fields"])
+        if missing:
+            raise HandlerError(422, missing)
+        s["email"] = email
+        s["fields"].update(self._known_values(st, list_uid, body))
+        details = _sub(body, "details")
+        status = self._requested_status(details)
+        if status and status != s["status"]:
+            self._set_status(st, list_uid, s, status)
+        for k in ("source", "ip_address"):
+            if k in details:
+                s[k] = _text(details[k])[:255]
+        return self.ok({"data": {"record": self._created_record(s)}})
+
+    def h_sub_delete(self, req: SandboxRequest, st: State) -> Response:
+        list_uid = req.params["L"]
+        self._list(st, list_uid, MSG_SUBSCRIBERS_LIST_MISSING)
+        if self._subs(st, list_uid).pop(req.params["S"], None) is None:
+            raise HandlerError(404, MSG_SUB_MISSING)
+        return self.ok()
+
+    def h_sub_unsub(self, req: SandboxRequest, st: State) -> Response:
+        list_uid = req.params["L"]
+        self._list(st, list_uid, MSG_SUBSCRIBERS_LIST_MISSING)
+        s = self._subs(st, list_uid).get(req.params["S"])
+        if s is None:
+            raise HandlerError(404, MSG_SUB_MISSING)
+        if self.body(req) is not None and s["status"] == "confirmed":
+            s["status"] = "unsubscribed"
+        return self.ok()
+
+    def h_unsub_all(self, req: SandboxRequest, st: State) -> Response:
+        body = self.body(req)
+        if body is None:
+            return self.ok()
+        email = _text(body.get("EMAIL")).strip()
+        if not email:
+            raise HandlerError(422, MSG_EMAIL_MISSING)
+        done = 0
+        for list_uid in st["lists"]:
+            s = self._find_by_email(st, list_uid, email)
+            if s is not None and s["status"] == "confirmed" and done < 1000:
+                s["status"] = "unsubscribed"
+                done += 1
+        return self.ok()
+
+    def h_bulk(self, req: SandboxRequest, st: State) -> Response:
+        list_uid = req.params["L"]
+        body = self.body(req) or {}
+        items = body.get("subscribers")
+        if not isinstance(items, dict) or not items:
+            raise HandlerError(422, MSG_BULK_MISSING)
+        self._list(st, list_uid, MSG_SUBSCRIBERS_LIST_MISSING)
+        if self._limit_reached(st):
+            raise HandlerError(409, MSG_SUB_LIMIT)
+        tags = [f["tag"] for f in st["fields"][list_uid] if f["tag"] != "EMAIL"]
+        seen: set[str] = set()
+        index = {s["email"].lower(): s for s in self._subs(st, list_uid).values()}
+        records = []
+        for raw in list(items.values())[:BULK_CAP]:
+            item = raw if isinstance(raw, dict) else {}
+            email = _text(item.get("EMAIL")).strip()
+            if not valid_email(email):
+                records.append({"data": {"EMAIL": email}, "errors": {"EMAIL": MSG_EMAIL_INVALID}})
+                continue
+            echo = {"EMAIL": email, **{t: _text(item.get(t)) for t in tags}}
+            low = email.lower()
+            existing = index.get(low)
+            if low in seen or (existing is not None and existing["status"] != "unsubscribed"):
+                records.append({"data": echo, "errors": {"EMAIL": MSG_SUB_EXISTS}})
+                continue
+            if low in st["blacklist"]:
+                records.append({"data": echo, "errors": {"EMAIL": MSG_BLACKLISTED}})
+                continue
+            missing = self._missing_required(st, list_uid, item, None)
+            if missing:
+                records.append({"data": echo, "errors": missing})
+                continue
+            if existing is None and self._limit_reached(st):
+                records.append({"data": echo, "errors": {"_common": MSG_SUB_LIMIT}})
+                continue
+            if self.faults.rejects_email(email):
+                records.append({"data": echo, "errors": {"_common": MSG_SUB_SAVE}})
+                continue
+            seen.add(low)
+            values = self._known_values(st, list_uid, item)
+            s, _ = self._insert(st, list_uid, email, values, _sub(item, "details"), existing)
+            index[low] = s
+            data: dict[str, Any] = {"EMAIL": s["email"]}
+            for t in tags:
+                data[t] = s["fields"].get(t) if t in item else None
+            data["subscriber_uid"] = s["subscriber_uid"]
+            records.append({"data": data})
+        return self.ok({"data": {"records": records}}, 201)
+
+    # -- segments -------------------------------------------------------------------------------------------
+
+    def _segment(self, st: State, list_uid: str, uid: str) -> dict[str, Any]:
+        self._list(st, list_uid)
+        seg = st["segments"].setdefault(list_uid, {}).get(uid)
+        if seg is None:
+            raise HandlerError(404, MSG_SEGMENT_MISSING)
+        return seg
+
+    def _segment_matches(self, st: State, list_uid: str, seg: dict[str, Any], s: dict[str, Any]) -> bool:
+        by_id = {str(f["field_id"]): f["tag"] for f in st["fields"].get(list_uid, [])}
+        results = []
+        for cond in seg.get("conditions", []):
+            tag = by_id.get(str(cond.get("field_id")), "")
+            value = s["email"] if tag == "EMAIL" else _text(s["fields"].get(tag))
+            want = _text(cond.get("value"))
+            op = str(cond.get("operator_id"))
+            v, w = value.lower(), want.lower()
+            ok = {
+                "1": v == w,
+                "2": v != w,
+                "3": w in v,
+                "4": w not in v,
+                "5": v.startswith(w),
+                "6": v.endswith(w),
+                "9": not v.startswith(w),
+                "10": not v.endswith(w),
+            }.get(op, False)
+            results.append(ok)
+        if not results:
+            return True
+        return all(results) if seg.get("operator_match") == "all" else any(results)
+
+    def _segment_view(self, st: State, list_uid: str, seg: dict[str, Any]) -> dict[str, Any]:
+        count = sum(1 for s in self._subs(st, list_uid).values() if self._segment_matches(st, list_uid, seg, s))
+        return {"segment_uid": seg["segment_uid"], "name": seg["name"], "subscribers_count": count}
+
+    def h_segments(self, req: SandboxRequest, st: State) -> Response:
+        list_uid = req.params["L"]
+        self._list(st, list_uid)
+        segs = st["segments"].setdefault(list_uid, {}).values()
+        return self.collection(req, [(g["seq"], self._segment_view(st, list_uid, g)) for g in segs])
+
+    def h_segment_get(self, req: SandboxRequest, st: State) -> Response:
+        seg = self._segment(st, req.params["L"], req.params["G"])
+        return self.ok({"data": {"record": self._segment_view(st, req.params["L"], seg)}})
+
+    def _apply_segment(self, st: State, list_uid: str, seg: dict[str, Any], body: dict[str, Any]) -> None:
+        if "name" in body:
+            seg["name"] = _text(body["name"]).strip()
+        if "operator_match" in body:
+            seg["operator_match"] = _text(body["operator_match"])
+        if isinstance(body.get("conditions"), dict):
+            seg["conditions"] = [c for c in body["conditions"].values() if isinstance(c, dict)]
+        errors = {}
+        if not seg.get("name"):
+            errors["name"] = "Name cannot be blank."
+        if seg.get("operator_match") not in ("any", "all"):
+            errors["operator_match"] = "Operator match is invalid."
+        ids = {str(f["field_id"]) for f in st["fields"].get(list_uid, [])}
+        for c in seg.get("conditions", []):
+            if str(c.get("field_id")) not in ids:
+                errors["conditions"] = "Invalid field id."
+        if errors:
+            raise HandlerError(422, errors)
+
+    def h_segment_create(self, req: SandboxRequest, st: State) -> Response:
+        list_uid = req.params["L"]
+        self._list(st, list_uid)
+        seg: dict[str, Any] = {"name": "", "operator_match": "any", "conditions": []}
+        self._apply_segment(st, list_uid, seg, self.body(req) or {})
+        seg["segment_uid"] = self.uid(st, "segment")
+        seg["seq"] = self._seq(st)
+        st["segments"].setdefault(list_uid, {})[seg["segment_uid"]] = seg
+        return self.ok({"segment_uid": seg["segment_uid"]}, 201)
+
+    def h_segment_update(self, req: SandboxRequest, st: State) -> Response:
+        seg = self._segment(st, req.params["L"], req.params["G"])
+        body = self.body(req)
+        if body is not None:
+            candidate = json.loads(json.dumps(seg))
+            self._apply_segment(st, req.params["L"], candidate, body)
+            seg.update(candidate)
+        return self.ok()
+
+    def h_segment_delete(self, req: SandboxRequest, st: State) -> Response:
+        self._segment(st, req.params["L"], req.params["G"])
+        st["segments"][req.params["L"]].pop(req.params["G"])
+        return self.ok()
+
+    def h_segment_subs(self, req: SandboxRequest, st: State) -> Response:
+        list_uid = req.params["L"]
+        seg = self._segment(st, list_uid, req.params["G"])
+        rows = [
+            (s["seq"], self._sub_record(st, list_uid, s))
+            for s in self._subs(st, list_uid).values()
+            if self._segment_matches(st, list_uid, seg, s)
+        ]
+        return self.collection(req, rows)
+
+    # -- templates ------------------------------------------------------------------------------------------
+
+    def _template(self, st: State, uid: str) -> dict[str, Any]:
+        t = st["templates"].get(uid)
+        if t is None:
+            raise HandlerError(404, MSG_TEMPLATE_MISSING)
+        return t
+
+    def h_templates(self, req: SandboxRequest, st: State) -> Response:
+        name = _text(_sub(nest_brackets(req.query), "filter").get("name")).lower()
+        rows = [
+            (t["seq"], {"template_uid": t["template_uid"], "name": t["name"], "screenshot": t["screenshot"]})
+            for t in st["templates"].values()
+            if name in t["name"].lower()
+        ]
+        return self.collection(req, rows)
+
+    def h_template_get(self, req: SandboxRequest, st: State) -> Response:
+        t = self._template(st, req.params["T"])
+        return self.ok(
+            {"data": {"record": {"name": t["name"], "content": t["content"], "screenshot": t["screenshot"]}}}
+        )
+
+    def _apply_template(self, t: dict[str, Any], body: dict[str, Any], *, create: bool) -> None:
+        data = _sub(body, "template")
+        if "name" in data:
+            t["name"] = _text(data["name"]).strip()
+        if data.get("content"):
+            t["content"] = b64decode_field(_text(data["content"]), "content")
+        elif data.get("archive"):
+            b64decode_field(_text(data["archive"]), "archive")
+            t["content"] = "<html><body>(archive)</body></html>"
+        if "inline_css" in data:
+            t["inline_css"] = _text(data["inline_css"])
+        errors = {}
+        if not t.get("name"):
+            errors["name"] = "Name cannot be blank."
+        if create and not t.get("content"):
+            errors["content"] = "Content cannot be blank."
+        if errors:
+            raise HandlerError(422, errors)
+
+    def h_template_create(self, req: SandboxRequest, st: State) -> Response:
+        t: dict[str, Any] = {"name": "", "content": "", "screenshot": None, "inline_css": "no"}
+        self._apply_template(t, self.body(req) or {}, create=True)
+        t["template_uid"] = self.uid(st, "template")
+        t["seq"] = self._seq(st)
+        t["date_added"] = _fmt(self.now(st))
+        st["templates"][t["template_uid"]] = t
+        return self.ok({"template_uid": t["template_uid"]}, 201)
+
+    def h_template_update(self, req: SandboxRequest, st: State) -> Response:
+        t = self._template(st, req.params["T"])
+        body = self.body(req)
+        if body is not None:
+            candidate = dict(t)
+            self._apply_template(candidate, body, create=False)
+            t.update(candidate)
+        return self.ok()
+
+    def h_template_delete(self, req: SandboxRequest, st: State) -> Response:
+        self._template(st, req.params["T"])
+        del st["templates"][req.params["T"]]
+        return self.ok()
+
+    # -- campaigns ------------------------------------------------------------------------------------------
+
+    def _campaign(self, st: State, uid: str, message: str = MSG_CAMPAIGN_MISSING) -> dict[str, Any]:
+        c = st["campaigns"].get(uid)
+        if c is None or c["status"] == "pending-delete":
+            raise HandlerError(404, message)
+        return c
+
+    def _parse_send_at(self, value: str) -> str:
+        try:
+            return datetime.strptime(value.strip(), DATE_FMT).strftime(DATE_FMT)
+        except ValueError:
+            raise HandlerError(422, {"send_at": "Send at is not a valid date."}) from None
+
+    def _apply_campaign(self, st: State, c: dict[str, Any], body: dict[str, Any], *, create: bool) -> None:
+        data = _sub(body, "campaign")
+        for k in ("name", "from_name", "from_email", "subject", "reply_to"):
+            if k in data:
+                c[k] = _text(data[k]).strip()
+        if data.get("send_at"):
+            c["send_at"] = self._parse_send_at(_text(data["send_at"]))
+        if "list_uid" in data:
+            c["list_uid"] = _text(data["list_uid"]).strip()
+        if "segment_uid" in data:
+            c["segment_uid"] = _text(data["segment_uid"]).strip() or None
+        if "status" in data:
+            status = _text(data["status"]).strip()
+            if status not in CAMPAIGN_STATUSES_SETTABLE:
+                raise HandlerError(422, {"status": "Status is invalid."})
+            c["status"] = status
+        if isinstance(data.get("options"), dict):
+            c["options"].update({k: _text(v) for k, v in data["options"].items()})
+        errors: dict[str, str] = {}
+        for k, label in (
+            ("name", "Name"),
+            ("from_name", "From name"),
+            ("from_email", "From email"),
+            ("subject", "Subject"),
+            ("reply_to", "Reply to"),
+            ("send_at", "Send at"),
+            ("list_uid", "List uid"),
+        ):
+            if not c.get(k):
+                errors[k] = f"{label} cannot be blank."
+        for k, label in (("from_email", "From email"), ("reply_to", "Reply to")):
+            if c.get(k) and not valid_email(c[k]):
+                errors[k] = f"{label} is not a valid email address."
+        if errors:
+            raise HandlerError(422, errors)
+        if c["list_uid"] not in st["lists"]:
+            raise HandlerError(422, MSG_PROVIDED_LIST)
+        if c.get("segment_uid") and c["segment_uid"] not in st["segments"].get(c["list_uid"], {}):
+            raise HandlerError(422, MSG_PROVIDED_SEGMENT)
+        template = _sub(data, "template")
+        if template.get("template_uid"):
+            t = st["templates"].get(_text(template["template_uid"]))
+            if t is None:
+                raise HandlerError(422, MSG_PROVIDED_TEMPLATE)
+            c["content"] = t["content"]
+        elif template.get("content"):
+            c["content"] = b64decode_field(_text(template["content"]), "content")
+        elif template.get("archive"):
+            b64decode_field(_text(template["archive"]), "archive")
+            c["content"] = "<html><body>(archive)</body></html>"
+        if template.get("plain_text"):
+            c["plain_text"] = b64decode_field(_text(template["plain_text"]), "plain_text")
+        if create and not c.get("content"):
+            raise HandlerError(422, MSG_NO_TEMPLATE)
+
+    def _campaign_summary(self, c: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "campaign_uid": c["campaign_uid"],
+            "type": c["type"],
+            "name": c["name"],
+            "status": c["status"],
+            "group": None,
+        }
+
+    def _campaign_view(self, st: State, c: dict[str, Any]) -> dict[str, Any]:
+        lst = st["lists"].get(c["list_uid"])
+        view = self._campaign_summary(c)
+        view.update(
+            {
+                "from_name": c["from_name"],
+                "from_email": c["from_email"],
+                "reply_to": c["reply_to"],
+                "subject": c["subject"],
+                "send_at": c["send_at"],
+                "date_added": c["date_added"],
+                "list": {
+                    "list_uid": c["list_uid"],
+                    "name": lst["general"]["name"] if lst else None,
+                    "subscribers_count": self._confirmed_count(st, c["list_uid"]),
+                },
+                "segment": {"segment_uid": c["segment_uid"]} if c.get("segment_uid") else None,
+            }
+        )
+        return view
+
+    def _confirmed_count(self, st: State, list_uid: str) -> int:
+        return sum(1 for s in st["subscribers"].get(list_uid, {}).values() if s["status"] == "confirmed")
+
+    def _check_campaign_limits(self, st: State) -> None:
+        limit = st["settings"].get("max_campaigns")
+        live = [c for c in st["campaigns"].values() if c["status"] != "pending-delete"]
+        if limit is not None and len(live) >= int(limit):
+            raise HandlerError(403, MSG_CAMPAIGN_LIMIT)
+
+    def h_campaigns(self, req: SandboxRequest, st: State) -> Response:
+        # list_uid is accepted and ignored, as on some MailWizz versions [U]
+        rows = [
+            (c["seq"], self._campaign_summary(c)) for c in st["campaigns"].values() if c["status"] != "pending-delete"
+        ]
+        return self.collection(req, rows)
+
+    def h_campaign_get(self, req: SandboxRequest, st: State) -> Response:
+        return self.ok({"data": {"record": self._campaign_view(st, self._campaign(st, req.params["C"]))}})
+
+    def _blank_campaign(self) -> dict[str, Any]:
+        return {
+            "type": "regular",
+            "name": "",
+            "from_name": "",
+            "from_email": "",
+            "subject": "",
+            "reply_to": "",
+            "send_at": "",
+            "list_uid": "",
+            "segment_uid": None,
+            "status": "pending-sending",
+            "options": {},
+            "content": "",
+        }
+
+    def h_campaign_create(self, req: SandboxRequest, st: State) -> Response:
+        body = self.body(req) or {}
+        self._check_campaign_limits(st)
+        if self._quota_reached(st):
+            raise HandlerError(403, MSG_QUOTA)
+        c = self._blank_campaign()
+        self._apply_campaign(st, c, body, create=True)
+        uid = self.uid(st, "campaign")
+        c.update({"campaign_uid": uid, "seq": self._seq(st), "date_added": _fmt(self.now(st)), "delivered": False})
+        st["campaigns"][uid] = c
+        self._tick_campaign(st, c, self.now(st))
+        return self.ok({"campaign_uid": uid}, 201)
+
+    def h_campaign_update(self, req: SandboxRequest, st: State) -> Response:
+        c = self._campaign(st, req.params["C"])
+        body = self.body(req)
+        if body is None:
+            return self.ok()
+        if c["status"] not in EDITABLE:
+            raise HandlerError(422, MSG_NOT_EDITABLE)
+        candidate = json.loads(json.dumps(c))
+        self._apply_campaign(st, candidate, body, create=False)
+        c.update(candidate)
+        self._tick_campaign(st, c, self.now(st))
+        return self.ok()
+
+    def h_campaign_delete(self, req: SandboxRequest, st: State) -> Response:
+        c = self._campaign(st, req.params["C"])
+        if c["status"] in ("sending", "processing"):
+            raise HandlerError(400, MSG_NO_DELETE)
+        del st["campaigns"][c["campaign_uid"]]
+        return self.ok()
+
+    def h_campaign_copy(self, req: SandboxRequest, st: State) -> Response:
+        src = self._campaign(st, req.params["C"])
+        try:
+            self._check_campaign_limits(st)
+        except HandlerError:
+            raise HandlerError(400, MSG_NO_COPY) from None
+        c = json.loads(json.dumps(src))
+        uid = self.uid(st, "campaign")
+        c.update(
+            {
+                "campaign_uid": uid,
+                "name": f"{src['name']} (copy)",
+                "status": "draft",
+                "seq": self._seq(st),
+                "date_added": _fmt(self.now(st)),
+                "delivered": False,
+                "sent_at": None,
+            }
+        )
+        st["campaigns"][uid] = c
+        return self.ok({"campaign_uid": uid})
+
+    def h_campaign_pause(self, req: SandboxRequest, st: State) -> Response:
+        c = self._campaign(st, req.params["C"])
+        if c["status"] == "paused":
+            c["status"] = "sending"
+            c["sending_since"] = self.now(st).isoformat()
+            self._tick_campaign(st, c, self.now(st))
+        elif c["status"] in ("pending-sending", "sending", "processing"):
+            c["status"] = "paused"
+        else:
+            raise HandlerError(400, MSG_NO_PAUSE)
+        return self.ok({"campaign": {"status": c["status"]}})
+
+    def h_campaign_mark_sent(self, req: SandboxRequest, st: State) -> Response:
+        c = self._campaign(st, req.params["C"])
+        if c["status"] not in ("sending", "processing", "paused"):
+            raise HandlerError(400, MSG_NO_MARK_SENT)
+        c["status"] = "sent"
+        c["sent_at"] = _fmt(self.now(st))
+        return self.ok({"campaign": {"status": "sent"}})
+
+    # lifecycle ------------------------------------------------------------------------------------------------
+
+    def tick(self, state: State, now: datetime) -> None:
+        if "campaigns" not in state:
+            return
+        for c in list(state["campaigns"].values()):
+            self._tick_campaign(state, c, now)
+        for uid, events in state["events"].items():
+            for ev in events:
+                if not ev.get("applied") and datetime.fromisoformat(ev["at"]) <= now:
+                    ev["applied"] = True
+                    self._apply_event(state, uid, ev)
+        for e in state["transactional"].values():
+            if e["status"] == "unsent" and datetime.strptime(e["send_at"], DATE_FMT).replace(tzinfo=UTC) <= now:
+                e["status"] = "sent"
+                state["quota"]["used"] = int(state["quota"]["used"]) + 1
+
+    def _tick_campaign(self, st: State, c: dict[str, Any], now: datetime) -> None:
+        if c["status"] == "pending-sending":
+            send_at = datetime.strptime(c["send_at"], DATE_FMT).replace(tzinfo=self._tz(st))
+            if send_at <= now:
+                c["status"] = "sending"
+                c["sending_since"] = send_at.astimezone(UTC).isoformat()
+        if c["status"] == "sending":
+            since = datetime.fromisoformat(c["sending_since"]) if c.get("sending_since") else now
+            if not c.get("delivered"):
+                self._deliver(st, c, since)
+            if now >= since + timedelta(seconds=int(st["settings"].get("send_duration_s", 60))):
+                c["status"] = "sent"
+                c["sent_at"] = _fmt(now)
+
+    def _recipients(self, st: State, c: dict[str, Any]) -> list[dict[str, Any]]:
+        subs = sorted(st["subscribers"].get(c["list_uid"], {}).values(), key=lambda s: s["seq"])
+        seg = st["segments"].get(c["list_uid"], {}).get(c.get("segment_uid") or "")
+        return [
+            s
+            for s in subs
+            if s["status"] == "confirmed" and (seg is None or self._segment_matches(st, c["list_uid"], seg, s))
+        ]
+
+    def _deliver(self, st: State, c: dict[str, Any], at: datetime) -> None:
+        c["delivered"] = True
+        logs = st["delivery_logs"].setdefault(c["campaign_uid"], [])
+        events = st["events"].setdefault(c["campaign_uid"], [])
+        uid = c["campaign_uid"]
+        for s in self._recipients(st, c):
+            blacklisted = s["email"].lower() in st["blacklist"]
+            message_id = hashlib.sha1(f"{uid}:{s['subscriber_uid']}".encode()).hexdigest()[:32]  # noqa: S324
+            logs.append(
+                {
+                    "seq": self._seq(st),
+                    "campaign": {"campaign_uid": uid},
+                    "subscriber": {"subscriber_uid": s["subscriber_uid"], "email": s["email"]},
+                    "message": "The email address is blacklisted." if blacklisted else "OK",
+                    "retries": 0,
+                    "email_message_id": f"{message_id}@pakat.net",
+                    "delivery_confirmed": "no" if blacklisted else "yes",
+                    "status": "blacklisted" if blacklisted else "success",
+                    "date_added": _fmt(at),
+                }
+            )
+            if blacklisted:
+                continue
+            st["quota"]["used"] = int(st["quota"]["used"]) + 1
+            events.extend(self._outcomes(uid, s, at))
+
+    def _outcomes(self, campaign_uid: str, s: dict[str, Any], at: datetime) -> list[dict[str, Any]]:
+        """The seeded fate of one delivered message: its bounce, opens, clicks, unsubscribe, complaint."""
+        sid = s["subscriber_uid"]
+
+        def roll(kind: str) -> bool:
+            return _hash_fraction(self.seed, campaign_uid, sid, kind) < OUTCOME_RATES[kind]
+
+        def when(kind: str) -> str:
+            delay = 60 + _hash_fraction(self.seed, campaign_uid, sid, kind, "t") * EVENT_WINDOW_S
+            return (at + timedelta(seconds=delay)).isoformat()
+
+        base = {"subscriber_uid": sid, "email": s["email"], "applied": False}
+        if roll("hard_bounce"):
+            return [dict(base, type="bounce", bounce_type="hard", at=(at + timedelta(seconds=30)).isoformat())]
+        if roll("soft_bounce"):
+            return [dict(base, type="bounce", bounce_type="soft", at=(at + timedelta(seconds=30)).isoformat())]
+        out = []
+        if roll("open"):
+            out.append(dict(base, type="open", at=when("open")))
+            clicks = roll("click")
+            if clicks:
+                out.append(dict(base, type="click", at=when("click")))
+            if _hash_fraction(self.seed, campaign_uid, sid, "reopen") < 0.3:
+                out.append(dict(base, type="open", at=when("reopen")))
+            if roll("unsubscribe"):
+                out.append(dict(base, type="unsubscribe", at=when("unsubscribe")))
+            elif roll("complaint"):
+                out.append(dict(base, type="complaint", at=when("complaint")))
+        return out
+
+    def _apply_event(self, st: State, campaign_uid: str, ev: dict[str, Any]) -> None:
+        c = st["campaigns"].get(campaign_uid)
+        list_uid = c["list_uid"] if c else None
+        s = st["subscribers"].get(list_uid or "", {}).get(ev["subscriber_uid"])
+        if ev["type"] == "unsubscribe" and s is not None and s["status"] == "confirmed":
+            s["status"] = "unsubscribed"
+        if ev["type"] == "bounce" and ev.get("bounce_type") == "hard":
+            if s is not None:
+                s["status"] = "blacklisted"
+            st["blacklist"].setdefault(
+                ev["email"].lower(), {"email": ev["email"], "date_added": _fmt(self.now(st)), "reason": "hard bounce"}
+            )
+
+    def _due_events(self, st: State, uid: str) -> list[dict[str, Any]]:
+        return [e for e in st["events"].get(uid, []) if e.get("applied")]
+
+    def h_campaign_stats(self, req: SandboxRequest, st: State) -> Response:
+        c = self._campaign(st, req.params["C"])
+        uid = c["campaign_uid"]
+        logs = st["delivery_logs"].get(uid, [])
+        events = self._due_events(st, uid)
+        processed = len(logs)
+        success = sum(1 for entry in logs if entry["status"] == "success")
+        errors = processed - success
+        bounces = [e for e in events if e["type"] == "bounce"]
+        hard = sum(1 for e in bounces if e["bounce_type"] == "hard")
+        soft = sum(1 for e in bounces if e["bounce_type"] == "soft")
+        internal = sum(1 for e in bounces if e["bounce_type"] == "internal")
+        opens = [e for e in events if e["type"] == "open"]
+        clicks = [e for e in events if e["type"] == "click"]
+        unsubs = sum(1 for e in events if e["type"] == "unsubscribe")
+        complaints = sum(1 for e in events if e["type"] == "complaint")
+        engaged = success - len(bounces)
+        counts = {
+            "delivery_success": (success, processed),
+            "delivery_error": (errors, processed),
+            "opens": (len(opens), engaged),
+            "unique_opens": (len({e["subscriber_uid"] for e in opens}), engaged),
+            "clicks": (len(clicks), engaged),
+            "unique_clicks": (len({e["subscriber_uid"] for e in clicks}), engaged),
+            "unsubscribes": (unsubs, processed),
+            "complaints": (complaints, processed),
+            "bounces": (len(bounces), processed),
+            "hard_bounces": (hard, len(bounces)),
+            "soft_bounces": (soft, len(bounces)),
+            "internal_bounces": (internal, len(bounces)),
+        }
+        data: dict[str, Any] = {
+            "campaign_status": c["status"],
+            "subscribers_count": self._confirmed_count(st, c["list_uid"]),
+            "processed_count": processed,
+        }
+        for name, (num, den) in counts.items():
+            data[f"{name}_count"] = num
+            data[f"{name}_rate"] = _pct(num, den)
+        return self.ok({"data": data})
+
+    def h_campaign_logs(self, req: SandboxRequest, st: State) -> Response:
+        c = self._campaign(st, req.params["C"], MSG_CAMPAIGN_MISSING_LOGS)
+        logs = st["delivery_logs"].get(c["campaign_uid"], [])
+        return self.collection(req, [(e["seq"], {k: v for k, v in e.items() if k != "seq"}) for e in logs])
+
+    def h_log_by_message_id(self, req: SandboxRequest, st: State) -> Response:
+        for logs in st["delivery_logs"].values():
+            for e in logs:
+                if e["email_message_id"] == req.params["M"]:
+                    return self.ok({"data": {"record": {k: v for k, v in e.items() if k != "seq"}}})
+        raise HandlerError(404, MSG_LOG_MISSING)
+
+    def _event_rows(self, st: State, c: dict[str, Any], kind: str) -> list[tuple[int, dict[str, Any]]]:
+        rows = []
+        for i, e in enumerate(self._due_events(st, c["campaign_uid"])):
+            if e["type"] != kind:
+                continue
+            rec: dict[str, Any] = {
+                "subscriber": {"subscriber_uid": e["subscriber_uid"], "email": e["email"]},
+                "date_added": _fmt(datetime.fromisoformat(e["at"])),
+            }
+            if kind == "bounce":
+                rec = {
+                    "bounce_type": e["bounce_type"],
+                    "message": "550 5.1.1 User unknown" if e["bounce_type"] == "hard" else "452 Mailbox full",
+                    **rec,
+                }
+            else:
+                rec = {"reason": "Unsubscribed via the web form", **rec}
+            rows.append((i, rec))
+        return rows
+
+    def h_campaign_bounces(self, req: SandboxRequest, st: State) -> Response:
+        c = self._campaign(st, req.params["C"], MSG_CAMPAIGN_MISSING_LOGS)
+        return self.collection(req, self._event_rows(st, c, "bounce"))
+
+    def h_campaign_unsubs(self, req: SandboxRequest, st: State) -> Response:
+        c = self._campaign(st, req.params["C"], MSG_CAMPAIGN_MISSING_LOGS)
+        return self.collection(req, self._event_rows(st, c, "unsubscribe"))
+
+    # -- transactional emails --------------------------------------------------------------------------------
+
+    def _tx(self, st: State, uid: str) -> dict[str, Any]:
+        e = st["transactional"].get(uid)
+        if e is None:
+            raise HandlerError(404, MSG_EMAIL_DOC_MISSING)
+        return e
+
+    def _tx_view(self, e: dict[str, Any]) -> dict[str, Any]:
+        keys = (
+            "email_uid",
+            "to_name",
+            "to_email",
+            "from_name",
+            "from_email",
+            "reply_to_email",
+            "subject",
+            "status",
+            "send_at",
+            "retries",
+            "max_retries",
+            "date_added",
+        )
+        return {k: e.get(k) for k in keys}
+
+    def h_tx_list(self, req: SandboxRequest, st: State) -> Response:
+        return self.collection(req, [(e["seq"], self._tx_view(e)) for e in st["transactional"].values()])
+
+    def h_tx_get(self, req: SandboxRequest, st: State) -> Response:
+        return self.ok({"data": {"record": self._tx_view(self._tx(st, req.params["E"]))}})
+
+    def h_tx_delete(self, req: SandboxRequest, st: State) -> Response:
+        self._tx(st, req.params["E"])
+        del st["transactional"][req.params["E"]]
+        return self.ok()
+
+    def h_tx_create(self, req: SandboxRequest, st: State) -> Response:
+        data = _sub(self.body(req) or {}, "email")
+        e: dict[str, Any] = {
+            k: _text(data.get(k)).strip()
+            for k in ("to_name", "to_email", "from_name", "from_email", "reply_to_email", "subject", "send_at")
+        }
+        problems: list[str] = []
+        labels = {
+            "to_name": "To name",
+            "to_email": "To email",
+            "from_name": "From name",
+            "subject": "Subject",
+            "send_at": "Send at",
+        }
+        for k, label in labels.items():
+            if not e[k]:
+                problems.append(f"{label} cannot be blank.")
+        for k, label in (("to_email", "To email"), ("from_email", "From email"), ("reply_to_email", "Reply to email")):
+            if e[k] and not valid_email(e[k]):
+                problems.append(f"{label} is not a valid email address.")
+        domains = [d.lower() for d in st["settings"].get("verified_domains", [])]
+        if (
+            e["from_email"]
+            and valid_email(e["from_email"])
+            and e["from_email"].rsplit("@", 1)[1].lower() not in domains
+        ):
+            problems.append("The from email address domain is not verified.")
+        if e["send_at"]:
+            try:
+                e["send_at"] = datetime.strptime(e["send_at"], DATE_FMT).strftime(DATE_FMT)
+            except ValueError:
+                problems.append("Send at is not a valid date.")
+        body = ""
+        template_uid = _text(data.get("template_uid")).strip()
+        if template_uid:
+            t = st["templates"].get(template_uid)
+            if t is None:
+                problems.append("The template does not exist.")
+            else:
+                body = t["content"]
+                params = _sub(data, "params")
+                body = re.sub(r"\{\{\s*params\.(\w+)\s*\}\}", lambda m: _text(params.get(m.group(1))), body)
+        elif data.get("body"):
+            try:
+                body = base64.b64decode(_text(data["body"]), validate=True).decode("utf-8")
+            except (binascii.Error, ValueError, UnicodeDecodeError):
+                problems.append("The body must be base64 encoded.")
+        else:
+            problems.append("Body cannot be blank.")
+        attachments = _sub(data, "attachments")
+        if len(attachments) > 3:
+            problems.append("You can only attach up to 3 files.")
+        if problems:
+            raise HandlerError(422, "<br />".join(problems))
+        uid = self.uid(st, "email")
+        e.update(
+            {
+                "email_uid": uid,
+                "body": body,
+                "status": "unsent",
+                "retries": 0,
+                "max_retries": 3,
+                "seq": self._seq(st),
+                "date_added": _fmt(self.now(st)),
+                "contact": _sub(data, "contact"),
+            }
+        )
+        st["transactional"][uid] = e
+        self.tick(st, self.now(st))
+        return self.ok({"email_uid": uid}, 201)
+
+    # -- test hooks ------------------------------------------------------------------------------------------
+
+    def hook_add_api_key(self, st: State, key: str) -> bool:
+        st["keys"][key] = True
+        return True
+
+    def hook_set_list_opt_in(self, st: State, list_uid: str, mode: str) -> str:
+        if mode not in ("single", "double"):
+            raise ValueError("mode must be single or double")
+        st["lists"][list_uid]["general"]["opt_in"] = mode
+        return mode
+
+    def hook_set_quota(self, st: State, allowed: int | str | None = None, used: int | None = None) -> dict[str, Any]:
+        if allowed is not None:
+            st["quota"]["allowed"] = allowed
+        if used is not None:
+            st["quota"]["used"] = used
+        return dict(st["quota"])
+
+    def hook_set_limits(
+        self,
+        st: State,
+        max_lists: int | None = None,
+        max_subscribers: int | None = None,
+        max_campaigns: int | None = None,
+    ) -> dict[str, Any]:
+        st["settings"].update(
+            {"max_lists": max_lists, "max_subscribers": max_subscribers, "max_campaigns": max_campaigns}
+        )
+        return dict(st["settings"])
+
+    def hook_set_timezone(self, st: State, timezone: str) -> str:
+        ZoneInfo(timezone)
+        st["settings"]["timezone"] = timezone
+        return timezone
+
+    def hook_add_sending_domain(self, st: State, domain: str) -> list[str]:
+        st["settings"]["verified_domains"].append(domain.lower())
+        return list(st["settings"]["verified_domains"])
+
+    def hook_block_api(self, st: State, message: str | None = "Your account is inactive.") -> str | None:
+        """Refuse every API call with a 400 and ``message`` (None lifts the block)."""
+        st["settings"]["api_blocked"] = message
+        return message
+
+    def hook_fail_mutex(self, st: State, times: int = 1) -> int:
+        st["mutex_failures"] = int(times)
+        return int(times)
+
+    def hook_confirm_subscriber(self, st: State, list_uid: str, email: str) -> str | None:
+        s = self._find_by_email(st, list_uid, email)
+        if s is None:
+            return None
+        if s["status"] == "unconfirmed":
+            s["status"] = "confirmed"
+        return s["status"]
+
+    def hook_confirmations(self, st: State) -> list[dict[str, Any]]:
+        return list(st["confirmations"])
+
+    def hook_subscriber_status(self, st: State, list_uid: str, email: str) -> str | None:
+        s = self._find_by_email(st, list_uid, email)
+        return s["status"] if s else None
+
+    def hook_set_subscriber_status(self, st: State, list_uid: str, email: str, status: str) -> str:
+        s = self._find_by_email(st, list_uid, email)
+        if s is None:
+            raise KeyError(email)
+        self._set_status(st, list_uid, s, status, confirm_mail=False)
+        return status
+
+    def hook_blacklist(self, st: State) -> list[str]:
+        return sorted(st["blacklist"])
+
+    def hook_campaign(self, st: State, campaign_uid: str) -> dict[str, Any] | None:
+        c = st["campaigns"].get(campaign_uid)
+        return json.loads(json.dumps(c)) if c else None

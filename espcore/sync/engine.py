@@ -1,0 +1,669 @@
+"""Plan and apply: a warehouse segment becomes a provider book, with state, crash safety and suppression.
+
+The contract is ``design/sync-semantics.md``. In short:
+
+* **Plan** is one set-based join, pushed down into the warehouse, of the fingerprinted segment against the
+  book's ``sync_state``; it is stored in ``sync_plan`` under the run id. Rows whose key is missing, malformed or
+  duplicated with conflicting values are *invalid*: rejected with a reason, never blocking the valid rows.
+* **Suppression wins**: provider blacklists/unsubscribes (and the local ``suppression`` table) are merged in
+  before planning; such rows are never sent, only counted.
+* **Apply** goes removes → changes → adds in provider-sized batches. Each batch is written ahead (``pending``),
+  sent once (the HTTP layer retries transient faults only) and acknowledged per row in one transaction. A row
+  leaves the plan only once acknowledged, so a crash or kill at any point is resumed by the next run with
+  nothing lost, and acknowledged rows are never resent.
+* A dry run stops after the plan and writes nothing to the provider or to ``sync_state``.
+"""
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from espcore.errors import EspError
+from espcore.providers.base import EspProvider, MemberInput, RowResult
+from espcore.sync.spec import SyncOptions, SyncSpec
+from espcore.sync.validate import email_problem, mask_email, value_problem
+from espcore.warehouse import Warehouse, WarehouseConnection, quote_ident
+
+log = logging.getLogger("espcore.sync")
+
+DDL = [
+    """CREATE TABLE IF NOT EXISTS sync_state (
+        provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL, pk VARCHAR NOT NULL,
+        synced_fp VARCHAR, status VARCHAR NOT NULL, pending_op VARCHAR, pending_fp VARCHAR,
+        provider_status VARCHAR, provider_id VARCHAR, attempts INTEGER NOT NULL DEFAULT 0,
+        last_error VARCHAR, last_attempt_at TIMESTAMP, last_synced_at TIMESTAMP, run_id VARCHAR,
+        PRIMARY KEY (provider, book_id, pk))""",
+    """CREATE TABLE IF NOT EXISTS sync_plan (
+        run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL,
+        pk VARCHAR NOT NULL, action VARCHAR NOT NULL, op VARCHAR NOT NULL, fp VARCHAR, payload VARCHAR,
+        reason VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS sync_changelog (
+        run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL,
+        pk VARCHAR NOT NULL, op VARCHAR NOT NULL, result VARCHAR NOT NULL, error VARCHAR,
+        logged_at TIMESTAMP NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sync_runs (
+        run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, book_id VARCHAR,
+        started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, dry_run BOOLEAN NOT NULL, status VARCHAR NOT NULL,
+        counts VARCHAR, PRIMARY KEY (run_id, sync_name))""",
+    """CREATE TABLE IF NOT EXISTS sync_lock (
+        provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
+        acquired_at TIMESTAMP NOT NULL, PRIMARY KEY (provider, book_id))""",
+    """CREATE TABLE IF NOT EXISTS suppression (
+        provider VARCHAR NOT NULL, email VARCHAR NOT NULL, reason VARCHAR NOT NULL, added_at TIMESTAMP)""",
+]
+
+READ_PAGE = 5_000
+ABORT_AFTER_ATTEMPTS = 200
+APPLY_ORDER = ("remove", "unsubscribe", "change", "add")
+
+
+class SyncError(EspError):
+    """The sync stopped; committed work stays, ``counts`` says how far it got."""
+
+    def __init__(self, message: str, *, counts: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.counts = dict(counts or {})
+        super().__init__(message, **kwargs)
+
+
+class SyncLockedError(SyncError):
+    """Another run holds this book."""
+
+
+class MassRemoveError(SyncError):
+    """The plan removes more than ``max_remove_pct`` of the synced rows and the run did not allow it."""
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def ensure_tables(con: WarehouseConnection) -> None:
+    for ddl in DDL:
+        con.execute(ddl)
+
+
+@dataclass
+class SyncResult:
+    """Counts, samples and rejects of one run, in the vocabulary of sync-semantics.md §7."""
+
+    spec: SyncSpec
+    run_id: str
+    book_id: str
+    dry_run: bool
+    full_resync: bool
+    counts: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, list[str]] = field(default_factory=dict)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_seconds: float = 0.0
+    synced_rows: int = 0
+    removal_guard_tripped: bool = False
+
+    KEYS = (
+        "planned_add",
+        "planned_change",
+        "planned_remove",
+        "successful_add",
+        "successful_change",
+        "successful_remove",
+        "failed_add",
+        "failed_change",
+        "failed_remove",
+        "planned_retry",
+        "suppressed",
+        "invalid",
+        "skipped",
+        "query_size",
+        "batches",
+        "split_calls",
+        "write_calls",
+    )
+
+    def metadata(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: int(self.counts.get(k, 0)) for k in self.KEYS}
+        out.update(
+            {
+                "elapsed_seconds": round(self.elapsed_seconds, 3),
+                "dry_run": self.dry_run,
+                "full_resync": self.full_resync,
+                "mode": self.spec.mode,
+                "book_id": self.book_id,
+                "removal_guard_tripped": self.removal_guard_tripped,
+                "rejected_pct": round(self.rejected_pct, 2),
+            }
+        )
+        return out
+
+    @property
+    def attempted(self) -> int:
+        return sum(
+            self.counts.get(f"{k}_{op}", 0) for k in ("successful", "failed") for op in ("add", "change", "remove")
+        )
+
+    @property
+    def rejected_pct(self) -> float:
+        failed = sum(self.counts.get(f"failed_{op}", 0) for op in ("add", "change", "remove"))
+        denominator = self.attempted + self.counts.get("invalid", 0)
+        return 100.0 * (failed + self.counts.get("invalid", 0)) / denominator if denominator else 0.0
+
+
+ProgressFn = Callable[[str], None]
+BatchHook = Callable[[str, int], None]
+
+
+class SyncEngine:
+    """Runs one :class:`SyncSpec` against one provider and one warehouse."""
+
+    def __init__(
+        self,
+        spec: SyncSpec,
+        provider: EspProvider,
+        warehouse: Warehouse,
+        *,
+        run_id: str,
+        options: SyncOptions | None = None,
+        progress: ProgressFn | None = None,
+        progress_every_s: float = 10.0,
+        after_batch: BatchHook | None = None,
+        lock_stale_s: float = 6 * 3600,
+    ) -> None:
+        self.spec = spec
+        self.provider = provider
+        self.wh = warehouse
+        self.run_id = run_id
+        self.options = options or SyncOptions()
+        self._progress = progress or (lambda msg: log.info(msg))
+        self._progress_every = progress_every_s
+        self._after_batch = after_batch
+        self._lock_stale_s = lock_stale_s
+        self._last_progress = 0.0
+
+    # -- public ------------------------------------------------------------------------------------------
+
+    def run(self) -> SyncResult:
+        started = time.monotonic()
+        spec, opts = self.spec, self.options
+        with self.wh.connect() as con:
+            ensure_tables(con)
+        book = self.provider.find_book(spec.book) if opts.dry_run else self.provider.ensure_book(spec.book)
+        book_id = book.id if book is not None else f"(new) {spec.book}"
+        result = SyncResult(spec, self.run_id, book_id, opts.dry_run, opts.full_resync)
+        suppressed = self._fetch_suppressions(book_id if book is not None else None)
+        self._record_run(result, "running", started_at=now_utc())
+        locked = False
+        try:
+            if not opts.dry_run:
+                self._lock(book_id)
+                locked = True
+            self._plan(result, suppressed)
+            if not opts.dry_run:
+                self._apply(result)
+            result.elapsed_seconds = time.monotonic() - started
+            result.synced_rows = self._synced_rows(book_id)
+            self._record_run(result, "dry_run" if opts.dry_run else "success")
+            return result
+        except SyncError as exc:
+            result.elapsed_seconds = time.monotonic() - started
+            exc.counts = result.metadata()
+            self._record_run(result, "failed")
+            raise
+        except BaseException:
+            result.elapsed_seconds = time.monotonic() - started
+            self._record_run(result, "failed")
+            raise
+        finally:
+            if locked:
+                self._unlock(book_id)
+
+    # -- suppression -------------------------------------------------------------------------------------
+
+    def _fetch_suppressions(self, book_id: str | None) -> pa.Table:
+        pairs: dict[str, str] = {}
+        if self.spec.refresh_suppressions:
+            for s in self.provider.suppressions(book_id) if book_id is not None else []:
+                if s.book_id in (None, book_id):
+                    pairs.setdefault(s.email.strip().lower(), s.reason)
+            if book_id is None:  # the book does not exist yet: account-wide suppressions still apply
+                for s in self.provider.suppressions(None):
+                    if s.book_id is None:
+                        pairs.setdefault(s.email.strip().lower(), s.reason)
+        with self.wh.connect() as con:
+            for email, reason in con.fetchall(
+                "SELECT lower(trim(email)), reason FROM suppression WHERE provider IN (?, '*')", [self.spec.provider]
+            ):
+                pairs.setdefault(email, reason)
+        return pa.table(
+            {"pk": pa.array(list(pairs), pa.string()), "reason": pa.array(list(pairs.values()), pa.string())}
+        )
+
+    # -- plan --------------------------------------------------------------------------------------------
+
+    def _source_ctes(self, con: WarehouseConnection) -> str:
+        spec, d = self.spec, con.dialect
+        mapped = sorted(spec.fields.items())
+        pk_expr = f"lower(trim({d.text('seg.' + quote_ident(spec.primary_key))}))"
+        fp_parts = [f"coalesce({d.text('seg.' + quote_ident(col))}, '\\N')" for _, col in mapped]
+        fp = d.md5(" || chr(31) || ".join(fp_parts) if fp_parts else "''")
+        payload = d.json_object([(name, "seg." + quote_ident(col)) for name, col in mapped])
+        raw_email = d.text("seg." + quote_ident(spec.primary_key))
+        return f"""
+            raw AS (
+                SELECT {pk_expr} AS pk, {raw_email} AS raw_email, {fp} AS fp, {payload} AS payload
+                FROM ({spec.source_sql}) AS seg
+            ),
+            keys AS (
+                SELECT pk, count(*) AS n, count(DISTINCT fp) AS nfp FROM raw
+                WHERE pk IS NOT NULL AND pk <> '' GROUP BY pk
+            ),
+            src AS (
+                SELECT DISTINCT r.pk, r.fp, r.payload FROM raw r JOIN keys k ON r.pk = k.pk
+                WHERE k.nfp = 1 AND {d.email_syntax_ok("r.pk")}
+            )"""
+
+    def _plan(self, result: SyncResult, suppressed: pa.Table) -> None:
+        spec, opts = self.spec, self.options
+        add_op = "'skipped'" if spec.mode == "update" else "'add'"
+        change_op = "'skipped'" if spec.mode == "insert" else "'change'"
+        if spec.removes:
+            remove_op = "'unsubscribe'" if spec.removal == "unsubscribe" else "'remove'"
+        else:
+            remove_op = "CASE WHEN j.synced_fp IS NULL THEN 'forget' ELSE 'noop' END"
+        with self.wh.connect() as con:
+            con.load_temp("provider_suppressed", suppressed)
+            with con.transaction():
+                con.execute("DELETE FROM sync_plan WHERE sync_name = ? AND run_id <> ?", [spec.name, self.run_id])
+                con.execute("DELETE FROM sync_plan WHERE sync_name = ? AND run_id = ?", [spec.name, self.run_id])
+                con.execute(
+                    f"""
+                    INSERT INTO sync_plan (run_id, sync_name, provider, book_id, pk, action, op, fp, payload, reason)
+                    WITH {self._source_ctes(con)},
+                    st AS (SELECT * FROM sync_state WHERE provider = ? AND book_id = ?),
+                    j AS (
+                        SELECT coalesce(src.pk, st.pk) AS pk, src.fp, src.payload, st.synced_fp,
+                               coalesce(sup.reason, st.provider_status) AS reason,
+                          CASE
+                            WHEN sup.pk IS NOT NULL OR st.status = 'suppressed'
+                                 OR st.provider_status IN ('unsubscribed', 'blacklisted')
+                              THEN CASE WHEN src.pk IS NULL THEN 'noop' ELSE 'suppressed' END
+                            WHEN src.pk IS NULL AND (st.synced_fp IS NOT NULL OR st.status = 'pending') THEN 'remove'
+                            WHEN src.pk IS NULL THEN 'forget'
+                            WHEN st.pk IS NULL OR st.status = 'removed' THEN 'add'
+                            WHEN st.status IN ('pending', 'rejected') THEN 'retry'
+                            WHEN ? OR st.synced_fp IS DISTINCT FROM src.fp THEN 'change'
+                            ELSE 'noop'
+                          END AS action
+                        FROM src FULL OUTER JOIN st ON src.pk = st.pk
+                        LEFT JOIN provider_suppressed sup ON sup.pk = coalesce(src.pk, st.pk)
+                    ),
+                    o AS (
+                        SELECT j.*, CASE j.action
+                            WHEN 'add' THEN {add_op}
+                            WHEN 'retry' THEN CASE WHEN j.synced_fp IS NULL THEN {add_op} ELSE {change_op} END
+                            WHEN 'change' THEN {change_op}
+                            WHEN 'remove' THEN {remove_op}
+                            ELSE j.action END AS op
+                        FROM j WHERE j.action <> 'noop'
+                    )
+                    SELECT ?, ?, ?, ?, pk, action, op, fp, payload, reason FROM o WHERE op <> 'noop'
+                    """,
+                    [
+                        spec.provider,
+                        result.book_id,
+                        opts.full_resync,
+                        self.run_id,
+                        spec.name,
+                        spec.provider,
+                        result.book_id,
+                    ],
+                )
+            con.drop_temp("provider_suppressed")
+            self._count_source(con, result)
+            self._count_plan(con, result)
+            synced = self._synced_rows(result.book_id, con)
+        planned_remove = result.counts["planned_remove"]
+        if synced and planned_remove > synced * spec.max_remove_pct / 100.0:
+            result.removal_guard_tripped = True
+            if not opts.dry_run and not opts.allow_mass_remove:
+                raise MassRemoveError(
+                    f"plan removes {planned_remove} of {synced} synced rows (> {spec.max_remove_pct}%); "
+                    "check the segment, or run with allow_mass_remove",
+                    provider=spec.provider,
+                )
+
+    def _count_source(self, con: WarehouseConnection, result: SyncResult) -> None:
+        d = con.dialect
+        row = con.fetchone(
+            f"""WITH {self._source_ctes(con)}
+            SELECT (SELECT count(*) FROM raw),
+                   (SELECT count(*) FROM raw WHERE pk IS NULL OR pk = '' OR NOT {d.email_syntax_ok("pk")}),
+                   (SELECT coalesce(sum(n), 0) FROM keys WHERE nfp > 1 AND {d.email_syntax_ok("pk")})"""
+        )
+        query_size, bad_syntax, conflicting = (int(x or 0) for x in (row or (0, 0, 0)))
+        result.counts["query_size"] = query_size
+        result.counts["invalid"] += bad_syntax + conflicting
+        rejects = con.fetchall(
+            f"""WITH {self._source_ctes(con)}
+            SELECT r.raw_email, r.pk, r.payload,
+                   CASE WHEN r.pk IS NULL OR r.pk = '' THEN 'missing email'
+                        WHEN NOT {d.email_syntax_ok("r.pk")} THEN 'invalid email syntax'
+                        ELSE 'duplicate key with conflicting values' END AS reason
+            FROM raw r LEFT JOIN keys k ON r.pk = k.pk
+            WHERE r.pk IS NULL OR r.pk = '' OR NOT {d.email_syntax_ok("r.pk")} OR k.nfp > 1
+            LIMIT 100000"""
+        )
+        for raw_email, pk, payload, reason in rejects:
+            self._reject(result, raw_email, pk, reason, "validate", payload)
+
+    def _count_plan(self, con: WarehouseConnection, result: SyncResult) -> None:
+        rows = con.fetchall(
+            "SELECT action, op, count(*) FROM sync_plan WHERE run_id = ? AND sync_name = ? GROUP BY action, op",
+            [self.run_id, self.spec.name],
+        )
+        for action, op, n in rows:
+            n = int(n)
+            if op in ("add", "change"):
+                result.counts[f"planned_{op}"] += n
+                if action == "retry":
+                    result.counts["planned_retry"] += n
+            elif op in ("remove", "unsubscribe"):
+                result.counts["planned_remove"] += n
+            elif op in ("suppressed", "skipped"):
+                result.counts[op] += n
+        for op in ("add", "change", "remove", "unsubscribe", "suppressed", "skipped"):
+            sample = con.fetchall(
+                "SELECT pk FROM sync_plan WHERE run_id = ? AND sync_name = ? AND op = ? ORDER BY pk LIMIT ?",
+                [self.run_id, self.spec.name, op, self.options.sample_size],
+            )
+            if sample:
+                result.samples[op] = [mask_email(r[0]) for r in sample]
+
+    # -- apply -------------------------------------------------------------------------------------------
+
+    def _apply(self, result: SyncResult) -> None:
+        spec = self.spec
+        with self.wh.connect() as con, con.transaction():
+            con.execute(
+                """DELETE FROM sync_state WHERE provider = ? AND book_id = ? AND pk IN
+                   (SELECT pk FROM sync_plan WHERE run_id = ? AND sync_name = ? AND op = 'forget')""",
+                [spec.provider, result.book_id, self.run_id, spec.name],
+            )
+            con.execute(
+                """INSERT INTO sync_state (provider, book_id, pk, status, provider_status, attempts, run_id)
+                   SELECT ?, ?, pk, 'suppressed', coalesce(reason, 'suppressed'), 0, ?
+                   FROM sync_plan WHERE run_id = ? AND sync_name = ? AND op = 'suppressed'
+                   ON CONFLICT (provider, book_id, pk) DO UPDATE SET
+                     status = 'suppressed', provider_status = excluded.provider_status,
+                     pending_op = NULL, pending_fp = NULL""",
+                [spec.provider, result.book_id, self.run_id, self.run_id, spec.name],
+            )
+        for op in APPLY_ORDER:
+            for page in self._plan_pages(op):
+                self._apply_page(result, op, page)
+
+    def _plan_pages(self, op: str) -> Iterator[list[tuple[str, str | None, str | None]]]:
+        last = ""
+        while True:
+            with self.wh.connect() as con:
+                rows = con.fetchall(
+                    """SELECT pk, fp, payload FROM sync_plan
+                       WHERE run_id = ? AND sync_name = ? AND op = ? AND pk > ? ORDER BY pk LIMIT ?""",
+                    [self.run_id, self.spec.name, op, last, READ_PAGE],
+                )
+            if not rows:
+                return
+            yield [(str(r[0]), r[1], r[2]) for r in rows]
+            last = str(rows[-1][0])
+            if len(rows) < READ_PAGE:
+                return
+
+    def _apply_page(self, result: SyncResult, op: str, page: list[tuple[str, str | None, str | None]]) -> None:
+        spec = self.spec
+        kind = "remove" if op in ("remove", "unsubscribe") else op
+        sendable: list[tuple[str, str | None, dict[str, Any]]] = []
+        for pk, fp, payload in page:
+            values: dict[str, Any] = json.loads(payload) if payload else {}
+            if kind != "remove":
+                problem = email_problem(pk) or value_problem(
+                    values, required=spec.required_fields, max_length=spec.max_value_length
+                )
+                if problem:
+                    result.counts["invalid"] += 1
+                    self._reject(result, pk, pk, problem, "validate", payload)
+                    continue
+            sendable.append((pk, fp, values))
+        size = max(1, int(self.provider.batch_size))
+        for start in range(0, len(sendable), size):
+            self._apply_batch(result, op, kind, sendable[start : start + size])
+
+    def _apply_batch(
+        self, result: SyncResult, op: str, kind: str, batch: list[tuple[str, str | None, dict[str, Any]]]
+    ) -> None:
+        spec = self.spec
+        book_id = result.book_id
+        now = now_utc()
+        keys = pa.table(
+            {"pk": pa.array([b[0] for b in batch], pa.string()), "fp": pa.array([b[1] for b in batch], pa.string())}
+        )
+        # 1. write-ahead
+        with self.wh.connect() as con:
+            con.load_temp("wa_batch", keys)
+            with con.transaction():
+                con.execute(
+                    """INSERT INTO sync_state (provider, book_id, pk, status, pending_op, pending_fp, attempts,
+                                               last_attempt_at, run_id)
+                       SELECT ?, ?, pk, 'pending', ?, fp, 1, ?, ? FROM wa_batch
+                       ON CONFLICT (provider, book_id, pk) DO UPDATE SET
+                         status = 'pending', pending_op = excluded.pending_op, pending_fp = excluded.pending_fp,
+                         attempts = sync_state.attempts + 1, last_attempt_at = excluded.last_attempt_at,
+                         run_id = excluded.run_id""",
+                    [spec.provider, book_id, op, now, self.run_id],
+                )
+            con.drop_temp("wa_batch")
+        # 2. send once
+        split_before = int(getattr(self.provider, "split_calls", 0))
+        transient_error: EspError | None = None
+        try:
+            if kind == "remove":
+                results = self.provider.remove_members(book_id, [b[0] for b in batch], unsubscribe=op == "unsubscribe")
+            else:
+                results = self.provider.upsert_members(book_id, [MemberInput(b[0], b[2]) for b in batch])
+        except EspError as exc:
+            if not exc.retryable:
+                raise  # auth, quota, permission...: a step-wide fault; rows stay pending for the next run
+            transient_error = exc
+            results = [RowResult(b[0], ok=False, error=str(exc), transient=True) for b in batch]
+        result.counts["batches"] += 1
+        result.counts["write_calls"] += 1
+        result.counts["split_calls"] += int(getattr(self.provider, "split_calls", 0)) - split_before
+        # 3. acknowledge
+        self._acknowledge(result, op, kind, results)
+        if self._after_batch is not None:
+            self._after_batch(op, len(batch))
+        if transient_error is not None:
+            raise SyncError(
+                f"transient failure, {len(batch)} rows left pending for the next run: {transient_error}",
+                provider=spec.provider,
+            )
+        self._maybe_abort(result)
+        self._maybe_progress(result)
+
+    def _acknowledge(self, result: SyncResult, op: str, kind: str, results: Sequence[RowResult]) -> None:
+        spec = self.spec
+        now = now_utc()
+        outcome = []
+        for r in results:
+            if r.transient:
+                outcome.append("transient")
+            elif r.ok:
+                outcome.append("ok")
+            elif r.suppressed:
+                outcome.append("suppressed")
+            else:
+                outcome.append("rejected")
+        if op == "unsubscribe":
+            ok_status, ok_provider_status = "suppressed", "unsubscribed"
+        elif kind == "remove":
+            ok_status, ok_provider_status = "removed", "removed"
+        else:
+            ok_status, ok_provider_status = "synced", "active"
+        ack = pa.table(
+            {
+                "pk": pa.array([r.email.strip().lower() for r in results], pa.string()),
+                "result": pa.array(outcome, pa.string()),
+                "error": pa.array([r.error for r in results], pa.string()),
+                "provider_id": pa.array([r.provider_id for r in results], pa.string()),
+            }
+        )
+        with self.wh.connect() as con:
+            con.load_temp("ack_batch", ack)
+            with con.transaction():
+                con.execute(
+                    """UPDATE sync_state SET
+                         status = CASE a.result WHEN 'ok' THEN ? WHEN 'suppressed' THEN 'suppressed'
+                                  WHEN 'rejected' THEN 'rejected' ELSE sync_state.status END,
+                         synced_fp = CASE WHEN a.result = 'ok' AND ? THEN sync_state.pending_fp
+                                          WHEN a.result = 'ok' THEN NULL ELSE sync_state.synced_fp END,
+                         provider_status = CASE a.result WHEN 'ok' THEN ? WHEN 'suppressed' THEN 'blacklisted'
+                                           ELSE sync_state.provider_status END,
+                         provider_id = coalesce(a.provider_id, sync_state.provider_id),
+                         pending_op = CASE WHEN a.result = 'transient' THEN sync_state.pending_op ELSE NULL END,
+                         pending_fp = CASE WHEN a.result = 'transient' THEN sync_state.pending_fp ELSE NULL END,
+                         last_error = CASE WHEN a.result = 'ok' THEN NULL ELSE a.error END,
+                         last_synced_at = CASE WHEN a.result = 'ok' THEN ? ELSE sync_state.last_synced_at END
+                       FROM ack_batch a
+                       WHERE sync_state.provider = ? AND sync_state.book_id = ? AND sync_state.pk = a.pk""",
+                    [ok_status, kind != "remove", ok_provider_status, now, spec.provider, result.book_id],
+                )
+                con.execute(
+                    """INSERT INTO sync_changelog
+                         (run_id, sync_name, provider, book_id, pk, op, result, error, logged_at)
+                       SELECT ?, ?, ?, ?, pk, ?, result, error, ? FROM ack_batch""",
+                    [self.run_id, spec.name, spec.provider, result.book_id, op, now],
+                )
+            con.drop_temp("ack_batch")
+        counts = Counter(outcome)
+        result.counts[f"successful_{kind}"] += counts["ok"]
+        result.counts[f"failed_{kind}"] += counts["rejected"]
+        result.counts["suppressed"] += counts["suppressed"]
+        for r, o in zip(results, outcome, strict=True):
+            if o in ("rejected", "suppressed"):
+                self._reject(result, r.email, r.email.strip().lower(), r.error or o, "provider", None)
+
+    def _maybe_abort(self, result: SyncResult) -> None:
+        attempted = result.attempted
+        if attempted < ABORT_AFTER_ATTEMPTS:
+            return
+        failed = sum(result.counts.get(f"failed_{op}", 0) for op in ("add", "change", "remove"))
+        if 100.0 * failed / attempted > self.spec.abort_rejected_pct:
+            raise SyncError(
+                f"stopped early: {failed} of {attempted} rows rejected (> {self.spec.abort_rejected_pct}%); "
+                "committed work stays, the rest waits for the next run",
+                provider=self.spec.provider,
+            )
+
+    def _maybe_progress(self, result: SyncResult) -> None:
+        now = time.monotonic()
+        if now - self._last_progress < self._progress_every:
+            return
+        self._last_progress = now
+        done = result.attempted
+        planned = sum(result.counts.get(f"planned_{k}", 0) for k in ("add", "change", "remove"))
+        self._progress(f"{self.spec.name}: {done}/{planned} rows applied in {result.counts['batches']} batches")
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def _reject(
+        self, result: SyncResult, raw: str | None, pk: str | None, reason: str, stage: str, payload: str | None
+    ) -> None:
+        result.rejects.append(
+            {
+                "raw_email": raw,
+                "pk": pk,
+                "reason": reason,
+                "stage": stage,
+                "values": payload,
+                "sync_name": self.spec.name,
+            }
+        )
+
+    def _synced_rows(self, book_id: str, con: WarehouseConnection | None = None) -> int:
+        sql = "SELECT count(*) FROM sync_state WHERE provider = ? AND book_id = ? AND status = 'synced'"
+        if con is not None:
+            row = con.fetchone(sql, [self.spec.provider, book_id])
+        else:
+            with self.wh.connect() as c:
+                row = c.fetchone(sql, [self.spec.provider, book_id])
+        return int(row[0]) if row else 0
+
+    def _lock(self, book_id: str) -> None:
+        now = now_utc()
+        with self.wh.connect() as con, con.transaction():
+            row = con.fetchone(
+                "SELECT run_id, acquired_at FROM sync_lock WHERE provider = ? AND book_id = ?",
+                [self.spec.provider, book_id],
+            )
+            if row is not None and row[0] != self.run_id:
+                age = (now - row[1]).total_seconds() if isinstance(row[1], datetime) else 0.0
+                if age < self._lock_stale_s:
+                    raise SyncLockedError(
+                        f"book {book_id} of {self.spec.provider} is being synced by run {row[0]} "
+                        f"(since {row[1]}); runs on one book never interleave",
+                        provider=self.spec.provider,
+                    )
+                log.warning("breaking a stale sync lock of run %s on %s", row[0], book_id)
+            con.execute(
+                """INSERT INTO sync_lock (provider, book_id, run_id, acquired_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (provider, book_id) DO UPDATE SET run_id = excluded.run_id,
+                   acquired_at = excluded.acquired_at""",
+                [self.spec.provider, book_id, self.run_id, now],
+            )
+
+    def _unlock(self, book_id: str) -> None:
+        with self.wh.connect() as con, con.transaction():
+            con.execute(
+                "DELETE FROM sync_lock WHERE provider = ? AND book_id = ? AND run_id = ?",
+                [self.spec.provider, book_id, self.run_id],
+            )
+
+    def _record_run(self, result: SyncResult, status: str, started_at: datetime | None = None) -> None:
+        with self.wh.connect() as con, con.transaction():
+            con.execute(
+                """INSERT INTO sync_runs (run_id, sync_name, provider, book_id, started_at, finished_at, dry_run,
+                                          status, counts)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (run_id, sync_name) DO UPDATE SET finished_at = excluded.finished_at,
+                     status = excluded.status, counts = excluded.counts, book_id = excluded.book_id""",
+                [
+                    self.run_id,
+                    self.spec.name,
+                    self.spec.provider,
+                    result.book_id,
+                    started_at or now_utc(),
+                    None if status == "running" else now_utc(),
+                    result.dry_run,
+                    status,
+                    json.dumps(result.metadata(), default=str),
+                ],
+            )
+
+
+def run_sync(
+    spec: SyncSpec,
+    provider: EspProvider,
+    warehouse: Warehouse,
+    *,
+    run_id: str,
+    options: SyncOptions | None = None,
+    progress: ProgressFn | None = None,
+    after_batch: BatchHook | None = None,
+) -> SyncResult:
+    """Plan (and unless dry run, apply) one sync; see :class:`SyncEngine`."""
+    return SyncEngine(
+        spec, provider, warehouse, run_id=run_id, options=options, progress=progress, after_batch=after_batch
+    ).run()

@@ -1,0 +1,50 @@
+"""Resources for the definitions: the real API when credentials are in the environment, else the sandboxes.
+
+Real credentials switch a provider to its real API (secrets via ``dg.EnvVar``, resolved at run start). With no
+credentials, the provider runs on its embedded loopback sandbox with the sandbox's demo account, and every
+run log says so. A half-configured provider (one variable of two) is an error, never a silent fallback.
+"""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from espcore.sandbox.sendpulse import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from resources.lake import LakeResource
+from resources.sendpulse import SendPulseResource
+from resources.warehouse import WarehouseResource
+
+DATA_DIR = Path(os.environ.get("ESP_DATA_DIR", Path(__file__).resolve().parent.parent / "data"))
+
+
+class MissingCredentialsError(RuntimeError):
+    pass
+
+
+def _real(provider: str, names: list[str]) -> bool:
+    present = [n for n in names if os.environ.get(n)]
+    if present and len(present) != len(names):
+        missing = sorted(set(names) - set(present))
+        raise MissingCredentialsError(f"{provider}: {', '.join(present)} set but {', '.join(missing)} missing")
+    return bool(present)
+
+
+def sendpulse_resource() -> SendPulseResource:
+    if _real("sendpulse", ["SENDPULSE_CLIENT_ID", "SENDPULSE_CLIENT_SECRET"]):
+        return SendPulseResource(
+            client_id=dg.EnvVar("SENDPULSE_CLIENT_ID"), client_secret=dg.EnvVar("SENDPULSE_CLIENT_SECRET")
+        )
+    return SendPulseResource(
+        client_id=DEMO_CLIENT_ID,
+        client_secret=DEMO_CLIENT_SECRET,
+        sandbox_state=str(DATA_DIR / "sandbox" / "sendpulse.json"),
+    )
+
+
+def build_resources() -> dict[str, object]:
+    return {
+        "sendpulse": sendpulse_resource(),
+        "warehouse": WarehouseResource(duckdb_path=str(DATA_DIR / "warehouse.duckdb")),
+        "lake": LakeResource(root=str(DATA_DIR / "lake")),
+    }

@@ -1,0 +1,106 @@
+"""An in-memory provider for engine tests: records every write call, can reject or fail on demand."""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from espcore.errors import ServerError
+from espcore.providers.base import (
+    Balance,
+    Book,
+    Campaign,
+    CampaignDraft,
+    CampaignStats,
+    Member,
+    MemberInput,
+    MemberState,
+    RowResult,
+    Suppression,
+)
+
+
+@dataclass
+class FakeProvider:
+    name: str = "fake"
+    batch_size: int = 3
+    books: dict[str, str] = field(default_factory=dict)  # name -> id
+    members: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # book id -> email -> fields
+    statuses: dict[tuple[str, str], MemberState] = field(default_factory=dict)
+    blacklist: set[str] = field(default_factory=set)
+    reject: set[str] = field(default_factory=set)
+    fail_next_writes: int = 0
+    write_calls: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    def list_books(self) -> Iterator[Book]:
+        for name, bid in self.books.items():
+            yield Book(bid, name, len(self.members.get(bid, {})))
+
+    def find_book(self, name: str) -> Book | None:
+        return next((b for b in self.list_books() if b.name == name), None)
+
+    def ensure_book(self, name: str) -> Book:
+        if name not in self.books:
+            self.books[name] = str(100 + len(self.books))
+            self.members[self.books[name]] = {}
+        return Book(self.books[name], name)
+
+    def _write(self, kind: str, emails: list[str]) -> None:
+        self.write_calls.append((kind, emails))
+        if self.fail_next_writes > 0:
+            self.fail_next_writes -= 1
+            raise ServerError("injected 503", provider=self.name, status=503)
+
+    def upsert_members(self, book_id: str, rows: Sequence[MemberInput]) -> list[RowResult]:
+        self._write("upsert", [r.email for r in rows])
+        out = []
+        for r in rows:
+            if r.email in self.reject:
+                out.append(RowResult(r.email, ok=False, error="rejected by provider"))
+            elif r.email in self.blacklist:
+                out.append(RowResult(r.email, ok=False, error="blacklisted", suppressed=True))
+            else:
+                self.members[book_id][r.email] = dict(r.fields)
+                out.append(RowResult(r.email, ok=True))
+        return out
+
+    def remove_members(self, book_id: str, emails: Sequence[str], *, unsubscribe: bool) -> list[RowResult]:
+        self._write("unsubscribe" if unsubscribe else "remove", list(emails))
+        for e in emails:
+            if unsubscribe:
+                self.statuses[(book_id, e)] = MemberState.UNSUBSCRIBED
+            else:
+                self.members[book_id].pop(e, None)
+        return [RowResult(e, ok=True) for e in emails]
+
+    def list_members(self, book_id: str) -> Iterator[Member]:
+        for email, fields in self.members.get(book_id, {}).items():
+            state = self.statuses.get((book_id, email), MemberState.ACTIVE)
+            yield Member(email, state, str(state), None, fields)
+
+    def suppressions(self, book_id: str | None = None) -> Iterator[Suppression]:
+        for e in sorted(self.blacklist):
+            yield Suppression(e, "blacklisted")
+        for (bid, email), state in self.statuses.items():
+            if state.suppressed and (book_id is None or bid == book_id):
+                yield Suppression(email, str(state), bid)
+
+    def create_campaign(self, draft: CampaignDraft) -> Campaign:
+        raise NotImplementedError
+
+    def find_campaign(self, name_suffix: str) -> Campaign | None:
+        return None
+
+    def get_campaign(self, campaign_id: str) -> Campaign:
+        raise NotImplementedError
+
+    def list_campaigns(self) -> Iterator[Campaign]:
+        return iter(())
+
+    def campaign_stats(self, campaign_id: str) -> CampaignStats:
+        raise NotImplementedError
+
+    def balance(self) -> Balance:
+        return Balance(not_exposed_reason="fake")
+
+    def close(self) -> None:
+        pass
