@@ -1,81 +1,138 @@
-"""Subscriber syncs: one asset per declared sync (warehouse segment -> provider book)."""
+"""Subscriber syncs: one asset per declared sync (warehouse segment -> provider book).
+
+The asset is thin: planning, batching, state and HTTP live in ``espcore.sync``. A real run yields a
+``MaterializeResult`` with the Hightouch-style counts; a dry run yields an ``AssetObservation`` so that the last
+materialization always means "the provider has this data".
+"""
 
 import hashlib
 import json
 import re
-import time
+from datetime import UTC, datetime
 
 import dagster as dg
+from pydantic import Field
 
-from espcore.providers.base import MemberInput
+from espcore.landing.writer import land
+from espcore.sync.engine import SyncError, SyncResult, run_sync
+from espcore.sync.spec import SyncOptions, SyncSpec
+from espcore.sync.validate import mask_email
 from pipelines.config import SyncDecl
+from resources.lake import LakeResource
 from resources.warehouse import WarehouseResource
 
 SYNC_RETRY = dg.RetryPolicy(max_retries=3, delay=20, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class SyncRunConfig(dg.Config):
+    """Run-time switches of a sync (set them in the launchpad or ``run_config``)."""
+
+    dry_run: bool = Field(default=False, description="Plan only: report what would be sent, send nothing.")
+    full_resync: bool = Field(default=False, description="Resend every row, not only changed ones.")
+    allow_mass_remove: bool = Field(default=False, description="Allow removing more than max_remove_pct.")
 
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
+def to_spec(decl: SyncDecl) -> SyncSpec:
+    return SyncSpec(
+        name=decl.name,
+        provider=decl.provider,
+        book=decl.book,
+        source_sql=decl.source.as_sql(),
+        primary_key=decl.primary_key,
+        fields=dict(decl.fields),
+        mode=decl.mode,
+        delete_behavior=decl.delete_behavior,
+        max_remove_pct=decl.max_remove_pct,
+    )
+
+
+def book_key(decl: SyncDecl) -> dg.AssetKey:
+    return dg.AssetKey([decl.provider, "books", slug(decl.book)])
+
+
 class SyncTranslator:
     """The one override point for how a sync becomes an asset: subclass, call super(), replace attributes."""
 
-    def get_asset_spec(self, sync: SyncDecl, segment_key: dg.AssetKey) -> dg.AssetSpec:
-        mapping = json.dumps([sorted(sync.fields.items()), sync.mode, sync.primary_key, sync.book]).encode()
+    def get_asset_spec(self, decl: SyncDecl, segment_key: dg.AssetKey) -> dg.AssetSpec:
+        mapping = json.dumps([sorted(decl.fields.items()), decl.mode, decl.primary_key, decl.book]).encode()
         return dg.AssetSpec(
-            key=dg.AssetKey([sync.provider, "books", slug(sync.book)]),
+            key=book_key(decl),
             deps=[segment_key],
-            kinds={sync.provider, "duckdb"},
-            group_name=f"{sync.provider}_sync",
+            kinds={decl.provider, "duckdb"},
+            group_name=f"{decl.provider}_sync",
             code_version=hashlib.sha256(mapping).hexdigest()[:12],
-            description=sync.description or f"{sync.mode} of {sync.source.as_sql()} into {sync.provider} '{sync.book}'",
-            metadata={"esp/sync": sync.name, "esp/book": sync.book, "esp/mode": sync.mode},
+            description=decl.description
+            or f"{decl.mode} of `{decl.source.as_sql()}` into {decl.provider} book '{decl.book}'",
+            metadata={"esp/sync": decl.name, "esp/book": decl.book, "esp/mode": decl.mode},
+            skippable=True,  # a dry run observes instead of materializing
         )
+
+
+def rejects_markdown(result: SyncResult, limit: int = 20) -> str:
+    lines = ["| email | reason | stage |", "|---|---|---|"]
+    for r in result.rejects[:limit]:
+        reason = str(r["reason"]).replace("|", "/")[:120]
+        lines.append(f"| {mask_email(r.get('pk') or r.get('raw_email'))} | {reason} | {r['stage']} |")
+    if len(result.rejects) > limit:
+        lines.append(f"| … | {len(result.rejects) - limit} more in the rejects dataset | |")
+    return "\n".join(lines)
 
 
 def build_sync_asset(
-    sync: SyncDecl, segment_key: dg.AssetKey, translator: SyncTranslator | None = None
+    decl: SyncDecl, segment_key: dg.AssetKey, translator: SyncTranslator | None = None
 ) -> dg.AssetsDefinition:
-    spec = (translator or SyncTranslator()).get_asset_spec(sync, segment_key)
+    spec = (translator or SyncTranslator()).get_asset_spec(decl, segment_key)
+    sync_spec = to_spec(decl)
 
     @dg.multi_asset(
-        name=sync.name,
+        name=decl.name,
         specs=[spec],
-        pool=f"{sync.provider}_api",
+        pool=f"{decl.provider}_api",
         retry_policy=SYNC_RETRY,
-        required_resource_keys={sync.provider, "warehouse"},
+        required_resource_keys={decl.provider, "warehouse", "lake"},
     )
-    def _sync(context: dg.AssetExecutionContext):
+    def _sync(context: dg.AssetExecutionContext, config: SyncRunConfig):
         warehouse: WarehouseResource = context.resources.warehouse
-        adapter = getattr(context.resources, sync.provider).get_provider()
-        started = time.monotonic()
-        columns = [sync.primary_key, *dict.fromkeys(sync.fields.values())]
-        select = ", ".join(f'"{c}"' for c in columns)
-        rows = warehouse.get_warehouse().query_arrow(f"SELECT {select} FROM ({sync.source.as_sql()}) AS s").to_pylist()
-        book = adapter.ensure_book(sync.book)
-        members: dict[str, MemberInput] = {}
-        rejected = 0
-        for row in rows:
-            email = (row[sync.primary_key] or "").strip().lower()
-            if not _EMAIL.match(email) or email in members:
-                rejected += 1
-                continue
-            members[email] = MemberInput(email, {k: row[v] for k, v in sync.fields.items()})
-        results = adapter.upsert_members(book.id, list(members.values()))
-        ok = sum(r.ok for r in results)
-        yield dg.MaterializeResult(
-            asset_key=spec.key,
-            metadata={
-                "book_id": book.id,
-                "query_size": len(rows),
-                "successful_add": ok,
-                "failed_add": len(results) - ok,
-                "rejected": rejected,
-                "elapsed_seconds": round(time.monotonic() - started, 3),
-                "dagster/row_count": ok,
-            },
+        lake: LakeResource = context.resources.lake
+        adapter = getattr(context.resources, decl.provider).get_provider()
+        run_id = context.run.run_id
+        options = SyncOptions(
+            dry_run=config.dry_run, full_resync=config.full_resync, allow_mass_remove=config.allow_mass_remove
         )
+        try:
+            result = run_sync(
+                sync_spec, adapter, warehouse.get_warehouse(), run_id=run_id, options=options, progress=context.log.info
+            )
+        except SyncError as exc:
+            raise dg.Failure(description=str(exc), metadata={k: v for k, v in exc.counts.items() if v is not None})
+        metadata: dict[str, object] = dict(result.metadata())
+        metadata["dagster/row_count"] = result.synced_rows
+        metadata["rejects_sample"] = dg.MetadataValue.md(rejects_markdown(result))
+        for action, sample in result.samples.items():
+            metadata[f"sample_{action}"] = ", ".join(sample)
+        if result.rejects:
+            landed = land(
+                lake.root,
+                "sync_rejects",
+                decl.provider,
+                datetime.now(UTC).date(),
+                result.rejects,
+                run_id=run_id,
+                file_stem=decl.name,
+            )
+            metadata["rejects_path"] = dg.MetadataValue.path(str(landed.path))
+        context.log.info(
+            f"{decl.name}: planned +{result.counts['planned_add']} ~{result.counts['planned_change']} "
+            f"-{result.counts['planned_remove']}, rejected {len(result.rejects)}, "
+            f"suppressed {result.counts['suppressed']}, {result.elapsed_seconds:.1f}s"
+        )
+        if config.dry_run:
+            yield dg.AssetObservation(asset_key=spec.key, metadata=metadata)
+        else:
+            yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)
 
     return _sync

@@ -109,3 +109,20 @@ SEGMENT_VIEWS: dict[str, str] = {
     "segment_trial_users": "SELECT * FROM customers WHERE plan = 'trial'",
     "segment_all_active": "SELECT * FROM customers WHERE active",
 }
+
+
+def seed_demo_suppressions(provider: str, sandbox: object) -> None:
+    """Put the demo's blacklisted customer on the provider's own suppression list, through its own API."""
+    if provider != "sendpulse":
+        return
+    from espcore.providers.sendpulse import SendPulseClient
+    from espcore.sandbox.sendpulse import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+    from espcore.sandbox.transport import InProcessTransport
+
+    transport = InProcessTransport(sandbox.app)  # type: ignore[attr-defined]
+    client = SendPulseClient(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, "http://127.0.0.1", transport=transport)
+    try:
+        client.add_to_blacklist([BLACKLISTED_EMAIL], comment="demo: complained")
+    finally:
+        client.close()
+        transport.close()

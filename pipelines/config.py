@@ -46,6 +46,10 @@ class SyncDecl(BaseModel):
     mode: Literal["insert", "update", "upsert", "mirror"] = "upsert"
     delete_behavior: Literal["none", "remove", "unsubscribe"] | None = None
     max_remove_pct: float = Field(default=10.0, ge=0, le=100)
+    max_invalid_pct: float = Field(default=5.0, ge=0, le=100)
+    max_duplicate_pct: float = Field(default=5.0, ge=0, le=100)
+    warn_rejected_pct: float = Field(default=2.0, ge=0, le=100)
+    error_rejected_pct: float = Field(default=10.0, ge=0, le=100)
     description: str | None = None
 
 

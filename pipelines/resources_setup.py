@@ -10,8 +10,12 @@ from pathlib import Path
 
 import dagster as dg
 
+from espcore.sandbox.litestartup import DEMO_API_KEY as LITESTARTUP_DEMO_KEY
+from espcore.sandbox.pakat import DEMO_API_KEY as PAKAT_DEMO_KEY
 from espcore.sandbox.sendpulse import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from resources.lake import LakeResource
+from resources.litestartup import LiteStartupResource
+from resources.pakat import PakatResource
 from resources.sendpulse import SendPulseResource
 from resources.warehouse import WarehouseResource
 
@@ -42,9 +46,25 @@ def sendpulse_resource() -> SendPulseResource:
     )
 
 
+def pakat_resource() -> PakatResource:
+    if _real("pakat", ["PAKAT_API_KEY"]):
+        return PakatResource(api_key=dg.EnvVar("PAKAT_API_KEY"))
+    return PakatResource(api_key=PAKAT_DEMO_KEY, sandbox_state=str(DATA_DIR / "sandbox" / "pakat.json"))
+
+
+def litestartup_resource() -> LiteStartupResource:
+    if _real("litestartup", ["LITESTARTUP_API_KEY"]):
+        return LiteStartupResource(api_key=dg.EnvVar("LITESTARTUP_API_KEY"))
+    return LiteStartupResource(
+        api_key=LITESTARTUP_DEMO_KEY, sandbox_state=str(DATA_DIR / "sandbox" / "litestartup.json")
+    )
+
+
 def build_resources() -> dict[str, object]:
     return {
         "sendpulse": sendpulse_resource(),
+        "pakat": pakat_resource(),
+        "litestartup": litestartup_resource(),
         "warehouse": WarehouseResource(duckdb_path=str(DATA_DIR / "warehouse.duckdb")),
         "lake": LakeResource(root=str(DATA_DIR / "lake")),
     }

@@ -23,6 +23,7 @@ class ProviderResource(dg.ConfigurableResource):
     provider_name: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
     default_requests_per_second: ClassVar[float | None] = None
+    sandbox_path: ClassVar[str] = ""  # where the API lives on the sandbox server (Pakat: /api)
 
     sandbox_state: str | None = Field(
         default=None,
@@ -58,7 +59,7 @@ class ProviderResource(dg.ConfigurableResource):
                     f"{self.provider_name}: give either sandbox_state or base_url, not both",
                     provider=self.provider_name,
                 )
-            return embedded_sandbox_url(self.provider_name, self.sandbox_state)
+            return embedded_sandbox_url(self.provider_name, self.sandbox_state) + self.sandbox_path
         return self.base_url or self.default_base_url
 
     def describe_target(self, url: str) -> str:

@@ -44,4 +44,22 @@ BALANCES = DatasetSchema(
     "Account balance, plan letters or sending quota per provider; nulls where the provider exposes nothing.",
 )
 
-DATASETS: dict[str, DatasetSchema] = {d.name: d for d in (BALANCES,)}
+SYNC_REJECTS = DatasetSchema(
+    "sync_rejects",
+    1,
+    pa.schema(
+        [
+            pa.field("sync_name", pa.string(), nullable=False),
+            pa.field("raw_email", pa.string()),
+            pa.field("pk", pa.string()),
+            pa.field("reason", pa.string(), nullable=False),
+            pa.field("stage", pa.string(), nullable=False),  # validate | provider
+            pa.field("values", pa.string()),  # the mapped values as JSON text
+            pa.field("landed_at", TS, nullable=False),
+            pa.field("run_id", pa.string(), nullable=False),
+        ]
+    ),
+    "Rows a sync refused, with the reason; one file per sync and day, kept so nothing is silently lost.",
+)
+
+DATASETS: dict[str, DatasetSchema] = {d.name: d for d in (BALANCES, SYNC_REJECTS)}

@@ -68,14 +68,19 @@ def land(
     *,
     run_id: str,
     landed_at: datetime | None = None,
+    file_stem: str = "data",
 ) -> Landed:
-    """Write one partition atomically, replacing any previous file for the same (dataset, provider, day)."""
+    """Write one partition atomically, replacing any previous file for the same (dataset, provider, day).
+
+    ``file_stem`` lets several writers share a partition (e.g. one rejects file per sync)."""
+    if not _SAFE.match(file_stem):
+        raise ValueError(f"unsafe file name {file_stem!r}")
     spec = DATASETS[dataset]
     table = to_table(spec, rows, run_id=run_id, landed_at=landed_at or datetime.now(UTC))
     folder = partition_dir(lake_root, dataset, provider, day)
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "data.parquet"
-    tmp = folder / f"data.parquet.tmp-{re.sub(r'[^A-Za-z0-9_-]', '_', run_id)}"
+    target = folder / f"{file_stem}.parquet"
+    tmp = folder / f"{file_stem}.parquet.tmp-{re.sub(r'[^A-Za-z0-9_-]', '_', run_id)}"
     try:
         with open(tmp, "wb") as fh:
             pq.write_table(table, fh, compression="zstd")

@@ -1187,12 +1187,12 @@ class LiteStartupProvider:
     def suppressions(self, book_id: str | None = None) -> Iterator[Suppression]:
         """``subscribed=false`` contacts (spam complaints land there too) and bounced emails.
 
-        ``subscribed`` is account-wide, so every suppression is reported with ``book_id=None``; with a book
-        given, only unsubscribed contacts carrying its tag are listed (bounces are always account-wide).
-        Campaign messages are not in ``GET /emails``: their bounces only arrive through webhooks.
+        ``subscribed`` is account-wide, so every suppression is reported with ``book_id=None`` and listed for any
+        ``book_id`` (a contact unsubscribed under another tag must not be added to this one). Campaign messages
+        are not in ``GET /emails``: their bounces only arrive through webhooks.
         """
         seen: set[tuple[str, str]] = set()
-        for c in self.client.list_contacts(subscribed=False, tag=book_id):
+        for c in self.client.list_contacts(subscribed=False):
             key = (c.email.lower(), "unsubscribed")
             if key not in seen:
                 seen.add(key)

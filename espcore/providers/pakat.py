@@ -1457,14 +1457,19 @@ class PakatProvider:
             )
 
     def suppressions(self, book_id: str | None = None) -> Iterator[Suppression]:
-        """Blacklisted (account-wide) and unsubscribed (per list) subscribers; Pakat has no blacklist endpoint."""
-        list_ids = [book_id] if book_id else [lst.list_uid for lst in self.client.lists()]
+        """Blacklisted (account-wide) and unsubscribed (per list) subscribers; Pakat has no blacklist endpoint.
+
+        The blacklist is account-wide, so it is read from every list even when ``book_id`` is given: an address
+        blacklisted through another list is refused in this one too. Unsubscribes are per list.
+        """
+        all_lists = [lst.list_uid for lst in self.client.lists()]
         seen_blacklisted: set[str] = set()
-        for list_uid in list_ids:
+        for list_uid in all_lists:
             for s in self.client.list_subscribers(list_uid, status="blacklisted"):
                 if s.email.lower() not in seen_blacklisted:
                     seen_blacklisted.add(s.email.lower())
                     yield Suppression(s.email, "blacklisted", None, detail=f"seen in list {list_uid}")
+        for list_uid in [book_id] if book_id else all_lists:
             for s in self.client.list_subscribers(list_uid, status="unsubscribed"):
                 yield Suppression(s.email, "unsubscribed", list_uid)
 

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
 from espcore.errors import (
     AuthError,
+    ConfigurationError,
     ConflictError,
     EspError,
     NotFoundError,
@@ -94,6 +96,10 @@ def parse_error(response: httpx.Response) -> EspError:
         return PermissionDeniedError(message, **kwargs)
     if code_int in _QUOTA:
         return QuotaError(message, **kwargs)
+    if code_int == 602 and status != 404:
+        # 602 is "campaign not found" when answered 404, but a DELETE of a campaign already sent gets 602 with
+        # 422: the campaign exists and its state forbids the change.
+        return ConflictError(message, **kwargs)
     if code_int in _NOT_FOUND or status == 404:
         return NotFoundError(message, **kwargs)
     if code_int in _CONFLICT:
@@ -101,6 +107,11 @@ def parse_error(response: httpx.Response) -> EspError:
     if status == 403:
         return PermissionDeniedError(message, **kwargs)
     return ValidationError(message, **kwargs)
+
+
+def _seg(value: object) -> str:
+    """One URL path segment: an address or variable value may hold ``?``, ``#``, ``%`` or spaces."""
+    return quote(str(value), safe="@+!$&'()*,;=:~")
 
 
 # -- records ------------------------------------------------------------------------------------------------
@@ -389,6 +400,23 @@ class Webhook:
 # -- the client -------------------------------------------------------------------------------------------
 
 
+class _TokenFirstHttp(ProviderHttp):
+    """:class:`ProviderHttp` that makes sure of the access token before an authenticated call's retry loop.
+
+    The token call has its own retries; fetched from inside a call's attempt, a failing token endpoint would be
+    tried ``max_attempts`` squared times. Fetched first, the policy's attempt bound holds.
+    """
+
+    def __init__(self, *args: Any, ensure_token: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ensure_token = ensure_token
+
+    def request(self, method: str, path: str, *, authenticated: bool = True, **kwargs: Any) -> httpx.Response:
+        if authenticated:
+            self._ensure_token()
+        return super().request(method, path, authenticated=authenticated, **kwargs)
+
+
 class SendPulseClient:
     """SendPulse email-service API over the shared HTTP policy, with a cached, thread-safe OAuth token."""
 
@@ -413,9 +441,13 @@ class SendPulseClient:
         self._clock = clock
         self._token: str | None = None
         self._token_expires = 0.0
+        self._refresh_margin = self.REFRESH_MARGIN_S
         self._token_lock = threading.Lock()
-        self.account_tz = ZoneInfo(account_timezone)
-        self.http = ProviderHttp(
+        try:
+            self.account_tz = ZoneInfo(account_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigurationError(f"unknown account time zone {account_timezone!r}", provider="sendpulse") from None
+        self.http: ProviderHttp = _TokenFirstHttp(
             "sendpulse",
             base_url,
             policy=policy or HttpPolicy(requests_per_second=10.0),
@@ -425,6 +457,7 @@ class SendPulseClient:
             secrets=[client_id, client_secret],
             transport=transport,
             sleep=sleep,
+            ensure_token=self._ensure_token,
         )
 
     def __repr__(self) -> str:
@@ -437,6 +470,7 @@ class SendPulseClient:
     # -- OAuth ----------------------------------------------------------------------------------------
 
     def _fetch_token(self) -> None:
+        issued = self._clock()  # the lifetime runs from the server's issue, not from when the answer arrived
         resp = self.http.request(
             "POST",
             "/oauth/access_token",
@@ -453,12 +487,25 @@ class SendPulseClient:
         if not token:
             raise AuthError("token endpoint answered without access_token", provider="sendpulse")
         self.http.redact.add(token)
+        ttl = float(data.get("expires_in") or 3600)
         self._token = str(token)
-        self._token_expires = self._clock() + float(data.get("expires_in") or 3600)
+        self._token_expires = issued + ttl
+        # Renew 60 s early; a short-lived token (a test account) is renewed at half its life instead, so that
+        # it is not fetched anew before every call.
+        self._refresh_margin = min(self.REFRESH_MARGIN_S, ttl / 2)
+
+    def _token_due(self) -> bool:
+        return self._token is None or self._clock() >= self._token_expires - self._refresh_margin
+
+    def _ensure_token(self) -> None:
+        """Before a call's retry loop: fetch or renew the token (under the token call's own retries)."""
+        with self._token_lock:
+            if self._token_due():
+                self._fetch_token()
 
     def _auth_header(self) -> dict[str, str]:
         with self._token_lock:
-            if self._token is None or self._clock() >= self._token_expires - self.REFRESH_MARGIN_S:
+            if self._token_due():  # only when the token ran out during a call's retries
                 self._fetch_token()
             return {"Authorization": f"Bearer {self._token}"}
 
@@ -509,8 +556,12 @@ class SendPulseClient:
         return AddressBook.from_api(item)
 
     def create_book(self, name: str) -> int:
-        """Create an address book; returns its id (203 ConflictError if the name is taken)."""
-        return int(self.http.request("POST", "/addressbooks", json={"bookName": name}).json()["id"])
+        """Create an address book; returns its id (203 ConflictError if the name is taken).
+
+        Names are unique, so a resend cannot make a second book: a transient failure is retried, and a retry
+        after a lost answer meets 203 (the book exists; look it up by name).
+        """
+        return int(self.http.request("POST", "/addressbooks", json={"bookName": name}, idempotent=True).json()["id"])
 
     def rename_book(self, book_id: int, name: str) -> None:
         """Rename an address book."""
@@ -529,7 +580,7 @@ class SendPulseClient:
 
     def find_by_variable(self, book_id: int, name: str, value: str) -> list[BookContact]:
         """Contacts of a book whose variable ``name`` equals ``value``."""
-        data = self._get(f"/addressbooks/{book_id}/variables/{name}/{value}")
+        data = self._get(f"/addressbooks/{book_id}/variables/{_seg(name)}/{_seg(value)}")
         return [BookContact.from_api(d, book_id) for d in data] if isinstance(data, list) else []
 
     def book_emails(self, book_id: int) -> Iterator[BookContact]:
@@ -543,7 +594,7 @@ class SendPulseClient:
 
     def book_email(self, book_id: int, email: str) -> BookContact:
         """One contact of a book with its status and variables."""
-        return BookContact.from_api(self._get(f"/addressbooks/{book_id}/emails/{email}"), book_id)
+        return BookContact.from_api(self._get(f"/addressbooks/{book_id}/emails/{_seg(email)}"), book_id)
 
     def add_emails(
         self,
@@ -596,14 +647,23 @@ class SendPulseClient:
             )
 
     def unsubscribe_emails(self, book_id: int, emails: Sequence[str]) -> None:
-        """Unsubscribe contacts in one book (status 4), 100 per call."""
+        """Unsubscribe contacts in one book (status 4), 100 per call.
+
+        A call whose addresses are all unsubscribed already (or absent) is answered 422 ``Active emails not
+        found``: that is the desired end state, so it is not an error. This keeps the call idempotent (a retry
+        after a lost answer) and lets the later calls of a long list go out.
+        """
         for start in range(0, len(emails), EMAILS_PER_CALL):
-            self.http.request(
-                "POST",
-                f"/addressbooks/{book_id}/emails/unsubscribe",
-                json={"emails": list(emails[start : start + EMAILS_PER_CALL])},
-                idempotent=True,
-            )
+            try:
+                self.http.request(
+                    "POST",
+                    f"/addressbooks/{book_id}/emails/unsubscribe",
+                    json={"emails": list(emails[start : start + EMAILS_PER_CALL])},
+                    idempotent=True,
+                )
+            except ValidationError as exc:
+                if "active emails not found" not in exc.message.lower():
+                    raise
 
     def set_email_variables(self, book_id: int, email: str, variables: Mapping[str, Any]) -> None:
         """Change variables of one contact in a book."""
@@ -757,7 +817,7 @@ class SendPulseClient:
 
     def campaign_recipient(self, campaign_id: int, email: str) -> CampaignRecipientStatus:
         """One recipient's delivery status in a campaign."""
-        d = self._get(f"/campaigns/{campaign_id}/email/{email}")
+        d = self._get(f"/campaigns/{campaign_id}/email/{_seg(email)}")
         return CampaignRecipientStatus(
             _dt(d.get("sent_date")),
             _int(d.get("global_status")) or 0,
@@ -783,15 +843,15 @@ class SendPulseClient:
     def edit_template(self, template_id: int | str, body_html: str, *, lang: str = "en") -> None:
         """Replace a template's body."""
         payload = {"body": base64.b64encode(body_html.encode("utf-8")).decode("ascii"), "lang": lang}
-        self.http.request("POST", f"/template/edit/{template_id}", json=payload, idempotent=True)
+        self.http.request("POST", f"/template/edit/{_seg(template_id)}", json=payload, idempotent=True)
 
     def get_template(self, template_id: int | str) -> Template:
         """One template with its decoded body."""
-        return Template.from_api(self._get(f"/template/{template_id}"))
+        return Template.from_api(self._get(f"/template/{_seg(template_id)}"))
 
     def list_templates(self, *, owner: str | None = "me", lang: str | None = None) -> Iterator[Template]:
         """Templates, the account's own by default."""
-        path = f"/templates/{lang}" if lang else "/templates"
+        path = f"/templates/{_seg(lang)}" if lang else "/templates"
         offset = 0
         while True:
             params: dict[str, Any] = {"limit": PAGE_MAX, "offset": offset}
@@ -815,8 +875,9 @@ class SendPulseClient:
         ]
 
     def add_sender(self, email: str, name: str) -> None:
-        """Register a sender; it needs activation by code before use."""
-        self.http.request("POST", "/senders", json={"email": email, "name": name}, idempotent=False)
+        """Register a sender; it needs activation by code before use (902 ConflictError if it exists, which a
+        retry after a lost answer also meets: addresses are unique, so a resend cannot double it)."""
+        self.http.request("POST", "/senders", json={"email": email, "name": name}, idempotent=True)
 
     def delete_sender(self, email: str) -> None:
         """Remove a sender."""
@@ -824,11 +885,11 @@ class SendPulseClient:
 
     def request_sender_code(self, email: str) -> None:
         """Mail the activation code to the sender address."""
-        self._get(f"/senders/{email}/code")
+        self._get(f"/senders/{_seg(email)}/code")
 
     def activate_sender(self, email: str, code: str) -> None:
         """Activate a sender with the code it received."""
-        self.http.request("POST", f"/senders/{email}/code", json={"code": code}, idempotent=True)
+        self.http.request("POST", f"/senders/{_seg(email)}/code", json={"code": code}, idempotent=True)
 
     # -- blacklist ------------------------------------------------------------------------------------
 
@@ -844,21 +905,25 @@ class SendPulseClient:
         return out
 
     def add_to_blacklist(self, emails: Sequence[str], comment: str | None = None) -> None:
-        """Blacklist addresses account-wide."""
+        """Blacklist addresses account-wide (nothing to send for an empty list)."""
+        if not emails:
+            return
         payload: dict[str, Any] = {"emails": self._b64_list(emails)}
         if comment:
             payload["comment"] = comment
         self.http.request("POST", "/blacklist", json=payload, idempotent=True)
 
     def remove_from_blacklist(self, emails: Sequence[str]) -> None:
-        """Take addresses off the blacklist."""
+        """Take addresses off the blacklist (nothing to send for an empty list)."""
+        if not emails:
+            return
         self.http.request("DELETE", "/blacklist", json={"emails": self._b64_list(emails)})
 
     # -- balance --------------------------------------------------------------------------------------
 
     def balance(self, currency: str | None = None) -> CurrencyBalance:
         """Account balance in the account currency, or converted to ``currency``."""
-        d = self._get(f"/balance/{currency}" if currency else "/balance")
+        d = self._get(f"/balance/{_seg(currency)}" if currency else "/balance")
         return CurrencyBalance(str(d.get("currency") or ""), _dec(d.get("balance_currency")) or Decimal(0))
 
     def balance_detail(self) -> BalanceDetail:
@@ -882,7 +947,7 @@ class SendPulseClient:
 
     def email_memberships(self, email: str) -> list[EmailMembership]:
         """The books an address belongs to, with status and variables."""
-        data = self._get(f"/emails/{email}")
+        data = self._get(f"/emails/{_seg(email)}")
         return [
             EmailMembership(
                 int(d["book_id"]),
@@ -895,7 +960,7 @@ class SendPulseClient:
 
     def email_details(self, email: str) -> list[EmailBookDetail]:
         """When and how an address joined each book."""
-        data = self._get(f"/emails/{email}/details")
+        data = self._get(f"/emails/{_seg(email)}/details")
         return [
             EmailBookDetail(str(d.get("list_name") or ""), int(d["list_id"]), _dt(d.get("add_date")), d.get("source"))
             for d in (data if isinstance(data, list) else [])
@@ -903,7 +968,7 @@ class SendPulseClient:
 
     def email_campaigns(self, email: str) -> EmailCampaignSummary:
         """Campaign statistics and blacklist flag of one address."""
-        d = self._get(f"/emails/{email}/campaigns")
+        d = self._get(f"/emails/{_seg(email)}/campaigns")
         st = d.get("statistic") or {}
         return EmailCampaignSummary(
             int(st.get("sent") or 0),
@@ -929,7 +994,7 @@ class SendPulseClient:
 
     def delete_email_everywhere(self, email: str) -> None:
         """Remove an address from every book."""
-        self.http.request("DELETE", f"/emails/{email}")
+        self.http.request("DELETE", f"/emails/{_seg(email)}")
 
     # -- webhooks -------------------------------------------------------------------------------------
 
@@ -947,11 +1012,11 @@ class SendPulseClient:
 
     def update_webhook(self, webhook_id: str, url: str) -> None:
         """Point a webhook at a new URL."""
-        self.http.request("PUT", f"/v2/email-service/webhook/{webhook_id}", json={"url": url})
+        self.http.request("PUT", f"/v2/email-service/webhook/{_seg(webhook_id)}", json={"url": url})
 
     def delete_webhook(self, webhook_id: str) -> None:
         """Delete a webhook."""
-        self.http.request("DELETE", f"/v2/email-service/webhook/{webhook_id}")
+        self.http.request("DELETE", f"/v2/email-service/webhook/{_seg(webhook_id)}")
 
 
 def _webhook(d: Mapping[str, Any]) -> Webhook:
@@ -1087,13 +1152,18 @@ class SendPulseProvider:
             yield Member(c.email, member_state(c.status), str(c.status), None, fields)
 
     def suppressions(self, book_id: str | None = None) -> Iterator[Suppression]:
+        """The account blacklist (account-wide, always listed), then suppressed rows of the book (or of all)."""
+        blacklisted: set[str] = set()
         for email in self.client.blacklist():
+            blacklisted.add(email.lower())
             yield Suppression(email.lower(), "blacklisted")
         books = [book_id] if book_id else [b.id for b in self.list_books()]
         for bid in books:
             for c in self.client.book_emails(int(bid)):
                 state = member_state(c.status)
-                if state in (MemberState.UNSUBSCRIBED, MemberState.BLOCKED, MemberState.BOUNCED):
+                if state.suppressed and c.email.lower() in blacklisted:
+                    continue  # status 8 because of the account blacklist: already listed
+                if state.suppressed or state in (MemberState.BLOCKED, MemberState.BOUNCED):
                     yield Suppression(c.email.lower(), str(state), bid, None, c.status_explain or str(c.status))
 
     def create_campaign(self, draft: CampaignDraft) -> Campaign:
@@ -1126,8 +1196,7 @@ class SendPulseProvider:
             },
         )
 
-    @staticmethod
-    def _campaign(c: CampaignInfo) -> Campaign:
+    def _campaign(self, c: CampaignInfo) -> Campaign:
         return Campaign(
             id=str(c.id),
             name=c.name,
@@ -1136,7 +1205,7 @@ class SendPulseProvider:
             book_id=str(c.list_id) if c.list_id is not None else None,
             subject=c.subject,
             sender_email=c.sender_email,
-            send_at=c.send_date.replace(tzinfo=UTC) if c.send_date else None,
+            send_at=_account_time(c.send_date, self.client.account_tz),
             recipients=c.all_email_qty,
             extra={"permalink": c.permalink} if c.permalink else {},
         )
@@ -1174,6 +1243,11 @@ class SendPulseProvider:
                 "finished_time": detail.finished_time.isoformat() if detail.finished_time else None,
             },
         )
+
+
+def _account_time(value: datetime | None, zone: ZoneInfo) -> datetime | None:
+    """A naive ``YYYY-MM-DD HH:MM:SS`` from the API is wall time in the account's zone; returned in UTC."""
+    return value.replace(tzinfo=zone).astimezone(UTC) if value is not None else None
 
 
 def _variables(fields: Mapping[str, Any]) -> dict[str, Any]:

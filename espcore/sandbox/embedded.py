@@ -13,7 +13,7 @@ from pathlib import Path
 from espcore.sandbox.base import FileStore, MemoryStore, ProviderSandbox, StateStore
 from espcore.sandbox.server import SandboxServer
 
-#: provider name -> (module, class, demo credential names)
+#: provider name -> (module, class)
 SANDBOXES: dict[str, tuple[str, str]] = {
     "sendpulse": ("espcore.sandbox.sendpulse", "SendPulseSandbox"),
     "pakat": ("espcore.sandbox.pakat", "PakatSandbox"),
@@ -39,6 +39,9 @@ def build_sandbox(provider: str, state_path: str | os.PathLike[str] | None = Non
     sandbox = sandbox_class(provider)(store, **kwargs)  # type: ignore[arg-type]
     if fresh:
         sandbox.reset(demo=True)
+        from espcore.demo import seed_demo_suppressions
+
+        seed_demo_suppressions(provider, sandbox)
     return sandbox
 
 

@@ -35,14 +35,17 @@ from zoneinfo import ZoneInfo
 from starlette.responses import Response
 
 from espcore.sandbox.base import (
+    FaultPlan,
     FaultRule,
     HandlerError,
     ProviderSandbox,
     SandboxRequest,
     State,
+    StateStore,
 )
 
 DEMO_API_KEY = "sandbox-demo-pakat-key"
+API_PREFIX = "/api"  # Pakat's base URL is https://new.pakat.net/api: routes live under /api here too
 DEMO_SENDING_DOMAIN = "demo.example.com"
 DATE_FMT = "%Y-%m-%d %H:%M:%S"
 
@@ -90,6 +93,11 @@ BULK_CAP = 10_000
 _EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;.]{2,}$")
 _TAG_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,49}$")
 _BRACKET_RE = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+
+
+def api_base_url(server_url: str) -> str:
+    """The client base URL for a sandbox served at ``server_url`` (``http://127.0.0.1:PORT`` -> ``.../api``)."""
+    return server_url.rstrip("/") + API_PREFIX
 
 
 # -- wire helpers ---------------------------------------------------------------------------------------------
@@ -194,9 +202,15 @@ class PakatSandbox(ProviderSandbox):
 
     provider = "pakat"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("rate_limit", False)
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        store: StateStore | None = None,
+        *,
+        faults: FaultPlan | None = None,
+        seed: int = 0,
+        rate_limit: bool = False,
+    ) -> None:
+        super().__init__(store, faults=faults, seed=seed, rate_limit=rate_limit)
 
     # -- state ---------------------------------------------------------------------------------------------
 
@@ -1260,7 +1274,7 @@ class PakatSandbox(ProviderSandbox):
         c = self._campaign(st, req.params["C"])
         if c["status"] == "paused":
             c["status"] = "sending"
-            c["sending_since"] = self.now(st).isoformat()
+            c["sending_since"] = max(self.now(st), self._send_at_utc(st, c)).isoformat()
             self._tick_campaign(st, c, self.now(st))
         elif c["status"] in ("pending-sending", "sending", "processing"):
             c["status"] = "paused"
@@ -1293,14 +1307,20 @@ class PakatSandbox(ProviderSandbox):
                 e["status"] = "sent"
                 state["quota"]["used"] = int(state["quota"]["used"]) + 1
 
+    def _send_at_utc(self, st: State, c: dict[str, Any]) -> datetime:
+        """A campaign's ``send_at`` is wall time in the customer's configured timezone."""
+        return datetime.strptime(c["send_at"], DATE_FMT).replace(tzinfo=self._tz(st)).astimezone(UTC)
+
     def _tick_campaign(self, st: State, c: dict[str, Any], now: datetime) -> None:
         if c["status"] == "pending-sending":
-            send_at = datetime.strptime(c["send_at"], DATE_FMT).replace(tzinfo=self._tz(st))
+            send_at = self._send_at_utc(st, c)
             if send_at <= now:
                 c["status"] = "sending"
-                c["sending_since"] = send_at.astimezone(UTC).isoformat()
+                c["sending_since"] = send_at.isoformat()
         if c["status"] == "sending":
             since = datetime.fromisoformat(c["sending_since"]) if c.get("sending_since") else now
+            if now < since:
+                return  # unpaused before its send_at: waits like a pending campaign
             if not c.get("delivered"):
                 self._deliver(st, c, since)
             if now >= since + timedelta(seconds=int(st["settings"].get("send_duration_s", 60))):
@@ -1360,16 +1380,22 @@ class PakatSandbox(ProviderSandbox):
             return [dict(base, type="bounce", bounce_type="soft", at=(at + timedelta(seconds=30)).isoformat())]
         out = []
         if roll("open"):
-            out.append(dict(base, type="open", at=when("open")))
+            opened = when("open")
+
+            def after_open(kind: str) -> str:  # a click, unsubscribe or complaint follows the first open
+                earliest = datetime.fromisoformat(opened) + timedelta(seconds=60)
+                return max(datetime.fromisoformat(when(kind)), earliest).isoformat()
+
+            out.append(dict(base, type="open", at=opened))
             clicks = roll("click")
             if clicks:
-                out.append(dict(base, type="click", at=when("click")))
+                out.append(dict(base, type="click", at=after_open("click")))
             if _hash_fraction(self.seed, campaign_uid, sid, "reopen") < 0.3:
                 out.append(dict(base, type="open", at=when("reopen")))
             if roll("unsubscribe"):
-                out.append(dict(base, type="unsubscribe", at=when("unsubscribe")))
+                out.append(dict(base, type="unsubscribe", at=after_open("unsubscribe")))
             elif roll("complaint"):
-                out.append(dict(base, type="complaint", at=when("complaint")))
+                out.append(dict(base, type="complaint", at=after_open("complaint")))
         return out
 
     def _apply_event(self, st: State, campaign_uid: str, ev: dict[str, Any]) -> None:

@@ -148,9 +148,9 @@ class SyncResult:
 
     @property
     def rejected_pct(self) -> float:
+        """Rows the provider refused, over rows sent to it (invalid source rows are the source check's job)."""
         failed = sum(self.counts.get(f"failed_{op}", 0) for op in ("add", "change", "remove"))
-        denominator = self.attempted + self.counts.get("invalid", 0)
-        return 100.0 * (failed + self.counts.get("invalid", 0)) / denominator if denominator else 0.0
+        return 100.0 * failed / self.attempted if self.attempted else 0.0
 
 
 ProgressFn = Callable[[str], None]
@@ -667,3 +667,52 @@ def run_sync(
     return SyncEngine(
         spec, provider, warehouse, run_id=run_id, options=options, progress=progress, after_batch=after_batch
     ).run()
+
+
+@dataclass(frozen=True)
+class SegmentHealth:
+    """What the blocking source check looks at."""
+
+    rows: int
+    invalid: int
+    duplicate_keys: int
+    missing_columns: tuple[str, ...]
+    synced_rows: int
+
+    @property
+    def invalid_pct(self) -> float:
+        return 100.0 * self.invalid / self.rows if self.rows else 0.0
+
+
+def segment_health(spec: SyncSpec, warehouse: Warehouse, book_id: str | None = None) -> SegmentHealth:
+    """Row count, invalid keys, duplicated keys and missing mapped columns of a segment, computed in SQL."""
+    with warehouse.connect() as con:
+        ensure_tables(con)
+        columns = set(con.arrow(f"SELECT * FROM ({spec.source_sql}) AS seg LIMIT 0").column_names)
+        needed = [spec.primary_key, *spec.fields.values()]
+        missing = tuple(c for c in dict.fromkeys(needed) if c not in columns)
+        if book_id is None:
+            last = con.fetchone(
+                "SELECT book_id FROM sync_runs WHERE sync_name = ? AND status = 'success' "
+                "ORDER BY finished_at DESC LIMIT 1",
+                [spec.name],
+            )
+            book_id = str(last[0]) if last else None
+        row = con.fetchone(
+            "SELECT count(*) FROM sync_state WHERE provider = ? AND book_id = ? AND status = 'synced'",
+            [spec.provider, book_id or ""],
+        )
+        synced = int(row[0]) if row else 0
+        if missing:
+            return SegmentHealth(0, 0, 0, missing, synced)
+        d = con.dialect
+        pk = f"lower(trim({d.text('seg.' + quote_ident(spec.primary_key))}))"
+        row = con.fetchone(
+            f"""WITH raw AS (SELECT {pk} AS pk FROM ({spec.source_sql}) AS seg)
+            SELECT (SELECT count(*) FROM raw),
+                   (SELECT count(*) FROM raw WHERE pk IS NULL OR pk = '' OR NOT {d.email_syntax_ok("pk")}),
+                   (SELECT count(*) FROM (SELECT pk FROM raw WHERE pk IS NOT NULL AND pk <> ''
+                                          GROUP BY pk HAVING count(*) > 1) AS dup)"""
+        )
+    rows, invalid, dups = (int(x or 0) for x in (row or (0, 0, 0)))
+    return SegmentHealth(rows, invalid, dups, (), synced)

@@ -573,7 +573,11 @@ def test_list_members_and_suppressions(
         ("unsub@example.com", "unsubscribed"),
     ]
     in_b1 = sorted((s.email, s.reason, s.book_id) for s in provider.suppressions("b1"))
-    assert in_b1 == [("bounce@example.com", "bounced", None), ("unsub@example.com", "unsubscribed", None)]
+    assert in_b1 == [  # subscribed=false is account-wide: it applies to every tag
+        ("bounce@example.com", "bounced", None),
+        ("other@example.com", "unsubscribed", None),
+        ("unsub@example.com", "unsubscribed", None),
+    ]
 
 
 def test_adapter_campaigns(sb: LiteStartupSandbox, provider: LiteStartupProvider, client: LiteStartupClient) -> None:

@@ -30,7 +30,7 @@ from espcore.providers.pakat import (
     flatten_form,
     parse_pakat_error,
 )
-from espcore.sandbox.pakat import DEMO_API_KEY, DEMO_SENDING_DOMAIN, PakatSandbox
+from espcore.sandbox.pakat import DEMO_API_KEY, DEMO_SENDING_DOMAIN, PakatSandbox, api_base_url
 from espcore.sandbox.server import quiet_uvicorn_errors, serve
 from espcore.sandbox.transport import InProcessTransport
 
@@ -495,7 +495,7 @@ def test_client_never_sends_multipart_put(sandbox: PakatSandbox, client: PakatCl
 def test_over_loopback_http(sandbox: PakatSandbox, sleeps: list[float]) -> None:
     quiet_uvicorn_errors()
     with serve(sandbox.app) as server:
-        client = PakatClient(DEMO_API_KEY, f"{server.url}/api", sleep=sleeps.append)
+        client = PakatClient(DEMO_API_KEY, api_base_url(server.url), sleep=sleeps.append)
         try:
             a = new_list(client)
             client.create_subscriber(a, "x@x.io", {"FNAME": "Xé"})

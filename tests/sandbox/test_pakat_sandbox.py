@@ -412,6 +412,19 @@ def test_lifecycle_in_customer_timezone(sandbox: PakatSandbox, api: httpx.Client
     assert api.get(f"/campaigns/{uid}/delivery-logs").json()["error"] == "The campaign does not exist!"
 
 
+def test_unpause_before_send_at_waits(sandbox: PakatSandbox, api: httpx.Client) -> None:
+    list_uid = make_list(api)
+    add(api, list_uid, "a@x.io")
+    uid = make_campaign(api, list_uid, status="pending-sending", send_at="2026-03-01 12:00:00").json()["campaign_uid"]
+    assert api.put(f"/campaigns/{uid}/pause-unpause").json()["campaign"]["status"] == "paused"
+    assert api.put(f"/campaigns/{uid}/pause-unpause").json()["campaign"]["status"] == "sending"
+    sandbox.advance(3600)
+    assert api.get(f"/campaigns/{uid}/delivery-logs").json()["data"]["records"] == []
+    sandbox.advance(3 * 3600)
+    assert api.get(f"/campaigns/{uid}").json()["data"]["record"]["status"] == "sent"
+    assert len(api.get(f"/campaigns/{uid}/delivery-logs").json()["data"]["records"]) == 1
+
+
 def test_mark_sent_copy_and_listing(api: httpx.Client) -> None:
     list_uid = make_list(api)
     uid = make_campaign(api, list_uid, status="paused").json()["campaign_uid"]

@@ -551,6 +551,8 @@ def test_campaign_create_answer_and_views(api: httpx.Client) -> None:
         ({"send_date": "2026-01-05T12:00:00"}, 799),
         ({"send_date": "2026-1-5 12:00:00"}, 799),
         ({"attachments": {f"f{i}.txt": "x" for i in range(6)}}, 422),
+        ({"attachments": {"a.txt": "x"}, "attachments_binary": {f"f{i}.bin": b64("x") for i in range(5)}}, 422),
+        ({"attachments_binary": {"f.bin": "not base64!"}}, 422),
         ({"send_test_only": ["a@x.io", "b@x.io", "c@x.io", "d@x.io"]}, 422),
     ],
 )

@@ -4,6 +4,8 @@ One account per sandbox state. Times inside the state are Unix seconds on the sa
 as ``YYYY-MM-DD HH:MM:SS`` (UTC, the account's zone). Money is kept as decimal strings.
 """
 
+import base64
+import binascii
 import hashlib
 import re
 import time
@@ -908,7 +910,7 @@ class SendPulseSandbox(ProviderSandbox):
             raise invalid("Address book is not specified", code=721)
         sender = self._active_sender(st, p["sender_email"])
         send_at = self._send_date(st, p["send_date"]) if p.get("send_date") not in (None, "") else None
-        attachments = self._attachments(p.get("attachments"))
+        attachments = self._attachments(p.get("attachments"), p.get("attachments_binary"))
         is_draft = str(p.get("type", "")).lower() == "draft"
         tests = self._test_emails(st, p["send_test_only"]) if p.get("send_test_only") not in (None, "", []) else None
         kind = "test" if tests else "draft" if is_draft else "campaign"
@@ -983,15 +985,22 @@ class SendPulseSandbox(ProviderSandbox):
             }
         )
 
-    def _attachments(self, value: Any) -> dict[str, str]:
-        if value in (None, "", []):
-            return {}
-        value = decode_structured(value, "attachments")
-        if not isinstance(value, dict):
-            raise invalid("Argument attachments must be array")
-        if len(value) > 5:
+    def _attachments(self, text: Any, binary: Any) -> dict[str, str]:
+        """``attachments`` {name: content} plus ``attachments_binary`` {name: base64}; five files at most."""
+        out: dict[str, str] = {}
+        for name, value in (("attachments", text), ("attachments_binary", binary)):
+            if value in (None, "", []):
+                continue
+            value = decode_structured(value, name)
+            if not isinstance(value, dict):
+                raise invalid(f"Argument {name} must be array")
+            for key, content in value.items():
+                if name == "attachments_binary":
+                    _check_b64(content, name)
+                out[str(key)] = str(content)
+        if len(out) > 5:
             raise invalid("Argument attachments may not have more than 5 items")
-        return {str(k): str(v) for k, v in value.items()}
+        return out
 
     def _charge(self, st: State, tariff: int, cost: Decimal, *, refund: bool = False) -> None:
         sign = -1 if refund else 1
@@ -1718,6 +1727,13 @@ class SendPulseSandbox(ProviderSandbox):
             for i in range(0, len(mine), 100):
                 out.append({"url": hook["url"], "action": hook["action"], "events": mine[i : i + 100]})
         return out
+
+
+def _check_b64(value: Any, name: str) -> None:
+    try:
+        base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid(f"Argument {name} is invalid string") from None
 
 
 def _device(rec: Mapping[str, Any]) -> dict[str, str]:

@@ -1,0 +1,88 @@
+"""Asset checks: a blocking health check on each sync's source segment, and a rejected-share check per book."""
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from assets.subscribers import book_key, to_spec
+from espcore.sync.engine import segment_health
+from pipelines.config import SyncDecl
+from resources.warehouse import WarehouseResource
+
+
+def build_source_check(decl: SyncDecl, segment_key: dg.AssetKey) -> dg.AssetChecksDefinition:
+    spec = to_spec(decl)
+
+    @dg.asset_check(
+        asset=segment_key,
+        name=f"{decl.name}_source_ok",
+        blocking=True,
+        description=f"Segment of sync {decl.name}: mapped columns exist, not empty while rows are synced, "
+        f"invalid emails under {decl.max_invalid_pct}%, duplicate keys under {decl.max_duplicate_pct}%.",
+    )
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        h = segment_health(spec, warehouse.get_warehouse())
+        problems = []
+        if h.missing_columns:
+            problems.append(f"missing mapped columns: {', '.join(h.missing_columns)}")
+        if h.rows == 0 and h.synced_rows > 0:
+            problems.append(f"segment is empty while {h.synced_rows} rows are synced")
+        if h.invalid_pct > decl.max_invalid_pct:
+            problems.append(f"{h.invalid_pct:.1f}% invalid emails (limit {decl.max_invalid_pct}%)")
+        dup_pct = 100.0 * h.duplicate_keys / h.rows if h.rows else 0.0
+        if dup_pct > decl.max_duplicate_pct:
+            problems.append(f"{h.duplicate_keys} duplicated keys (limit {decl.max_duplicate_pct}%)")
+        return dg.AssetCheckResult(
+            passed=not problems,
+            description="; ".join(problems) or "segment is sendable",
+            metadata={
+                "rows": h.rows,
+                "invalid_emails": h.invalid,
+                "invalid_pct": round(h.invalid_pct, 2),
+                "duplicate_keys": h.duplicate_keys,
+                "synced_rows": h.synced_rows,
+            },
+        )
+
+    return _check
+
+
+def build_rejected_check(decl: SyncDecl) -> dg.AssetChecksDefinition:
+    key = book_key(decl)
+
+    @dg.asset_check(
+        asset=key,
+        name="rejected_pct",
+        blocking=True,
+        description=f"Share of rows rejected by the last sync: WARN above {decl.warn_rejected_pct}%, "
+        f"ERROR (holds the book's campaign launches) above {decl.error_rejected_pct}%.",
+    )
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        event = context.instance.get_latest_materialization_event(key)
+        mat = event.asset_materialization if event else None
+        if mat is None:
+            return dg.AssetCheckResult(passed=False, description="the book has never been synced")
+        raw = mat.metadata.get("rejected_pct")
+        pct = float(raw.value) if raw is not None and isinstance(raw.value, int | float) else 0.0
+        if pct > decl.error_rejected_pct:
+            severity, passed = dg.AssetCheckSeverity.ERROR, False
+        elif pct > decl.warn_rejected_pct:
+            severity, passed = dg.AssetCheckSeverity.WARN, False
+        else:
+            severity, passed = dg.AssetCheckSeverity.WARN, True
+        return dg.AssetCheckResult(
+            passed=passed,
+            severity=severity,
+            description=f"{pct:.2f}% of attempted rows were rejected",
+            metadata={"rejected_pct": pct},
+        )
+
+    return _check
+
+
+def build_checks(decls: Sequence[SyncDecl], segment_keys: dict[str, dg.AssetKey]) -> list[dg.AssetChecksDefinition]:
+    out: list[dg.AssetChecksDefinition] = []
+    for d in decls:
+        out.append(build_source_check(d, segment_keys[d.name]))
+        out.append(build_rejected_check(d))
+    return out
