@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -108,8 +109,10 @@ def build_sync_asset(
                 sync_spec, adapter, warehouse.get_warehouse(), run_id=run_id, options=options, progress=context.log.info
             )
         except SyncError as exc:
-            raise dg.Failure(description=str(exc), metadata={k: v for k, v in exc.counts.items() if v is not None})
-        metadata: dict[str, object] = dict(result.metadata())
+            raise dg.Failure(
+                description=str(exc), metadata={k: v for k, v in exc.counts.items() if v is not None}
+            ) from exc
+        metadata: dict[str, Any] = dict(result.metadata())
         metadata["dagster/row_count"] = result.synced_rows
         metadata["rejects_sample"] = dg.MetadataValue.md(rejects_markdown(result))
         for action, sample in result.samples.items():

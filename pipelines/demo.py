@@ -9,6 +9,7 @@ in ``data/sandbox``, so a second run reports zero changes.
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("ESP_DATA_DIR", ROOT / "data"))
@@ -47,7 +48,7 @@ def main() -> int:
         if mat is None:
             continue
         key = "/".join(mat.asset_key.path)
-        md = {k: v.value for k, v in mat.metadata.items()}
+        md: dict[str, Any] = {k: v.value for k, v in mat.metadata.items()}
         if "planned_add" in md:
             print(
                 f"  sync    {key:<40} planned +{md['planned_add']} ~{md['planned_change']} -{md['planned_remove']}"

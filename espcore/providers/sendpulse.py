@@ -443,6 +443,7 @@ class SendPulseClient:
         self._token_expires = 0.0
         self._refresh_margin = self.REFRESH_MARGIN_S
         self._token_lock = threading.Lock()
+        self._sent_with = threading.local()  # the token this thread's last request carried
         try:
             self.account_tz = ZoneInfo(account_timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -507,12 +508,15 @@ class SendPulseClient:
         with self._token_lock:
             if self._token_due():  # only when the token ran out during a call's retries
                 self._fetch_token()
+            self._sent_with.token = self._token
             return {"Authorization": f"Bearer {self._token}"}
 
     def _refresh_after_401(self) -> bool:
         with self._token_lock:
-            self._token = None
-            self._fetch_token()
+            failed = getattr(self._sent_with, "token", None)
+            if self._token is None or self._token == failed:  # else another thread has renewed it already
+                self._token = None
+                self._fetch_token()
         return True
 
     def access_token_expires_in(self) -> float:

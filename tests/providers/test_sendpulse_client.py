@@ -8,7 +8,9 @@ sleeps for real: the client's ``sleep`` is a recorder and its token ``clock`` a 
 import base64
 import json
 import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -326,6 +328,27 @@ def test_token_refreshed_once_after_a_401(live: SendPulseClient, live_sb: SendPu
     assert logged(live_sb, "POST", "/campaigns", 401) == 1
     assert logged(live_sb, "POST", "/campaigns", 200) == 1
     assert len(list(live.list_campaigns())) == 1
+
+
+def test_threads_meeting_a_401_together_refresh_once(sb: SendPulseSandbox) -> None:
+    threads = 4
+    wire = Wire(sb.app)
+    c = make_client(transport=wire)
+    c.balance()
+    old = f"Bearer {c._token}"
+    barrier = threading.Barrier(threads, timeout=10)
+
+    def together(request: httpx.Request) -> None:
+        if request.headers.get("authorization") == old and request.url.path == "/balance":
+            barrier.wait()  # every thread sends the revoked token before any of them refreshes
+
+    wire.on_request = together
+    sb.hook("revoke_tokens")
+    with ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(lambda _: c.balance().currency, range(threads)))
+    assert results == ["USD"] * threads
+    assert logged(sb, "GET", "/balance", 401) == threads
+    assert wire.count("POST", "/oauth/access_token") == 2  # the first token, then one renewal for all
 
 
 def test_still_401_after_the_refresh_is_auth_error(client: SendPulseClient, sb: SendPulseSandbox, wire: Wire) -> None:
