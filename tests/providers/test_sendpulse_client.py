@@ -272,6 +272,7 @@ def test_parse_error_html_500_keeps_raw_body() -> None:
 # -- OAuth token --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.network
 def test_token_is_cached(live: SendPulseClient, live_sb: SendPulseSandbox) -> None:
     assert live.access_token_expires_in() == 0.0
     live.balance()
@@ -281,6 +282,7 @@ def test_token_is_cached(live: SendPulseClient, live_sb: SendPulseSandbox) -> No
     assert live.access_token_expires_in() == pytest.approx(3600.0)
 
 
+@pytest.mark.network
 def test_token_refreshed_before_expiry_without_a_401(
     live: SendPulseClient, live_sb: SendPulseSandbox, clock: FakeClock
 ) -> None:
@@ -315,6 +317,7 @@ def test_token_lifetime_counts_from_the_request_not_the_answer(sb: SendPulseSand
     assert wire.count("POST", "/oauth/access_token") == 2
 
 
+@pytest.mark.network
 def test_token_refreshed_once_after_a_401(live: SendPulseClient, live_sb: SendPulseSandbox) -> None:
     live.balance()
     assert live_sb.hook("revoke_tokens") == 1
@@ -467,6 +470,7 @@ def test_timeout_on_a_get_is_retried_in_process(client: SendPulseClient, sb: Sen
     assert wire.count("GET", "/balance") == 3
 
 
+@pytest.mark.network
 def test_timeout_on_a_get_is_retried_over_loopback(
     live_sb: SendPulseSandbox, server: SandboxServer, recorder: SleepRecorder
 ) -> None:
@@ -481,6 +485,7 @@ def test_timeout_on_a_get_is_retried_over_loopback(
         c.close()
 
 
+@pytest.mark.network
 def test_timeout_on_campaign_create_is_outcome_unknown_over_loopback(
     live_sb: SendPulseSandbox, server: SandboxServer, recorder: SleepRecorder
 ) -> None:
@@ -565,6 +570,7 @@ def test_707_insufficient_balance_is_quota_error(client: SendPulseClient, sb: Se
     assert list(client.list_campaigns()) == []
 
 
+@pytest.mark.network
 def test_typed_errors_for_not_found_conflict_and_paging(live: SendPulseClient, live_sb: SendPulseSandbox) -> None:
     with pytest.raises(NotFoundError) as nf:
         live.get_book(1)
@@ -585,7 +591,7 @@ def test_typed_errors_for_not_found_conflict_and_paging(live: SendPulseClient, l
 # -- secrets ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("over", ["in-process", "loopback"])
+@pytest.mark.parametrize("over", ["in-process", pytest.param("loopback", marks=pytest.mark.network)])
 def test_secrets_never_leak(over: str, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)  # httpx/httpcore debug lines included
     policy = HttpPolicy(requests_per_second=None, max_attempts=2, read_timeout_s=0.2)
@@ -701,6 +707,7 @@ def test_empty_lists_send_nothing(client: SendPulseClient, wire: Wire) -> None:
 # -- books and contacts (loopback) ------------------------------------------------------------------------------
 
 
+@pytest.mark.network
 def test_books_and_contacts(live: SendPulseClient, live_sb: SendPulseSandbox) -> None:
     book_id = live.create_book("Customers")
     live.add_emails(
@@ -741,6 +748,7 @@ def test_books_and_contacts(live: SendPulseClient, live_sb: SendPulseSandbox) ->
         live.get_book(book_id)
 
 
+@pytest.mark.network
 def test_book_paging_reads_every_page(live: SendPulseClient, live_sb: SendPulseSandbox) -> None:
     emails = [f"user{i:03d}@example.com" for i in range(150)]
     book_id = new_book(live, "big", emails)
@@ -749,6 +757,7 @@ def test_book_paging_reads_every_page(live: SendPulseClient, live_sb: SendPulseS
     assert logged(live_sb, "GET", f"/addressbooks/{book_id}/emails") == 2
 
 
+@pytest.mark.network
 def test_double_opt_in_add_and_confirm(live: SendPulseClient, live_sb: SendPulseSandbox) -> None:
     book_id = live.create_book("Opt-in")
     with pytest.raises(ValidationError):
@@ -769,6 +778,7 @@ def test_double_opt_in_add_and_confirm(live: SendPulseClient, live_sb: SendPulse
     assert live.get_book(book_id).active_email_qty == 1
 
 
+@pytest.mark.network
 def test_blacklist_round_trip(live: SendPulseClient) -> None:
     book_id = new_book(live, "b", ["eve@example.com", "fay@example.com"])
     assert live.blacklist() == []
@@ -785,6 +795,7 @@ def test_blacklist_round_trip(live: SendPulseClient) -> None:
 # -- templates, senders, webhooks (loopback) ----------------------------------------------------------------------
 
 
+@pytest.mark.network
 def test_templates_create_edit_get_list(live: SendPulseClient) -> None:
     real_id = live.create_template("<p>Hello {{name}}</p>", name="Welcome v1", lang="en")
     tpl = live.get_template(real_id)
@@ -807,6 +818,7 @@ def test_templates_create_edit_get_list(live: SendPulseClient) -> None:
         live.get_template(1)
 
 
+@pytest.mark.network
 def test_senders_add_code_activate_delete(live: SendPulseClient, live_sb: SendPulseSandbox) -> None:
     email = "promo@example.com"
     live.add_sender(email, "Promo")
@@ -831,6 +843,7 @@ def test_senders_add_code_activate_delete(live: SendPulseClient, live_sb: SendPu
         live.delete_sender(email)
 
 
+@pytest.mark.network
 def test_webhooks_crud(live: SendPulseClient) -> None:
     hooks = live.create_webhook("https://hooks.example.com/sp", ["open", "redirect"])
     assert sorted(h.action for h in hooks) == ["open", "redirect"]
@@ -848,6 +861,7 @@ def test_webhooks_crud(live: SendPulseClient) -> None:
 # -- campaigns, money, email information (loopback) ----------------------------------------------------------------
 
 
+@pytest.mark.network
 def test_campaign_lifecycle_stats_and_email_info(live: SendPulseClient, live_sb: SendPulseSandbox) -> None:
     emails = ["click@example.com", "open@example.com", "sent@example.com"]
     book_id = new_book(live, "Launch", emails)
@@ -901,6 +915,7 @@ def test_campaign_lifecycle_stats_and_email_info(live: SendPulseClient, live_sb:
         live.cancel_campaign(created.id)
 
 
+@pytest.mark.network
 def test_scheduled_campaign_edit_test_send_and_cancel(live: SendPulseClient, live_sb: SendPulseSandbox) -> None:
     book_id = new_book(live, "Sched", ["a@example.com", "b@example.com"])
     kyiv = timezone(timedelta(hours=2))
@@ -939,6 +954,7 @@ def test_scheduled_campaign_edit_test_send_and_cancel(live: SendPulseClient, liv
         live.cancel_campaign(1)
 
 
+@pytest.mark.network
 def test_balance_detail_and_cost_agree_after_a_send(live: SendPulseClient, live_sb: SendPulseSandbox) -> None:
     emails = [f"m{i}@example.com" for i in range(5)]
     book_id = new_book(live, "Money", emails)
@@ -976,6 +992,7 @@ def test_balance_detail_and_cost_agree_after_a_send(live: SendPulseClient, live_
     assert again.overdraft_all_emails_price == Decimal("0.022")
 
 
+@pytest.mark.network
 def test_book_cost_of_an_empty_book_is_validation_error(live: SendPulseClient) -> None:
     book_id = live.create_book("Empty")
     with pytest.raises(ValidationError) as info:
