@@ -1,0 +1,63 @@
+"""Command line for the sandboxes.
+
+    python -m espcore.sandbox serve sendpulse --port 8701 --state data/sandbox/sendpulse.json
+    python -m espcore.sandbox reset pakat --state data/sandbox/pakat.json        # fresh demo account
+    python -m espcore.sandbox reset litestartup --state ... --empty              # fresh empty account
+    python -m espcore.sandbox advance sendpulse --state ... --seconds 3600       # move the sandbox clock
+
+Servers bind to 127.0.0.1 only. Several servers (and embedded sandboxes in Dagster runs) may share one state
+file: they then serve one account.
+"""
+
+import argparse
+import signal
+import sys
+import threading
+
+from espcore.sandbox.embedded import SANDBOXES, build_sandbox
+from espcore.sandbox.server import LOOPBACK, SandboxServer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m espcore.sandbox", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("serve", "serve a sandbox over HTTP on 127.0.0.1"),
+        ("reset", "reset an account (demo seed unless --empty)"),
+        ("advance", "advance the sandbox clock"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("provider", choices=sorted(SANDBOXES))
+        p.add_argument("--state", help="state file shared by processes (default: in memory)")
+        if name == "serve":
+            p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+        if name == "reset":
+            p.add_argument("--empty", action="store_true", help="no demo credentials, senders or templates")
+        if name == "advance":
+            p.add_argument("--seconds", type=float, required=True)
+    args = parser.parse_args(argv)
+    sandbox = build_sandbox(args.provider, args.state)
+    if args.command == "reset":
+        sandbox.reset(demo=not args.empty)
+        print(f"{args.provider}: account reset ({'empty' if args.empty else 'demo'}) in {args.state or 'memory'}")
+        return 0
+    if args.command == "advance":
+        print(f"{args.provider}: sandbox time is now {sandbox.advance(args.seconds).isoformat()}")
+        return 0
+    server = SandboxServer(sandbox.app, args.port or None, log_level="info")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.start()
+    print(f"{args.provider} sandbox on {server.url} (state: {args.state or 'memory'}); Ctrl-C to stop", flush=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    assert LOOPBACK == "127.0.0.1"
+    sys.exit(main())
