@@ -19,7 +19,9 @@ from espcore.sandbox.server import LOOPBACK, SandboxServer
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m espcore.sandbox", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m espcore.sandbox", description="Run, reset or move the clock of a provider sandbox."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("serve", "serve a sandbox over HTTP on 127.0.0.1"),
