@@ -4,6 +4,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/bootstrap.sh
 export PATH="$HOME/.local/bin:$PATH"
+# The UI test renders the Dagster UI in Debian's headless Chromium: install it when missing.
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "== installing chromium (Debian package) for the UI test"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
 echo "== ruff check";  uv run --locked ruff check .
 echo "== ruff format"; uv run --locked ruff format --check .
 echo "== pyright";     uv run --locked pyright
