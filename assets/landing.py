@@ -1,19 +1,294 @@
-"""Landing what the providers know into Parquet: balances (more datasets follow)."""
+"""Landing what the providers know into Parquet, as Dagster assets over :mod:`espcore.landing`.
 
-import json
-from datetime import UTC, datetime
+Per provider, ``build_landing_assets(provider)`` returns:
+
+* a subsettable multi-asset of dated snapshots — ``lake/<p>/campaigns``, ``blacklist``, ``balances``,
+  ``book_members`` (unpartitioned: each run writes today's file);
+* a subsettable multi-asset on ``DAILY`` partitions — ``lake/<p>/campaign_stats`` and, where the provider logs
+  deliveries, ``lake/<p>/delivery_events`` (partitioned and unpartitioned assets cannot share a multi-asset);
+* the ``balance_threshold`` check on ``lake/<p>/balances``.
+
+``build_views_asset`` (re)creates the DuckDB ``lake_*`` views after landing. The HTTP, state and Parquet work
+lives in ``espcore.landing``; this module only declares assets and turns results into events.
+"""
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
+import pyarrow.parquet as pq
+from pydantic import Field
 
+from espcore.landing.collect import (
+    DAILY_LANDERS,
+    SNAPSHOT_LANDERS,
+    LandingResult,
+    balance_rows,
+    mask_email,
+    provider_datasets,
+)
+from espcore.landing.schemas import DATASETS
+from espcore.landing.views import create_lake_views
 from espcore.landing.writer import land
 from resources.lake import LakeResource
 
 LANDING_RETRY = dg.RetryPolicy(max_retries=3, delay=20, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+DAILY = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC")
+VIEWS_KEY = dg.AssetKey(["lake", "views"])
+PREVIEW_ROWS = 5
+PREVIEW_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "balances": ("currency", "amount", "emails_left", "quota_used", "quota_allowed", "not_exposed_reason"),
+    "campaigns": ("campaign_id", "name", "state", "provider_status", "book_id", "send_at"),
+    "campaign_stats": ("campaign_id", "state", "sent", "delivered", "opened", "clicked", "carried_forward"),
+    "blacklist": ("email", "reason", "book_id", "since"),
+    "book_members": ("book_id", "email", "state", "provider_status"),
+    "delivery_events": ("event_id", "campaign_id", "email", "status", "occurred_at"),
+}
+
+
+class LandingConfig(dg.Config):
+    full_refresh: bool = Field(
+        default=False, description="Fetch everything again, ignoring the landing state (settled campaigns too)."
+    )
+    recheck_after_days: float = Field(
+        default=7.0, description="Re-fetch a settled campaign's stats once its last fetch is this old."
+    )
+
+
+def landing_key(provider: str, dataset: str) -> dg.AssetKey:
+    return dg.AssetKey(["lake", provider, dataset])
+
+
+# -- metadata ------------------------------------------------------------------------------------------------
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    text = mask_email(str(value)) if column == "email" else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")[:60]
+
+
+def preview_markdown(dataset: str, rows: Sequence[Mapping[str, Any]], limit: int = PREVIEW_ROWS) -> str:
+    """A small Markdown table of the first rows; addresses are masked."""
+    cols = PREVIEW_COLUMNS.get(dataset) or tuple(DATASETS[dataset].schema.names[:6])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_cell(c, r.get(c)) for c in cols) + " |" for r in rows[:limit]]
+    if len(rows) > limit:
+        lines.append(f"\n{len(rows) - limit} more rows")
+    return "\n".join(lines)
+
+
+def landing_metadata(dataset: str, result: LandingResult) -> dict[str, Any]:
+    spec = DATASETS[dataset]
+    md: dict[str, Any] = {
+        "path": dg.MetadataValue.path(str(result.path)),
+        "dagster/row_count": result.landed.rows,
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(f.name, str(f.type)) for f in result.landed.schema]
+        ),
+        "schema_version": spec.version,
+        "date": result.landed.day,
+        "http_calls": result.http_calls if result.http_calls is not None else -1,
+        "preview": dg.MetadataValue.md(preview_markdown(dataset, result.rows)),
+        **dict(result.counters),
+    }
+    if dataset == "balances" and result.rows:
+        row = result.rows[0]
+        md["currency"] = row["currency"] or ""
+        md["amount"] = str(row["amount"]) if row["amount"] is not None else "not exposed"
+        md["emails_left"] = row["emails_left"] if row["emails_left"] is not None else -1
+    return md
+
+
+# -- assets -------------------------------------------------------------------------------------------------------
+
+
+def _spec(provider: str, dataset: str, deps: Sequence[dg.AssetKey] = ()) -> dg.AssetSpec:
+    spec = DATASETS[dataset]
+    return dg.AssetSpec(
+        key=landing_key(provider, dataset),
+        deps=list(deps),
+        kinds={provider, "parquet"},
+        group_name="landing",
+        description=f"{spec.description} ({provider})",
+        metadata={"email_sync/dataset": dataset, "email_sync/schema_version": spec.version},
+        skippable=True,
+    )
+
+
+def _selected(context: dg.AssetExecutionContext, datasets: Sequence[str]) -> Iterator[str]:
+    chosen = {k.path[-1] for k in context.selected_asset_keys}
+    for d in datasets:
+        if d in chosen:
+            yield d
+
+
+def build_snapshot_assets(provider: str) -> dg.AssetsDefinition:
+    snapshots, _ = provider_datasets(provider)
+
+    @dg.multi_asset(
+        name=f"{provider}_landing_snapshots",
+        specs=[_spec(provider, d) for d in snapshots],
+        can_subset=True,
+        pool=f"{provider}_api",
+        retry_policy=LANDING_RETRY,
+        required_resource_keys={provider, "lake"},
+    )
+    def _snapshots(context: dg.AssetExecutionContext, config: LandingConfig) -> Iterator[dg.MaterializeResult]:
+        lake: LakeResource = context.resources.lake
+        adapter = getattr(context.resources, provider).get_provider()
+        now = datetime.now(UTC)
+        for dataset in _selected(context, snapshots):
+            extra: dict[str, Any] = {"full_refresh": config.full_refresh} if dataset == "campaigns" else {}
+            result = SNAPSHOT_LANDERS[dataset](lake.root, adapter, run_id=context.run.run_id, now=now, **extra)
+            context.log.info(f"{provider} {dataset}: {result.landed.rows} rows, {result.http_calls} HTTP calls")
+            yield dg.MaterializeResult(
+                asset_key=landing_key(provider, dataset), metadata=landing_metadata(dataset, result)
+            )
+
+    return _snapshots
+
+
+def build_daily_assets(provider: str) -> dg.AssetsDefinition:
+    _, daily = provider_datasets(provider)
+    campaigns = landing_key(provider, "campaigns")
+
+    @dg.multi_asset(
+        name=f"{provider}_landing_daily",
+        specs=[_spec(provider, d, deps=[campaigns] if d == "campaign_stats" else []) for d in daily],
+        partitions_def=DAILY,
+        can_subset=True,
+        pool=f"{provider}_api",
+        retry_policy=LANDING_RETRY,
+        required_resource_keys={provider, "lake"},
+    )
+    def _daily(context: dg.AssetExecutionContext, config: LandingConfig) -> Iterator[dg.MaterializeResult]:
+        lake: LakeResource = context.resources.lake
+        adapter = getattr(context.resources, provider).get_provider()
+        day = context.partition_key
+        now = datetime.now(UTC)
+        for dataset in _selected(context, daily):
+            extra: dict[str, Any] = {}
+            if dataset == "campaign_stats":
+                extra = {
+                    "full_refresh": config.full_refresh,
+                    "recheck_after": timedelta(days=config.recheck_after_days),
+                }
+            result = DAILY_LANDERS[dataset](lake.root, adapter, day, run_id=context.run.run_id, now=now, **extra)
+            context.log.info(f"{provider} {dataset} {day}: {result.landed.rows} rows, {result.http_calls} HTTP calls")
+            yield dg.MaterializeResult(
+                asset_key=landing_key(provider, dataset), metadata=landing_metadata(dataset, result)
+            )
+
+    return _daily
+
+
+class BalanceThresholdConfig(dg.Config):
+    min_emails_left: int = Field(default=1000, description="Warn when fewer letters/quota than this remain.")
+    min_amount: float = Field(default=0.0, description="Warn when the money balance is below this (if exposed).")
+
+
+def build_balance_check(provider: str) -> dg.AssetChecksDefinition:
+    key = landing_key(provider, "balances")
+
+    @dg.asset_check(
+        asset=key,
+        name="balance_threshold",
+        description="WARN when the balance or sending quota is below the configured threshold.",
+    )
+    def _balance_threshold(
+        context: dg.AssetCheckExecutionContext, config: BalanceThresholdConfig
+    ) -> dg.AssetCheckResult:
+        event = context.instance.get_latest_materialization_event(key)
+        mat = event.asset_materialization if event is not None else None
+        path_value = mat.metadata.get("path") if mat is not None else None
+        if mat is None or path_value is None:
+            return dg.AssetCheckResult(
+                passed=False, severity=dg.AssetCheckSeverity.WARN, description="no balance landed yet"
+            )
+        path = str(path_value.value)
+        row = pq.read_table(path).to_pylist()[0]
+        md: dict[str, Any] = {
+            "path": dg.MetadataValue.path(path),
+            "min_emails_left": config.min_emails_left,
+            "min_amount": config.min_amount,
+            "emails_left": row["emails_left"] if row["emails_left"] is not None else -1,
+            "amount": str(row["amount"]) if row["amount"] is not None else "not exposed",
+        }
+        if row["not_exposed_reason"]:
+            return dg.AssetCheckResult(
+                passed=True,
+                metadata=md,
+                description=f"{provider} exposes no balance or quota ({row['not_exposed_reason']}): nothing to check",
+            )
+        if row["unlimited"]:
+            return dg.AssetCheckResult(passed=True, metadata=md, description="unlimited quota")
+        low: list[str] = []
+        if row["emails_left"] is not None and row["emails_left"] < config.min_emails_left:
+            low.append(f"emails_left {row['emails_left']} < {config.min_emails_left}")
+        if row["amount"] is not None and float(row["amount"]) < config.min_amount:
+            low.append(f"amount {row['amount']} {row['currency'] or ''} < {config.min_amount}".replace("  ", " "))
+        if row["emails_left"] is None and row["amount"] is None:
+            return dg.AssetCheckResult(passed=True, metadata=md, description="no letters or money figure exposed")
+        return dg.AssetCheckResult(
+            passed=not low,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata=md,
+            description="; ".join(low) if low else "balance above the threshold",
+        )
+
+    return _balance_threshold
+
+
+def build_landing_assets(provider: str) -> list[dg.AssetsDefinition]:
+    """The snapshot multi-asset and the daily multi-asset of one provider."""
+    return [build_snapshot_assets(provider), build_daily_assets(provider)]
+
+
+def daily_landing_keys(provider: str) -> list[dg.AssetKey]:
+    return [landing_key(provider, d) for d in provider_datasets(provider)[1]]
+
+
+def views_database(warehouse: Any) -> str:
+    """The DuckDB file the lake views go to: the warehouse's own when it is DuckDB (``duckdb_path`` or a
+    ``duckdb:///`` URL). A PostgreSQL warehouse cannot read Parquet, so the views then live in ``duckdb_path``."""
+    url = getattr(warehouse, "url", None)
+    if isinstance(url, str) and url.startswith("duckdb:///"):
+        return url.removeprefix("duckdb:///")
+    return str(warehouse.duckdb_path)
+
+
+def build_views_asset(deps: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=VIEWS_KEY,
+        deps=list(deps),
+        kinds={"duckdb"},
+        group_name="landing",
+        retry_policy=LANDING_RETRY,
+        required_resource_keys={"lake", "warehouse"},
+        description="(Re)creates the DuckDB views lake_<dataset> and lake_<dataset>_latest over the Parquet lake.",
+    )
+    def lake_views(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        lake: LakeResource = context.resources.lake
+        db = views_database(context.resources.warehouse)
+        names = create_lake_views(db, lake.root)
+        return dg.MaterializeResult(
+            metadata={"views": dg.MetadataValue.json(names), "duckdb_path": db, "dagster/row_count": len(names)}
+        )
+
+    return lake_views
+
+
+# -- kept for callers of the first landing asset -------------------------------------------------------------
 
 
 def build_balance_asset(provider: str) -> dg.AssetsDefinition:
+    """A standalone balance asset (same key as the snapshot multi-asset's: use one or the other)."""
+
     @dg.asset(
-        key=["lake", provider, "balances"],
+        key=landing_key(provider, "balances"),
         kinds={provider, "parquet"},
         group_name="landing",
         pool=f"{provider}_api",
@@ -25,31 +300,8 @@ def build_balance_asset(provider: str) -> dg.AssetsDefinition:
         lake: LakeResource = context.resources.lake
         adapter = getattr(context.resources, provider).get_provider()
         now = datetime.now(UTC)
-        b = adapter.balance()
-        row = {
-            "snapshot_at": now,
-            "currency": b.currency,
-            "amount": b.amount,
-            "bonus": b.bonus,
-            "emails_left": b.emails_left,
-            "quota_used": b.quota_used,
-            "quota_allowed": b.quota_allowed,
-            "unlimited": b.unlimited,
-            "not_exposed_reason": b.not_exposed_reason,
-            "extra": json.dumps(dict(b.extra), default=str, sort_keys=True) if b.extra else None,
-        }
-        landed = land(lake.root, "balances", provider, now.date(), [row], run_id=context.run.run_id, landed_at=now)
-        return dg.MaterializeResult(
-            metadata={
-                "path": dg.MetadataValue.path(str(landed.path)),
-                "dagster/row_count": landed.rows,
-                "currency": b.currency or "",
-                "amount": str(b.amount) if b.amount is not None else "not exposed",
-                "emails_left": b.emails_left if b.emails_left is not None else -1,
-                "dagster/column_schema": dg.TableSchema(
-                    columns=[dg.TableColumn(f.name, str(f.type)) for f in landed.schema]
-                ),
-            }
-        )
+        rows = balance_rows(adapter, now)
+        landed = land(lake.root, "balances", provider, now.date(), rows, run_id=context.run.run_id, landed_at=now)
+        return dg.MaterializeResult(metadata=landing_metadata("balances", LandingResult(landed, rows, None)))
 
     return _balance

@@ -1,27 +1,42 @@
 """The warehouse the segments live in, and where sync state is kept.
 
-DuckDB (a file) is the embedded default. The sync engine talks to a :class:`WarehouseConnection`, a thin
-dialect-aware wrapper, so the same SQL runs on DuckDB and PostgreSQL: parameters are written ``?``, upserts use
-``INSERT ... ON CONFLICT``, and the few dialect-specific expressions come from :class:`Dialect`.
+Two engines: DuckDB (a file, the embedded default) and PostgreSQL (a DSN/URL). The sync engine talks to a
+:class:`WarehouseConnection`, a thin dialect-aware wrapper, so one SQL text runs on both: parameters are written
+``?``, upserts use ``INSERT ... ON CONFLICT``, and the few engine-specific expressions come from :class:`Dialect`
+(DuckDB) or :class:`PostgresDialect`. :func:`warehouse_from_url` picks the engine from a URL.
 """
 
+import hashlib
+import json
 import os
 import random
 import re
+import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, LiteralString, cast
 
 import duckdb
+import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
+from psycopg import sql as pgsql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
+from psycopg.types.string import TextLoader
 
 from espcore import demo
+from espcore.errors import ConfigurationError
+
+# -- dialects ---------------------------------------------------------------------------------------------------
 
 
 class Dialect:
-    """SQL that differs between engines."""
+    """SQL that differs between engines. This base class is DuckDB's."""
 
     name = "duckdb"
 
@@ -43,6 +58,29 @@ class Dialect:
         return f"md5({expr})"
 
 
+class PostgresDialect(Dialect):
+    """PostgreSQL: ``json_build_object``, POSIX regular expressions, ``text``."""
+
+    name = "postgres"
+    #: json_build_object takes at most 100 arguments, i.e. 50 key/value pairs
+    _PAIRS_PER_CALL = 50
+
+    def json_object(self, pairs: Sequence[tuple[str, str]]) -> str:
+        if not pairs:
+            return "'{}'"
+        args = [f"'{_lit(k)}', {expr}" for k, expr in pairs]
+        if len(args) <= self._PAIRS_PER_CALL:
+            return f"CAST(json_build_object({', '.join(args)}) AS TEXT)"
+        chunks = [args[i : i + self._PAIRS_PER_CALL] for i in range(0, len(args), self._PAIRS_PER_CALL)]
+        return "CAST(" + " || ".join(f"jsonb_build_object({', '.join(c)})" for c in chunks) + " AS TEXT)"
+
+    def email_syntax_ok(self, expr: str) -> str:
+        return f"({expr} ~ '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$')"
+
+    def text(self, expr: str) -> str:
+        return f"CAST({expr} AS TEXT)"
+
+
 def _lit(text: str) -> str:
     return text.replace("'", "''")
 
@@ -53,12 +91,49 @@ def quote_ident(name: str) -> str:
     return f'"{name}"'
 
 
-class WarehouseConnection:
-    """One open connection; ``?`` parameters; commit per ``transaction()`` block."""
+# -- connections ------------------------------------------------------------------------------------------------
 
-    def __init__(self, raw: duckdb.DuckDBPyConnection, dialect: Dialect) -> None:
+
+class WarehouseConnection(ABC):
+    """One open connection; ``?`` parameters; autocommit outside a ``transaction()`` block."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None: ...
+
+    @abstractmethod
+    def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+    @abstractmethod
+    def fetchone(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...] | None: ...
+
+    @abstractmethod
+    def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table: ...
+
+    @abstractmethod
+    def load_temp(self, name: str, table: pa.Table) -> None:
+        """Make an Arrow table queryable as ``name`` for this connection (replacing any previous one)."""
+
+    @abstractmethod
+    def drop_temp(self, name: str) -> None: ...
+
+    @abstractmethod
+    def transaction(self, *, lock: str | None = None) -> AbstractContextManager[None]:
+        """Commit the block's statements together, or none of them.
+
+        With ``lock``, the block also runs alone among the blocks holding the same lock name on this warehouse,
+        whatever the connection (PostgreSQL: an advisory transaction lock, so across processes too; DuckDB: a
+        process-wide lock, as only one process can open a DuckDB file for writing)."""
+
+
+class DuckDBConnection(WarehouseConnection):
+    """A DuckDB connection. ``load_temp`` registers the Arrow table as a view of this connection."""
+
+    def __init__(self, raw: duckdb.DuckDBPyConnection, dialect: Dialect, *, scope: str = "") -> None:
         self.raw = raw
         self.dialect = dialect
+        self._scope = scope
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self.raw.execute(sql, list(params or []))
@@ -75,28 +150,265 @@ class WarehouseConnection:
         return self.raw.sql(sql).to_arrow_table()
 
     def load_temp(self, name: str, table: pa.Table) -> None:
-        """Make an Arrow table queryable as ``name`` for this connection (replacing any previous one)."""
         self.raw.register(name, table)
 
     def drop_temp(self, name: str) -> None:
         self.raw.unregister(name)
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.raw.execute("BEGIN TRANSACTION")
+    def transaction(self, *, lock: str | None = None) -> Iterator[None]:
+        with _named_lock(f"{self._scope}\0{lock}") if lock else nullcontext():
+            self.raw.execute("BEGIN TRANSACTION")
+            try:
+                yield
+            except BaseException:
+                self.raw.execute("ROLLBACK")
+                raise
+            self.raw.execute("COMMIT")
+
+
+_NAMED_LOCKS: dict[str, threading.Lock] = {}
+_NAMED_LOCKS_GUARD = threading.Lock()
+
+
+def _named_lock(key: str) -> threading.Lock:
+    with _NAMED_LOCKS_GUARD:
+        return _NAMED_LOCKS.setdefault(key, threading.Lock())
+
+
+_PG_SPECIAL = re.compile(
+    r"""(?<![A-Za-z0-9_$])[Ee]'(?:[^'\\]|\\.|'')*'  # E'...' escape string
+    | '(?:[^']|'')*'                                  # string literal
+    | "(?:[^"]|"")*"                                  # quoted identifier
+    | --[^\n]*                                        # line comment
+    | /\*.*?\*/                                       # block comment
+    | (?<![A-Za-z0-9_$])\$(?P<tag>[A-Za-z_][A-Za-z0-9_]*|)\$.*?\$(?P=tag)\$  # dollar-quoted string
+    | \?                                              # a parameter
+    """,
+    re.S | re.X,
+)
+
+
+@lru_cache(maxsize=512)
+def qmark_to_pyformat(sql: str) -> str:
+    """``?`` parameters to psycopg's ``%s``, for a query that is sent with parameters.
+
+    Every literal ``%`` is doubled (psycopg reads ``%`` everywhere, even in string literals and comments); a ``?``
+    inside a string literal, quoted identifier, comment or dollar-quoted string is left alone. A query sent
+    without parameters is passed through untouched. Write PostgreSQL's ``?`` jsonb operators as functions
+    (``jsonb_exists``) in queries that have parameters.
+    """
+    escaped = sql.replace("%", "%%")
+    return _PG_SPECIAL.sub(lambda m: "%s" if m.group(0) == "?" else m.group(0), escaped)
+
+
+#: Arrow types of PostgreSQL result columns, by type OID (anything else is inferred from the values)
+_ARROW_BY_OID: dict[int, pa.DataType] = {
+    16: pa.bool_(),
+    20: pa.int64(),
+    21: pa.int16(),
+    23: pa.int32(),
+    26: pa.int64(),
+    700: pa.float32(),
+    701: pa.float64(),
+    18: pa.string(),
+    19: pa.string(),
+    25: pa.string(),
+    114: pa.string(),
+    1042: pa.string(),
+    1043: pa.string(),
+    2950: pa.string(),
+    3802: pa.string(),
+    17: pa.binary(),
+    1082: pa.date32(),
+    1083: pa.time64("us"),
+    1114: pa.timestamp("us"),
+    1184: pa.timestamp("us", tz="UTC"),
+    1186: pa.duration("us"),
+}
+
+
+def _arrow_column(values: Sequence[Any], oid: int) -> pa.Array:
+    typ = _ARROW_BY_OID.get(oid)
+    if typ is not None:
+        if pa.types.is_string(typ):
+            values = [v if v is None or isinstance(v, str) else str(v) for v in values]
+        return pa.array(values, typ)
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
         try:
-            yield
+            return pa.array([None if v is None else float(v) for v in values], pa.float64())
+        except (TypeError, ValueError):
+            return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
+def _pg_column_type(typ: pa.DataType) -> str:
+    """The PostgreSQL column type an Arrow column is loaded into by :meth:`PostgresConnection.load_temp`."""
+    t = pa.types
+    if t.is_dictionary(typ):
+        return _pg_column_type(cast(pa.DictionaryType, typ).value_type)
+    if t.is_boolean(typ):
+        return "boolean"
+    if t.is_int8(typ) or t.is_int16(typ) or t.is_uint8(typ):
+        return "smallint"
+    if t.is_int32(typ) or t.is_uint16(typ):
+        return "integer"
+    if t.is_int64(typ) or t.is_uint32(typ):
+        return "bigint"
+    if t.is_uint64(typ) or t.is_decimal(typ):
+        return "numeric"
+    if t.is_float16(typ) or t.is_float32(typ):
+        return "real"
+    if t.is_float64(typ):
+        return "double precision"
+    if t.is_binary(typ) or t.is_large_binary(typ) or t.is_fixed_size_binary(typ):
+        return "bytea"
+    if t.is_date(typ):
+        return "date"
+    if t.is_timestamp(typ):
+        return "timestamptz" if cast(pa.TimestampType, typ).tz else "timestamp"
+    if t.is_time(typ):
+        return "time"
+    if t.is_duration(typ):
+        return "interval"
+    if t.is_nested(typ):
+        return "jsonb"
+    return "text"  # strings, nulls, and anything else as its text
+
+
+def _copy_column(col: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """One Arrow column as Python values psycopg's COPY writer accepts."""
+    typ = col.type
+    if pa.types.is_dictionary(typ):
+        typ = cast(pa.DictionaryType, typ).value_type
+        col = pc.cast(col, typ)
+    if pa.types.is_timestamp(typ) and cast(pa.TimestampType, typ).unit == "ns":
+        col = pc.cast(col, pa.timestamp("us", cast(pa.TimestampType, typ).tz), safe=False)
+    elif pa.types.is_duration(typ) and cast(pa.DurationType, typ).unit == "ns":
+        col = pc.cast(col, pa.duration("us"), safe=False)
+    elif pa.types.is_time64(typ) and cast(pa.Time64Type, typ).unit == "ns":
+        col = pc.cast(col, pa.time64("us"), safe=False)
+    values = col.to_pylist()
+    if pa.types.is_nested(typ):
+        return [None if v is None else json.dumps(v, default=str) for v in values]
+    return values
+
+
+def _copy_rows(table: pa.Table) -> Iterator[tuple[Any, ...]]:
+    """Rows of an Arrow table for COPY, one record batch at a time."""
+    for batch in table.to_batches(max_chunksize=65_536):
+        yield from zip(*(_copy_column(col) for col in batch.columns), strict=True)
+
+
+class PostgresConnection(WarehouseConnection):
+    """A PostgreSQL connection (psycopg 3, autocommit). ``?`` becomes ``%s``; ``load_temp`` is a TEMP table
+    filled with COPY; json/jsonb results come back as text, as on DuckDB."""
+
+    def __init__(self, raw: psycopg.Connection[tuple[Any, ...]], dialect: Dialect) -> None:
+        self.raw = raw
+        self.dialect = dialect
+        self.temps: set[str] = set()
+
+    def _cursor(self, sql: str, params: Sequence[Any] | None) -> psycopg.Cursor[tuple[Any, ...]]:
+        cur = self.raw.cursor()
+        try:
+            if params:
+                cur.execute(cast(LiteralString, qmark_to_pyformat(sql)), list(params))
+            else:
+                cur.execute(cast(LiteralString, sql))
         except BaseException:
-            self.raw.execute("ROLLBACK")
+            cur.close()
             raise
-        self.raw.execute("COMMIT")
+        return cur
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self._cursor(sql, params).close()
+
+    def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._cursor(sql, params) as cur:
+            return cur.fetchall()
+
+    def fetchone(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...] | None:
+        with self._cursor(sql, params) as cur:
+            return cur.fetchone()
+
+    def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        with self._cursor(sql, params) as cur:
+            if cur.description is None:
+                return pa.table({})
+            rows = cur.fetchall()
+            names = [d.name for d in cur.description]
+            oids = [d.type_code for d in cur.description]
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        arrays = [_arrow_column(col, oid) for col, oid in zip(columns, oids, strict=True)]
+        return pa.Table.from_arrays(arrays, names=names)
+
+    def load_temp(self, name: str, table: pa.Table) -> None:
+        ident = pgsql.Identifier(name)
+        cols = pgsql.SQL(", ").join(
+            pgsql.SQL("{} {}").format(pgsql.Identifier(f.name), pgsql.SQL(cast(LiteralString, _pg_column_type(f.type))))
+            for f in table.schema
+        )
+        names = pgsql.SQL(", ").join(pgsql.Identifier(f.name) for f in table.schema)
+        with self.raw.transaction(), self.raw.cursor() as cur:
+            cur.execute(pgsql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(ident))
+            cur.execute(pgsql.SQL("CREATE TEMP TABLE {} ({})").format(ident, cols))
+            self.temps.add(name)
+            if table.num_rows:
+                with cur.copy(pgsql.SQL("COPY {} ({}) FROM STDIN").format(ident, names)) as copy:
+                    for row in _copy_rows(table):
+                        copy.write_row(row)
+            if table.num_rows > 1000:
+                cur.execute(pgsql.SQL("ANALYZE {}").format(ident))  # temp tables are never auto-analyzed
+
+    def drop_temp(self, name: str) -> None:
+        self.raw.execute(pgsql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(pgsql.Identifier(name)))
+        self.temps.discard(name)
+
+    @contextmanager
+    def transaction(self, *, lock: str | None = None) -> Iterator[None]:
+        with self.raw.transaction():
+            if lock:
+                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(lock)])
+            yield
 
 
-class Warehouse:
+def _lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory lock key for a lock name."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+# -- warehouses ------------------------------------------------------------------------------------------------
+
+
+class BaseWarehouse(ABC):
+    """What the sync engine needs from a warehouse: short-lived connections and a dialect."""
+
+    dialect: ClassVar[Dialect]
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the warehouse is, safe to log (never a password)."""
+
+    @abstractmethod
+    def connect(self) -> AbstractContextManager[WarehouseConnection]: ...
+
+    def query_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        with self.connect() as con:
+            return con.arrow(sql, params)
+
+    def close(self) -> None:
+        """Release pooled resources (a no-op where there are none); the warehouse stays usable."""
+        return None
+
+
+class Warehouse(BaseWarehouse):
     """A DuckDB database file. Connections are short-lived so that several processes can take turns: DuckDB
     allows one process per file at a time, so opening waits (bounded) while another process holds it."""
 
-    dialect = Dialect()
+    dialect: ClassVar[Dialect] = Dialect()
 
     def __init__(self, path: str | os.PathLike[str], *, lock_wait_s: float = 120.0) -> None:
         self.path = Path(path)
@@ -126,29 +438,205 @@ class Warehouse:
                 delay = min(delay * 2, 1.0)
 
     @contextmanager
-    def connect(self) -> Iterator[WarehouseConnection]:
-        raw = self._open()
+    def connect(self) -> Iterator[DuckDBConnection]:
+        # Threads of one process share one DuckDB instance per file (duckdb's instance cache); opening and
+        # closing connections concurrently races in that cache (a fresh connection can miss the Arrow scan
+        # function), so open and close take turns. Work on open connections still runs concurrently.
+        scope = str(self.path.resolve())
+        with _named_lock(f"{scope}\0open"):
+            raw = self._open()
         try:
-            yield WarehouseConnection(raw, self.dialect)
+            yield DuckDBConnection(raw, self.dialect, scope=scope)
         finally:
+            with _named_lock(f"{scope}\0open"):
+                raw.close()
+
+
+DuckDBWarehouse = Warehouse
+
+#: connections inherited over a fork: never used or closed by the child (that would end the parent's session)
+_FORK_ORPHANS: list[psycopg.Connection[tuple[Any, ...]]] = []
+
+
+class PostgresWarehouse(BaseWarehouse):
+    """A PostgreSQL database, from a libpq URL (``postgresql://user:password@host:5432/db?sslmode=require``) or
+    key/value DSN. The URL may hold a password: it is never part of ``repr`` or ``location``.
+
+    Connections are autocommit and pooled (a few idle ones are kept, per warehouse object, for ``max_idle_s``);
+    ``schema`` sets the ``search_path``, so the sync tables and TEMP tables live there. Close with
+    :meth:`close` (or ``with``) to drop the idle connections early.
+    """
+
+    dialect: ClassVar[Dialect] = PostgresDialect()
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        connect_timeout_s: int = 10,
+        max_idle: int = 4,
+        max_idle_s: float = 30.0,
+        application_name: str = "espcore",
+    ) -> None:
+        self._url = url
+        self.schema = schema
+        self.connect_timeout_s = connect_timeout_s
+        self.max_idle = max_idle
+        self.max_idle_s = max_idle_s
+        self.application_name = application_name
+        self._idle: list[tuple[psycopg.Connection[tuple[Any, ...]], float]] = []
+        self._pool_lock = threading.Lock()
+        self._pid = os.getpid()
+        try:
+            self._parts = conninfo_to_dict(url)
+        except psycopg.ProgrammingError:
+            raise ConfigurationError(
+                "invalid PostgreSQL connection string (not shown: it may hold a password)"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"PostgresWarehouse({self.location})"
+
+    @property
+    def location(self) -> str:
+        p = self._parts
+        user = f"{p['user']}@" if p.get("user") else ""
+        host = str(p.get("host") or "")
+        port = f":{p['port']}" if p.get("port") else ""
+        loc = f"postgresql://{user}{host}{port}/{p.get('dbname') or ''}"
+        return f"{loc} (schema {self.schema})" if self.schema else loc
+
+    # -- pool ------------------------------------------------------------------------------------------------
+
+    def _new_raw(self) -> psycopg.Connection[tuple[Any, ...]]:
+        raw = psycopg.connect(
+            self._url,
+            autocommit=True,
+            prepare_threshold=None,  # pooled sessions see tables dropped and re-created: no stale prepared plans
+            connect_timeout=self.connect_timeout_s,
+            application_name=self.application_name,
+        )
+        try:
+            for json_type in ("json", "jsonb"):
+                raw.adapters.register_loader(json_type, TextLoader)
+            if self.schema:
+                raw.execute(pgsql.SQL("SET search_path TO {}").format(pgsql.Identifier(self.schema)))
+        except BaseException:
             raw.close()
+            raise
+        return raw
 
-    def query_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        with self.connect() as con:
-            return con.arrow(sql, params)
+    def _acquire(self) -> psycopg.Connection[tuple[Any, ...]]:
+        now = time.monotonic()
+        with self._pool_lock:
+            if os.getpid() != self._pid:  # forked: the parent's sockets are not ours to use or close
+                _FORK_ORPHANS.extend(raw for raw, _ in self._idle)
+                self._idle.clear()
+                self._pid = os.getpid()
+            while self._idle:
+                raw, since = self._idle.pop()
+                if now - since <= self.max_idle_s and not raw.closed:
+                    return raw
+                raw.close()
+        return self._new_raw()
+
+    def _release(self, raw: psycopg.Connection[tuple[Any, ...]], *, temps: bool) -> None:
+        reusable = (
+            not raw.closed
+            and not raw.broken
+            and raw.info.transaction_status == TransactionStatus.IDLE
+            and os.getpid() == self._pid
+        )
+        if reusable and temps:
+            try:
+                raw.execute("DISCARD TEMP")
+            except psycopg.Error:
+                reusable = False
+        if reusable:
+            with self._pool_lock:
+                if len(self._idle) < self.max_idle:
+                    self._idle.append((raw, time.monotonic()))
+                    return
+        raw.close()
+
+    def close(self) -> None:
+        with self._pool_lock:
+            idle, self._idle = self._idle, []
+            forked = os.getpid() != self._pid
+        for raw, _ in idle:
+            if forked:
+                _FORK_ORPHANS.append(raw)
+            else:
+                raw.close()
+
+    def __enter__(self) -> "PostgresWarehouse":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with suppress(Exception):  # at interpreter shutdown there is nothing left to do
+            self.close()
+
+    @contextmanager
+    def connect(self) -> Iterator[PostgresConnection]:
+        raw = self._acquire()
+        con = PostgresConnection(raw, self.dialect)
+        try:
+            yield con
+        finally:
+            self._release(raw, temps=bool(con.temps))
 
 
-def build_demo_warehouse(wh: Warehouse, *, n: int = 200, seed: int = 7) -> dict[str, int]:
+def warehouse_from_url(url: str | os.PathLike[str]) -> BaseWarehouse:
+    """The warehouse a URL names.
+
+    * ``postgresql://user:password@host:5432/db`` (or ``postgres://``): PostgreSQL; libpq parameters such as
+      ``sslmode`` or ``options=-csearch_path%3Dmy_schema`` go in the query string.
+    * ``duckdb:///relative/path.duckdb`` and ``duckdb:////absolute/path.duckdb`` (the SQLAlchemy convention),
+      ``duckdb:<path>`` (what :attr:`Warehouse.location` gives) or a plain path: a DuckDB file.
+    """
+    text = os.fspath(url).strip()
+    lowered = text.lower()
+    if lowered.startswith(("postgresql://", "postgres://")):
+        return PostgresWarehouse(text)
+    if lowered.startswith("duckdb:"):
+        path = text[len("duckdb:") :]
+        if path.startswith("//"):
+            path = path[2:]
+            if path.startswith("/"):  # duckdb:///rel -> rel; duckdb:////abs -> /abs
+                path = path[1:]
+        if not path or path == ":memory:":
+            raise ConfigurationError("a DuckDB warehouse is a file: give its path, e.g. duckdb:///data/wh.duckdb")
+        return Warehouse(path)
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise ConfigurationError(f"unsupported warehouse URL scheme {scheme!r}: use postgresql:// or duckdb:///")
+    if not text:
+        raise ConfigurationError("empty warehouse URL")
+    return Warehouse(text)
+
+
+# -- demo --------------------------------------------------------------------------------------------------------
+
+
+def build_demo_warehouse(wh: BaseWarehouse, *, n: int = 200, seed: int = 7) -> dict[str, int]:
     """Create (or replace) the deterministic demo tables and segment views; returns row counts."""
     rows = demo.customers(n, seed)
     with wh.connect() as con:
         con.load_temp("demo_rows", pa.Table.from_pylist(rows))
-        con.execute("CREATE OR REPLACE TABLE customers AS SELECT * FROM demo_rows")
+        with con.transaction():
+            for name in demo.SEGMENT_VIEWS:
+                con.execute(f"DROP VIEW IF EXISTS {quote_ident(name)}")
+            con.execute("DROP TABLE IF EXISTS customers")
+            con.execute("CREATE TABLE customers AS SELECT * FROM demo_rows")
+            for name, sql in demo.SEGMENT_VIEWS.items():
+                con.execute(f"CREATE VIEW {quote_ident(name)} AS {sql}")
         con.drop_temp("demo_rows")
-        for name, sql in demo.SEGMENT_VIEWS.items():
-            con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
         counts = {"customers": len(rows)}
         for name in demo.SEGMENT_VIEWS:
-            row = con.fetchone(f"SELECT count(*) FROM {name}")
+            row = con.fetchone(f"SELECT count(*) FROM {quote_ident(name)}")
             counts[name] = int(row[0]) if row else 0
     return counts

@@ -1,11 +1,13 @@
 """The YAML declarations (syncs, campaigns) parsed into validated specs, with errors that name the file, the
 entry and the field instead of a stack trace."""
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PIPELINES_DIR = Path(__file__).resolve().parent
 PROVIDERS = ("sendpulse", "pakat", "litestartup")
@@ -53,9 +55,90 @@ class SyncDecl(BaseModel):
     description: str | None = None
 
 
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
+    return value
+
+
+class CampaignDecl(BaseModel):
+    """One campaign launched to the book a sync maintains; ``schedule`` (cron) makes it recurring."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    provider: Literal["sendpulse", "pakat", "litestartup"]
+    sync: str = Field(description="Name of the sync whose book the campaign targets.")
+    subject: str = Field(min_length=1, max_length=255)
+    sender_name: str = Field(min_length=1)
+    sender_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    template_id: str | None = None
+    html_file: str | None = Field(default=None, description="HTML or Jinja file, relative to pipelines/.")
+    send_at: str = Field(default="now", description='"now", or an ISO date-time read in `timezone`.')
+    timezone: str = "UTC"
+    schedule: str | None = Field(default=None, description="Cron string of a recurring launch.")
+    execution_timezone: str = "UTC"
+    test_recipients: list[str] = Field(default_factory=list)
+    max_sync_age_minutes: float = Field(default=24 * 60, gt=0)
+    max_recipients: int | None = Field(default=None, gt=0)
+    max_rejected_pct: float | None = Field(default=None, ge=0, le=100)
+    require_test_send: bool = False
+    title: str | None = Field(default=None, max_length=80, description="Readable part of the provider-side name.")
+    description: str | None = None
+
+    _tz = field_validator("timezone", "execution_timezone")(_zone)
+
+    @field_validator("send_at")
+    @classmethod
+    def _send_at(cls, value: str) -> str:
+        if value != "now":
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f'send_at must be "now" or an ISO date-time, not {value!r}') from None
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError(f"schedule must be a 5-field cron string such as '0 9 * * 1', not {value!r}")
+        return value
+
+    @field_validator("test_recipients")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if "@" not in v or v.strip() != v]
+        if bad:
+            raise ValueError(f"not email addresses: {', '.join(bad)}")
+        return value
+
+    @model_validator(mode="after")
+    def _body(self) -> "CampaignDecl":
+        if (self.template_id is None) == (self.html_file is None):
+            raise ValueError("give exactly one of template_id or html_file")
+        if self.html_file is not None and not (PIPELINES_DIR / self.html_file).is_file():
+            raise ValueError(f"html_file {self.html_file!r} not found under {PIPELINES_DIR}")
+        if self.require_test_send and not self.test_recipients:
+            raise ValueError("require_test_send needs test_recipients")
+        return self
+
+    def send_at_datetime(self) -> datetime | None:
+        """The aware send time, or None for "now"."""
+        if self.send_at == "now":
+            return None
+        when = datetime.fromisoformat(self.send_at)
+        return when if when.tzinfo is not None else when.replace(tzinfo=ZoneInfo(self.timezone))
+
+    def html_path(self) -> Path | None:
+        return PIPELINES_DIR / self.html_file if self.html_file else None
+
+
 class Declarations(BaseModel):
     model_config = ConfigDict(extra="forbid")
     syncs: list[SyncDecl] = Field(default_factory=list)
+    campaigns: list[CampaignDecl] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> "Declarations":
@@ -68,7 +151,25 @@ class Declarations(BaseModel):
                 raise ValueError(f"book {s.book!r} of {s.provider} is fed by two syncs; one segment per book")
             seen.add(s.name)
             books.add((s.provider, s.book))
+        syncs = {s.name: s for s in self.syncs}
+        names: set[str] = set()
+        for i, c in enumerate(self.campaigns):
+            where = f"campaigns[{i}] ({c.name})"
+            if c.name in names:
+                raise ValueError(f"{where}: campaign name {c.name!r} is declared twice")
+            names.add(c.name)
+            sync = syncs.get(c.sync)
+            if sync is None:
+                known = ", ".join(sorted(syncs)) or "none"
+                raise ValueError(f"{where} field sync: no sync named {c.sync!r} (declared syncs: {known})")
+            if sync.provider != c.provider:
+                raise ValueError(
+                    f"{where} field provider: {c.provider} but sync {c.sync!r} feeds a {sync.provider} book"
+                )
         return self
+
+    def sync(self, name: str) -> SyncDecl:
+        return next(s for s in self.syncs if s.name == name)
 
 
 def _describe(err: ValidationError, data: Any) -> str:
@@ -76,10 +177,10 @@ def _describe(err: ValidationError, data: Any) -> str:
     for e in err.errors():
         loc = list(e["loc"])
         where = ""
-        if len(loc) >= 2 and loc[0] == "syncs" and isinstance(loc[1], int):
-            entry = data.get("syncs", [])[loc[1]] if isinstance(data, dict) else None
+        if len(loc) >= 2 and loc[0] in ("syncs", "campaigns") and isinstance(loc[1], int):
+            entry = data.get(loc[0], [])[loc[1]] if isinstance(data, dict) else None
             name = entry.get("name") if isinstance(entry, dict) else None
-            where = f"syncs[{loc[1]}]" + (f" ({name})" if name else "")
+            where = f"{loc[0]}[{loc[1]}]" + (f" ({name})" if name else "")
             loc = loc[2:]
         field = ".".join(str(x) for x in loc) or "(entry)"
         lines.append(f"{where} field {field}: {e['msg']}".strip())

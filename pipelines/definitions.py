@@ -3,8 +3,9 @@
 import dagster as dg
 
 from assets import warehouse as warehouse_assets
+from assets.campaigns import build_campaign_defs
 from assets.checks import build_checks
-from assets.landing import build_balance_asset
+from assets.landing import build_balance_check, build_landing_assets, build_views_asset, daily_landing_keys
 from assets.subscribers import build_sync_asset
 from pipelines.config import SyncDecl, load_declarations
 from pipelines.resources_setup import build_resources
@@ -28,21 +29,32 @@ EXTERNAL_SEGMENTS = [
 ]
 SYNC_ASSETS = [build_sync_asset(d, SEGMENT_KEYS[d.name]) for d in DECLARATIONS.syncs]
 PROVIDERS_IN_USE = sorted({d.provider for d in DECLARATIONS.syncs})
-BALANCE_ASSETS = [build_balance_asset(p) for p in PROVIDERS_IN_USE]
+LANDING_ASSETS = [a for p in PROVIDERS_IN_USE for a in build_landing_assets(p)]
+LANDING_CHECKS = [build_balance_check(p) for p in PROVIDERS_IN_USE]
+DAILY_LANDING_KEYS = [k for p in PROVIDERS_IN_USE for k in daily_landing_keys(p)]
+LAKE_VIEWS = build_views_asset([k for a in LANDING_ASSETS for k in a.keys])
 CHECKS = build_checks(DECLARATIONS.syncs, SEGMENT_KEYS)
 
 main_job = dg.define_asset_job(
     "main",
-    selection=dg.AssetSelection.all(),
-    description="Build the warehouse segments, sync every book, then land balances.",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*DAILY_LANDING_KEYS),
+    description="Build the warehouse segments, sync every book, then land the provider snapshots (unpartitioned).",
 )
+land_daily_job = dg.define_asset_job(
+    "land_daily",
+    selection=dg.AssetSelection.assets(*DAILY_LANDING_KEYS),  # partitioned by DAILY, inferred from the assets
+    description="Land each provider's daily campaign stats and delivery events for one day.",
+)
+land_daily_schedule = dg.build_schedule_from_partitioned_job(land_daily_job, hour_of_day=5, minute_of_hour=15)
 
 defs = dg.Definitions.merge(
     warehouse_assets.defs,
+    build_campaign_defs(DECLARATIONS),  # guard + launch assets, a job per campaign, schedules
     dg.Definitions(
-        assets=[*EXTERNAL_SEGMENTS, *SYNC_ASSETS, *BALANCE_ASSETS],
-        asset_checks=CHECKS,
-        jobs=[main_job],
+        assets=[*EXTERNAL_SEGMENTS, *SYNC_ASSETS, *LANDING_ASSETS, LAKE_VIEWS],
+        asset_checks=[*CHECKS, *LANDING_CHECKS],
+        jobs=[main_job, land_daily_job],
+        schedules=[land_daily_schedule],
         resources=build_resources(),
     ),
 )

@@ -56,6 +56,13 @@ def main() -> int:
                 f"  rejected {md['invalid'] + md['failed_add'] + md['failed_change']}  suppressed {md['suppressed']}"
                 f"  book rows {md.get('dagster/row_count')}"
             )
+        elif "action" in md and "campaign_key" in md:
+            print(
+                f"  launch  {key:<40} {md['action']} campaign {md['provider_campaign_id']} ({md['status']}) "
+                f"to {md['recipients']} recipients, key {md['campaign_key']}"
+            )
+        elif "blocked_by" in md:
+            print(f"  guard   {key:<40} key {md['campaign_key']} ({md['occurrence']}), blocked by: {md['blocked_by']}")
         elif "path" in md:
             print(f"  landed  {key:<40} {md.get('dagster/row_count')} rows -> {md['path']}")
         else:

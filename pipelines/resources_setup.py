@@ -60,11 +60,19 @@ def litestartup_resource() -> LiteStartupResource:
     )
 
 
+def warehouse_resource() -> WarehouseResource:
+    """``ESP_WAREHOUSE_URL`` (e.g. ``postgresql://user:password@host/db``, resolved at run start and never shown)
+    selects the warehouse; without it, the DuckDB file in the data directory."""
+    if os.environ.get("ESP_WAREHOUSE_URL"):
+        return WarehouseResource(url=dg.EnvVar("ESP_WAREHOUSE_URL"))
+    return WarehouseResource(duckdb_path=str(DATA_DIR / "warehouse.duckdb"))
+
+
 def build_resources() -> dict[str, object]:
     return {
         "sendpulse": sendpulse_resource(),
         "pakat": pakat_resource(),
         "litestartup": litestartup_resource(),
-        "warehouse": WarehouseResource(duckdb_path=str(DATA_DIR / "warehouse.duckdb")),
+        "warehouse": warehouse_resource(),
         "lake": LakeResource(root=str(DATA_DIR / "lake")),
     }

@@ -1,15 +1,39 @@
-"""The warehouse resource: DuckDB file by default."""
+"""The warehouse resource: a DuckDB file by default, or PostgreSQL from a URL."""
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
-from espcore.warehouse import Warehouse
+from espcore.warehouse import BaseWarehouse, Warehouse, warehouse_from_url
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """Where segments, sync state and the landed-data views live."""
+    """Where segments, sync state and the landed-data views live.
+
+    Give ``url`` for PostgreSQL (``postgresql://user:password@host:5432/db``), preferably as
+    ``dg.EnvVar("WAREHOUSE_URL")``: it can hold a password, so it is never part of the resource's repr and the
+    run log only ever shows the warehouse's ``location`` (no password). Without ``url``, ``duckdb_path`` is used.
+    """
 
     duckdb_path: str = Field(default="data/warehouse.duckdb", description="DuckDB database file.")
+    url: str | None = Field(
+        default=None,
+        repr=False,
+        description="Warehouse URL: postgresql://user:password@host:port/db (a secret: use an EnvVar), or "
+        "duckdb:///relative/path.duckdb. When set, it is used instead of duckdb_path.",
+    )
 
-    def get_warehouse(self) -> Warehouse:
-        return Warehouse(self.duckdb_path)
+    _warehouse: BaseWarehouse | None = PrivateAttr(default=None)
+
+    def get_warehouse(self) -> BaseWarehouse:
+        if self._warehouse is None:
+            self._warehouse = warehouse_from_url(self.url) if self.url else Warehouse(self.duckdb_path)
+        return self._warehouse
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if context.log is not None:
+            context.log.info(f"warehouse: {self.get_warehouse().location}")
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._warehouse is not None:
+            self._warehouse.close()
+            self._warehouse = None

@@ -62,4 +62,112 @@ SYNC_REJECTS = DatasetSchema(
     "Rows a sync refused, with the reason; one file per sync and day, kept so nothing is silently lost.",
 )
 
-DATASETS: dict[str, DatasetSchema] = {d.name: d for d in (BALANCES, SYNC_REJECTS)}
+
+def _landing(*fields: pa.Field) -> pa.Schema:
+    """A dataset's columns followed by the two every landed file carries."""
+    return pa.schema(
+        [*fields, pa.field("landed_at", TS, nullable=False), pa.field("run_id", pa.string(), nullable=False)]
+    )
+
+
+CAMPAIGNS = DatasetSchema(
+    "campaigns",
+    1,
+    _landing(
+        pa.field("campaign_id", pa.string(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("book_id", pa.string()),
+        pa.field("subject", pa.string()),
+        pa.field("sender_email", pa.string()),
+        pa.field("state", pa.string(), nullable=False),  # normalised CampaignState
+        pa.field("provider_status", pa.string()),  # the provider's raw status
+        pa.field("created_at", TS),
+        pa.field("send_at", TS),  # scheduled (or actual) send time as the provider reports it
+        pa.field("sent_at", TS),  # send time of a campaign in state ``sent``; null otherwise
+        pa.field("recipients", pa.int64()),
+        pa.field("extra", pa.string()),
+        pa.field("snapshot_at", TS, nullable=False),
+    ),
+    "Every campaign the provider lists, normalised state next to the raw status; a dated snapshot per day.",
+)
+
+CAMPAIGN_STATS = DatasetSchema(
+    "campaign_stats",
+    1,
+    _landing(
+        pa.field("campaign_id", pa.string(), nullable=False),
+        pa.field("campaign_name", pa.string()),
+        pa.field("book_id", pa.string()),
+        pa.field("state", pa.string(), nullable=False),
+        pa.field("provider_status", pa.string()),
+        pa.field("sent", pa.int64()),
+        pa.field("delivered", pa.int64()),
+        pa.field("opened", pa.int64()),
+        pa.field("clicked", pa.int64()),
+        pa.field("bounced", pa.int64()),
+        pa.field("unsubscribed", pa.int64()),
+        pa.field("spam", pa.int64()),
+        pa.field("errors", pa.int64()),
+        pa.field("queued", pa.int64()),
+        pa.field("extra", pa.string()),  # every provider-specific counter and rate, as JSON text
+        pa.field("fetched_at", TS, nullable=False),  # when the counters were read from the provider
+        pa.field("carried_forward", pa.bool_(), nullable=False),  # settled campaign: counters from landing state
+        pa.field("snapshot_at", TS, nullable=False),
+    ),
+    "Cumulative counters per campaign, one snapshot per day (totals, not increments); extras never dropped.",
+)
+
+BLACKLIST = DatasetSchema(
+    "blacklist",
+    1,
+    _landing(
+        pa.field("email", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),  # blacklisted | unsubscribed | bounced | blocked | ...
+        pa.field("book_id", pa.string()),  # null = account-wide
+        pa.field("since", TS),
+        pa.field("detail", pa.string()),
+        pa.field("snapshot_at", TS, nullable=False),
+    ),
+    "Every address the provider will not mail (blacklisted, unsubscribed, bounced), with reason and scope.",
+)
+
+BOOK_MEMBERS = DatasetSchema(
+    "book_members",
+    1,
+    _landing(
+        pa.field("book_id", pa.string(), nullable=False),
+        pa.field("book_name", pa.string()),
+        pa.field("email", pa.string(), nullable=False),
+        pa.field("state", pa.string(), nullable=False),  # normalised MemberState
+        pa.field("provider_status", pa.string()),
+        pa.field("provider_id", pa.string()),
+        pa.field("added_at", TS),
+        pa.field("fields", pa.string()),  # the member's provider fields as JSON text
+        pa.field("snapshot_at", TS, nullable=False),
+    ),
+    "Current membership of every book and each member's status as the provider reports it.",
+)
+
+DELIVERY_EVENTS = DatasetSchema(
+    "delivery_events",
+    1,
+    _landing(
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("campaign_id", pa.string()),
+        pa.field("email", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),  # normalised
+        pa.field("provider_status", pa.string()),
+        pa.field("occurred_at", TS),
+        pa.field("detail", pa.string()),
+        pa.field("extra", pa.string()),
+    ),
+    "Per-message delivery records where the provider logs them (Pakat delivery logs, LiteStartup emails).",
+)
+
+DATASETS: dict[str, DatasetSchema] = {
+    d.name: d for d in (BALANCES, SYNC_REJECTS, CAMPAIGNS, CAMPAIGN_STATS, BLACKLIST, BOOK_MEMBERS, DELIVERY_EVENTS)
+}
+#: datasets landed as one dated snapshot per run day (their ``lake_<d>_latest`` view keeps the newest date)
+SNAPSHOT_DATASETS: tuple[str, ...] = ("campaigns", "blacklist", "balances", "book_members")
+#: datasets partitioned by day in Dagster
+DAILY_DATASETS: tuple[str, ...] = ("campaign_stats", "delivery_events")

@@ -161,6 +161,33 @@ class Balance:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DeliveryEvent:
+    """One delivery record as the provider logs it (Pakat delivery log, LiteStartup sent email)."""
+
+    event_id: str  # the provider's message id (or log id): unique per provider
+    email: str
+    status: str  # normalised: queued | sent | delivered | bounced | failed | blacklisted | opened | clicked | ...
+    provider_status: str
+    occurred_at: datetime | None = None  # aware, UTC
+    campaign_id: str | None = None  # None for transactional mail
+    detail: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class DeliveryEventSource(Protocol):
+    """Optional capability, kept out of :class:`EspProvider`: providers exposing per-message delivery logs.
+
+    Pakat (campaign delivery logs) and LiteStartup (``GET /emails``) implement it; SendPulse has no such
+    listing (only a per-address look-up), so it does not.
+    """
+
+    def delivery_events(self, since: datetime, until: datetime) -> Iterator[DeliveryEvent]:
+        """Events that happened in ``[since, until)`` (aware datetimes)."""
+        ...
+
+
 @runtime_checkable
 class EspProvider(Protocol):
     """What the sync, campaign and landing layers need from any provider."""

@@ -45,6 +45,7 @@ from espcore.providers.base import (
     CampaignDraft,
     CampaignState,
     CampaignStats,
+    DeliveryEvent,
     Member,
     MemberInput,
     MemberState,
@@ -1281,6 +1282,23 @@ class LiteStartupProvider:
             spam=s.spam_reported,
             extra={"open_rate": s.open_rate, "click_rate": s.click_rate},
         )
+
+    def delivery_events(self, since: datetime, until: datetime) -> Iterator[DeliveryEvent]:
+        """Sent emails created in ``[since, until)`` (``GET /emails``), one event per recipient with the message's
+        current status. Campaign messages are not listed by the API (their events only come by webhook)."""
+        for e in self.client.list_emails(created_after=since, created_before=until, sort="created_at", order="asc"):
+            if e.created_at is not None and not since <= e.created_at < until:
+                continue
+            for addr in e.to:
+                yield DeliveryEvent(
+                    event_id=e.id if len(e.to) == 1 else f"{e.id}:{addr.lower()}",
+                    email=addr,
+                    status=e.status,
+                    provider_status=e.status,
+                    occurred_at=e.created_at,
+                    detail=e.subject,
+                    extra={"from": e.from_email, "message_id": e.id},
+                )
 
     def balance(self) -> Balance:
         """Not exposed by the API (``not_exposed_reason="not_exposed"``)."""

@@ -44,6 +44,7 @@ from espcore.providers.base import (
     CampaignDraft,
     CampaignState,
     CampaignStats,
+    DeliveryEvent,
     Member,
     MemberInput,
     MemberState,
@@ -1552,6 +1553,36 @@ class PakatProvider:
             queued=max(0, s.subscribers_count - s.processed_count) if sending else 0,
             extra=extra,
         )
+
+    def delivery_events(self, since: datetime, until: datetime) -> Iterator[DeliveryEvent]:
+        """Campaign delivery logs dated in ``[since, until)``; drafts and campaigns due later are not read.
+
+        Pakat keeps logs per campaign only, so every other campaign's log is paged and filtered by date."""
+        tz = self.client.timezone
+        for c in self.client.campaigns():
+            if c.status == "draft" or (c.send_at and c.send_at.replace(tzinfo=tz) >= until):
+                continue
+            for log in self.client.delivery_logs(c.campaign_uid, per_page=PER_PAGE_MAX):
+                at = log.date_added.replace(tzinfo=tz).astimezone(UTC) if log.date_added else None
+                if at is None or not since <= at < until:
+                    continue
+                status = log.status
+                if status == "success":
+                    status = "delivered" if log.delivery_confirmed else "sent"
+                elif status in ("error", "fatal-error", "giveup"):
+                    status = "failed"
+                elif status == "temporary-error":
+                    status = "deferred"
+                yield DeliveryEvent(
+                    event_id=log.email_message_id or f"{c.campaign_uid}:{log.subscriber_uid}",
+                    email=log.email,
+                    status=status,
+                    provider_status=log.status,
+                    occurred_at=at,
+                    campaign_id=log.campaign_uid or c.campaign_uid,
+                    detail=log.message,
+                    extra={"subscriber_uid": log.subscriber_uid, "retries": log.retries},
+                )
 
     def balance(self) -> Balance:
         q = self.client.quota()

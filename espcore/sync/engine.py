@@ -29,7 +29,7 @@ from espcore.errors import EspError
 from espcore.providers.base import EspProvider, MemberInput, RowResult
 from espcore.sync.spec import SyncOptions, SyncSpec
 from espcore.sync.validate import email_problem, mask_email, value_problem
-from espcore.warehouse import Warehouse, WarehouseConnection, quote_ident
+from espcore.warehouse import BaseWarehouse, WarehouseConnection, quote_ident
 
 log = logging.getLogger("espcore.sync")
 
@@ -85,8 +85,10 @@ def now_utc() -> datetime:
 
 
 def ensure_tables(con: WarehouseConnection) -> None:
-    for ddl in DDL:
-        con.execute(ddl)
+    # Serialised: concurrent CREATE TABLE IF NOT EXISTS of one table fails on PostgreSQL (and conflicts on DuckDB).
+    with con.transaction(lock="espcore.sync.ddl"):
+        for ddl in DDL:
+            con.execute(ddl)
 
 
 @dataclass
@@ -164,7 +166,7 @@ class SyncEngine:
         self,
         spec: SyncSpec,
         provider: EspProvider,
-        warehouse: Warehouse,
+        warehouse: BaseWarehouse,
         *,
         run_id: str,
         options: SyncOptions | None = None,
@@ -603,7 +605,9 @@ class SyncEngine:
 
     def _lock(self, book_id: str) -> None:
         now = now_utc()
-        with self.wh.connect() as con, con.transaction():
+        # The named lock makes check-then-claim atomic: two runs starting together cannot both take the book.
+        lock_name = f"espcore.sync_lock:{self.spec.provider}:{book_id}"
+        with self.wh.connect() as con, con.transaction(lock=lock_name):
             row = con.fetchone(
                 "SELECT run_id, acquired_at FROM sync_lock WHERE provider = ? AND book_id = ?",
                 [self.spec.provider, book_id],
@@ -656,7 +660,7 @@ class SyncEngine:
 def run_sync(
     spec: SyncSpec,
     provider: EspProvider,
-    warehouse: Warehouse,
+    warehouse: BaseWarehouse,
     *,
     run_id: str,
     options: SyncOptions | None = None,
@@ -684,7 +688,7 @@ class SegmentHealth:
         return 100.0 * self.invalid / self.rows if self.rows else 0.0
 
 
-def segment_health(spec: SyncSpec, warehouse: Warehouse, book_id: str | None = None) -> SegmentHealth:
+def segment_health(spec: SyncSpec, warehouse: BaseWarehouse, book_id: str | None = None) -> SegmentHealth:
     """Row count, invalid keys, duplicated keys and missing mapped columns of a segment, computed in SQL."""
     with warehouse.connect() as con:
         ensure_tables(con)

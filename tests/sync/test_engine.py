@@ -1,12 +1,16 @@
-"""The plan/apply engine against an in-memory provider and a real DuckDB warehouse."""
+"""The plan/apply engine against an in-memory provider, on a real DuckDB and a real PostgreSQL warehouse."""
 
+import itertools
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import pytest
 
 from espcore.sync.engine import MassRemoveError, SyncError, SyncLockedError, now_utc, run_sync
 from espcore.sync.spec import SyncOptions, SyncSpec
-from espcore.warehouse import Warehouse
+from espcore.warehouse import BaseWarehouse, Warehouse
 from tests.sync.fakes import FakeProvider
 
 ROWS = [
@@ -17,11 +21,23 @@ ROWS = [
     ("e@example.com", "Eve", "ES"),
 ]
 
+WarehouseFactory = Callable[[], BaseWarehouse]
 
-def make_wh(tmp_path, rows=ROWS) -> Warehouse:
-    wh = Warehouse(tmp_path / "wh.duckdb")
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def new_wh(request: pytest.FixtureRequest, tmp_path) -> WarehouseFactory:
+    """A factory of empty warehouses of one engine: DuckDB files, or schemas of the session's PostgreSQL."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_warehouses")
+    n = itertools.count()
+    return lambda: Warehouse(tmp_path / f"wh{next(n)}.duckdb")
+
+
+def make_wh(new_wh: WarehouseFactory, rows=ROWS) -> BaseWarehouse:
+    wh = new_wh()
     with wh.connect() as con:
-        con.execute("CREATE OR REPLACE TABLE people (email VARCHAR, first_name VARCHAR, country VARCHAR)")
+        con.execute("DROP TABLE IF EXISTS people")
+        con.execute("CREATE TABLE people (email VARCHAR, first_name VARCHAR, country VARCHAR)")
         for r in rows:
             con.execute("INSERT INTO people VALUES (?, ?, ?)", list(r))
     return wh
@@ -43,13 +59,13 @@ def sync(wh, provider, s=None, run="r1", **opts):
     return run_sync(s or spec(), provider, wh, run_id=run, options=SyncOptions(**opts))
 
 
-def execute(wh: Warehouse, sql: str) -> None:
+def execute(wh: BaseWarehouse, sql: str) -> None:
     with wh.connect() as con:
         con.execute(sql)
 
 
-def test_first_sync_adds_everything_and_resync_writes_nothing(tmp_path):
-    wh, p = make_wh(tmp_path), FakeProvider()
+def test_first_sync_adds_everything_and_resync_writes_nothing(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider()
     r = sync(wh, p)
     m = r.metadata()
     assert (m["planned_add"], m["successful_add"], m["failed_add"]) == (5, 5, 0)
@@ -63,7 +79,7 @@ def test_first_sync_adds_everything_and_resync_writes_nothing(tmp_path):
     assert again["query_size"] == 5
 
 
-def test_invalid_rows_are_rejected_with_reasons_and_never_block_valid_rows(tmp_path):
+def test_invalid_rows_are_rejected_with_reasons_and_never_block_valid_rows(new_wh):
     rows = [
         *ROWS,
         (None, "Nul", "DE"),
@@ -74,7 +90,7 @@ def test_invalid_rows_are_rejected_with_reasons_and_never_block_valid_rows(tmp_p
         ("ctl@example.com", "bad\x01name", "DE"),
         ("dots..@example.com", "Dots", "DE"),  # passes the SQL pre-filter, fails the full check
     ]
-    wh, p = make_wh(tmp_path, rows), FakeProvider()
+    wh, p = make_wh(new_wh, rows), FakeProvider()
     r = sync(wh, p)
     m = r.metadata()
     reasons = {(x["raw_email"], x["reason"].split(":")[0]) for x in r.rejects}
@@ -89,8 +105,8 @@ def test_invalid_rows_are_rejected_with_reasons_and_never_block_valid_rows(tmp_p
     assert m["successful_add"] == 5
 
 
-def test_changed_row_is_one_change_call(tmp_path):
-    wh, p = make_wh(tmp_path), FakeProvider()
+def test_changed_row_is_one_change_call(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider()
     sync(wh, p)
     execute(wh, "UPDATE people SET country = 'IT' WHERE email = 'b@example.com'")
     p.write_calls.clear()
@@ -100,8 +116,8 @@ def test_changed_row_is_one_change_call(tmp_path):
     assert p.members["100"]["b@example.com"]["country"] == "IT"
 
 
-def test_full_resync_resends_everything_but_suppressed(tmp_path):
-    wh, p = make_wh(tmp_path), FakeProvider()
+def test_full_resync_resends_everything_but_suppressed(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider()
     sync(wh, p)
     p.blacklist.add("c@example.com")
     m = sync(wh, p, run="r2", full_resync=True).metadata()
@@ -109,8 +125,8 @@ def test_full_resync_resends_everything_but_suppressed(tmp_path):
     assert m["suppressed"] == 1
 
 
-def test_mirror_removes_rows_that_left_but_never_suppressed_ones(tmp_path):
-    wh, p = make_wh(tmp_path), FakeProvider()
+def test_mirror_removes_rows_that_left_but_never_suppressed_ones(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider()
     s = spec(mode="mirror", max_remove_pct=50)
     sync(wh, p, s)
     p.statuses[("100", "e@example.com")] = __import__("espcore.providers.base").providers.base.MemberState.UNSUBSCRIBED
@@ -121,8 +137,8 @@ def test_mirror_removes_rows_that_left_but_never_suppressed_ones(tmp_path):
     assert "e@example.com" in p.members["100"]  # suppressed members are never deleted
 
 
-def test_upsert_with_unsubscribe_removal(tmp_path):
-    wh, p = make_wh(tmp_path), FakeProvider()
+def test_upsert_with_unsubscribe_removal(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider()
     s = spec(mode="upsert", delete_behavior="unsubscribe", max_remove_pct=50)
     sync(wh, p, s)
     execute(wh, "DELETE FROM people WHERE email = 'a@example.com'")
@@ -136,8 +152,8 @@ def test_upsert_with_unsubscribe_removal(tmp_path):
     assert m["suppressed"] == 1
 
 
-def test_upsert_without_delete_behavior_never_removes(tmp_path):
-    wh, p = make_wh(tmp_path), FakeProvider()
+def test_upsert_without_delete_behavior_never_removes(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider()
     sync(wh, p)
     execute(wh, "DELETE FROM people WHERE email = 'a@example.com'")
     p.write_calls.clear()
@@ -146,27 +162,27 @@ def test_upsert_without_delete_behavior_never_removes(tmp_path):
     assert p.write_calls == []
 
 
-def test_insert_mode_skips_changes_and_update_mode_skips_adds(tmp_path):
-    wh, p = make_wh(tmp_path), FakeProvider()
+def test_insert_mode_skips_changes_and_update_mode_skips_adds(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider()
     sync(wh, p, spec(mode="insert"))
     execute(wh, "UPDATE people SET country = 'IT'")
     m = sync(wh, p, spec(mode="insert"), run="r2").metadata()
     assert (m["planned_change"], m["skipped"]) == (0, 5)
-    wh2, p2 = make_wh(tmp_path / "u"), FakeProvider()
+    wh2, p2 = make_wh(new_wh), FakeProvider()
     m2 = sync(wh2, p2, spec(mode="update")).metadata()
     assert (m2["planned_add"], m2["skipped"]) == (0, 5)
     assert p2.write_calls == []
 
 
-def test_provider_blacklist_wins_and_is_never_sent(tmp_path):
-    wh, p = make_wh(tmp_path), FakeProvider(blacklist={"b@example.com"})
+def test_provider_blacklist_wins_and_is_never_sent(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider(blacklist={"b@example.com"})
     m = sync(wh, p).metadata()
     assert m["suppressed"] == 1
     assert all("b@example.com" not in emails for _, emails in p.write_calls)
 
 
-def test_local_suppression_table_wins(tmp_path):
-    wh, p = make_wh(tmp_path), FakeProvider()
+def test_local_suppression_table_wins(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider()
     with wh.connect() as con:
         from espcore.sync.engine import ensure_tables
 
@@ -177,8 +193,8 @@ def test_local_suppression_table_wins(tmp_path):
     assert "c@example.com" not in p.members["100"]
 
 
-def test_dry_run_sends_nothing_and_writes_no_state(tmp_path):
-    wh, p = make_wh(tmp_path), FakeProvider()
+def test_dry_run_sends_nothing_and_writes_no_state(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider()
     r = sync(wh, p, dry_run=True)
     assert r.metadata()["planned_add"] == 5
     assert r.dry_run
@@ -192,8 +208,8 @@ def test_dry_run_sends_nothing_and_writes_no_state(tmp_path):
     assert sync(wh, p, run="r2").metadata()["successful_add"] == 5
 
 
-def test_provider_rejections_are_retried_next_run(tmp_path):
-    wh, p = make_wh(tmp_path), FakeProvider(reject={"c@example.com"})
+def test_provider_rejections_are_retried_next_run(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider(reject={"c@example.com"})
     m = sync(wh, p).metadata()
     assert (m["successful_add"], m["failed_add"]) == (4, 1)
     p.reject.clear()
@@ -218,8 +234,8 @@ def crash_after(n: int) -> Callable[[str, int], None]:
     return hook
 
 
-def test_crash_between_batches_resumes_without_loss_or_resend(tmp_path):
-    wh, p = make_wh(tmp_path), FakeProvider(batch_size=2)
+def test_crash_between_batches_resumes_without_loss_or_resend(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider(batch_size=2)
     with pytest.raises(Crash):
         run_sync(spec(), p, wh, run_id="r1", after_batch=crash_after(1))
     first = [e for _, emails in p.write_calls for e in emails]
@@ -232,9 +248,9 @@ def test_crash_between_batches_resumes_without_loss_or_resend(tmp_path):
     assert r.synced_rows == 5
 
 
-def test_crash_after_send_before_ack_resends_only_that_batch(tmp_path):
+def test_crash_after_send_before_ack_resends_only_that_batch(new_wh):
     """Killed between the send and the acknowledgement: the rows stay pending and are resent (an upsert)."""
-    wh, p = make_wh(tmp_path), FakeProvider(batch_size=2)
+    wh, p = make_wh(new_wh), FakeProvider(batch_size=2)
     original = p.upsert_members
     calls = {"n": 0}
 
@@ -259,8 +275,8 @@ def test_crash_after_send_before_ack_resends_only_that_batch(tmp_path):
     assert sorted(e for _, es in p.write_calls for e in es) == ["c@example.com", "d@example.com", "e@example.com"]
 
 
-def test_transient_failure_keeps_rows_pending_and_fails_the_step(tmp_path):
-    wh, p = make_wh(tmp_path), FakeProvider(batch_size=2)
+def test_transient_failure_keeps_rows_pending_and_fails_the_step(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider(batch_size=2)
     p.fail_next_writes = 0
     original = p._write
     state = {"n": 0}
@@ -279,8 +295,8 @@ def test_transient_failure_keeps_rows_pending_and_fails_the_step(tmp_path):
     assert r.synced_rows == 5
 
 
-def test_mass_remove_guard(tmp_path):
-    wh, p = make_wh(tmp_path), FakeProvider()
+def test_mass_remove_guard(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider()
     s = spec(mode="mirror", max_remove_pct=10)
     sync(wh, p, s)
     execute(wh, "DELETE FROM people WHERE email <> 'a@example.com'")
@@ -292,10 +308,162 @@ def test_mass_remove_guard(tmp_path):
     assert m["successful_remove"] == 4
 
 
-def test_second_run_on_same_book_fails_fast(tmp_path):
-    wh, p = make_wh(tmp_path), FakeProvider()
+def test_second_run_on_same_book_fails_fast(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider()
     sync(wh, p)
     with wh.connect() as con:
         con.execute("INSERT INTO sync_lock VALUES ('fake', '100', 'other-run', ?)", [now_utc()])
     with pytest.raises(SyncLockedError, match="other-run"):
         sync(wh, p, run="r2")
+
+
+# -- concurrency: runs on different books proceed side by side, runs on one book are serialised ---------------------
+
+
+def _table(wh: BaseWarehouse, name: str, rows) -> None:
+    with wh.connect() as con:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+        con.execute(f"CREATE TABLE {name} (email VARCHAR, first_name VARCHAR, country VARCHAR)")
+        for r in rows:
+            con.execute(f"INSERT INTO {name} VALUES (?, ?, ?)", list(r))
+
+
+def _in_lockstep(*jobs: Callable[[Callable[[str, int], None]], object]) -> list[object]:
+    """Run jobs in threads; each gets an after-batch hook that waits for the others, so batches interleave."""
+    barrier = threading.Barrier(len(jobs), timeout=20)
+
+    def hook(op: str, size: int) -> None:
+        barrier.wait()
+
+    def run(job: Callable[[Callable[[str, int], None]], object]) -> object:
+        try:
+            return job(hook)
+        except BaseException:
+            barrier.abort()  # do not leave the other job waiting for this one
+            raise
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        futures = [pool.submit(run, job) for job in jobs]
+        return [f.result(timeout=60) for f in futures]
+
+
+def test_concurrent_syncs_to_different_books_do_not_interleave(new_wh):
+    wh = new_wh()  # empty: the two runs also race to create the sync tables
+    rows_b = [(e, n.upper(), "SE") for e, n, _ in ROWS]  # same keys, other values: any mix-up would show
+    _table(wh, "people", ROWS)
+    _table(wh, "people_b", rows_b)
+    p = FakeProvider(batch_size=2)  # 5 rows: 3 batches per run
+    book_a, book_b = p.ensure_book("Book A").id, p.ensure_book("Book B").id  # up front: the fake is not thread-safe
+    spec_a = spec(name="sync_a", book="Book A", mode="mirror", max_remove_pct=100)
+    spec_b = spec(name="sync_b", book="Book B", source_sql="SELECT * FROM people_b", mode="mirror", max_remove_pct=100)
+
+    def job(s: SyncSpec, run: str):
+        return lambda hook: run_sync(s, p, wh, run_id=run, after_batch=hook)
+
+    ra, rb = _in_lockstep(job(spec_a, "ra1"), job(spec_b, "rb1"))
+    assert [r.metadata()["successful_add"] for r in (ra, rb)] == [5, 5]  # type: ignore[attr-defined]
+    assert p.members[book_a] == {e: {"name": n, "country": c} for e, n, c in ROWS}
+    assert p.members[book_b] == {e: {"name": n, "country": c} for e, n, c in rows_b}
+    with wh.connect() as con:
+        state = con.fetchall(
+            "SELECT book_id, run_id, status, count(*) FROM sync_state GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        )
+        log = con.fetchall("SELECT run_id, book_id, count(*) FROM sync_changelog GROUP BY 1, 2 ORDER BY 1, 2")
+        assert con.fetchall("SELECT * FROM sync_lock") == []
+    assert state == [(book_a, "ra1", "synced", 5), (book_b, "rb1", "synced", 5)]
+    assert log == [("ra1", book_a, 5), ("rb1", book_b, 5)]
+
+    # second round, again side by side: one change and one remove in each book (2 batches each)
+    execute(wh, "UPDATE people SET country = 'IT' WHERE email = 'a@example.com'")
+    execute(wh, "DELETE FROM people WHERE email = 'e@example.com'")
+    execute(wh, "UPDATE people_b SET country = 'NO' WHERE email = 'b@example.com'")
+    execute(wh, "DELETE FROM people_b WHERE email = 'd@example.com'")
+    p.write_calls.clear()
+    ra, rb = _in_lockstep(job(spec_a, "ra2"), job(spec_b, "rb2"))
+    for r in (ra, rb):
+        m = r.metadata()  # type: ignore[attr-defined]
+        assert (m["successful_change"], m["successful_remove"]) == (1, 1)
+    assert sorted(p.write_calls) == [
+        ("remove", ["d@example.com"]),
+        ("remove", ["e@example.com"]),
+        ("upsert", ["a@example.com"]),
+        ("upsert", ["b@example.com"]),
+    ]
+    assert p.members[book_a]["a@example.com"]["country"] == "IT"
+    assert "e@example.com" not in p.members[book_a]
+    assert "d@example.com" in p.members[book_a]
+    assert p.members[book_b]["b@example.com"] == {"name": "BOB", "country": "NO"}
+    assert "d@example.com" not in p.members[book_b]
+    assert "e@example.com" in p.members[book_b]
+    # the state of each book is exactly its own segment: a third (serial) run of each has nothing to do
+    p.write_calls.clear()
+    for s, run in ((spec_a, "ra3"), (spec_b, "rb3")):
+        m = sync(wh, p, s, run=run).metadata()
+        assert m["planned_add"] == m["planned_change"] == m["planned_remove"] == 0
+    assert p.write_calls == []
+
+
+def test_second_run_on_a_book_fails_fast_while_the_first_holds_it(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider(batch_size=2)
+    p.ensure_book("People")
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(op: str, size: int) -> None:
+        if not holding.is_set():
+            holding.set()
+            assert release.wait(30)
+
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(run_sync, spec(), p, wh, run_id="r1", after_batch=hold)
+        try:
+            assert holding.wait(30), first.exception(timeout=0) if first.done() else "first run never got going"
+            sent_by_first = list(p.write_calls)
+            started = time.monotonic()
+            with pytest.raises(SyncLockedError, match="run r1"):
+                sync(wh, p, run="r2")
+            assert time.monotonic() - started < 10  # it does not wait for the holder
+            assert p.write_calls == sent_by_first  # and it sent nothing
+            with wh.connect() as con:
+                assert con.fetchall("SELECT run_id FROM sync_lock") == [("r1",)]  # the holder's lock is intact
+        finally:
+            release.set()
+        r1 = first.result(timeout=60)
+    assert r1.synced_rows == 5
+    with wh.connect() as con:
+        assert con.fetchall("SELECT run_id, status FROM sync_runs ORDER BY run_id") == [
+            ("r1", "success"),
+            ("r2", "failed"),
+        ]
+    assert sync(wh, p, run="r3").metadata()["planned_add"] == 0  # the lock went with the first run
+
+
+def test_two_runs_starting_together_on_one_book_take_turns(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider(batch_size=2)
+    p.ensure_book("People")
+    start = threading.Barrier(2, timeout=20)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(op: str, size: int) -> None:
+        holding.set()
+        assert release.wait(30)
+
+    def go(run: str):
+        start.wait()
+        return run_sync(spec(), p, wh, run_id=run, after_batch=hold)
+
+    with ThreadPoolExecutor(2) as pool:
+        futures: list[Future] = [pool.submit(go, run) for run in ("r1", "r2")]
+        try:
+            # the loser fails at once, while the winner is still holding the book; if both had taken the lock,
+            # neither would finish here
+            done, _ = wait(futures, timeout=20, return_when=FIRST_COMPLETED)
+            assert len(done) == 1, "both runs took the book"
+            (loser,) = done
+            with pytest.raises(SyncLockedError):
+                loser.result()
+            assert holding.wait(20)
+        finally:
+            release.set()
+        (winner,) = [f for f in futures if f is not loser]
+        assert winner.result(timeout=60).synced_rows == 5
+    assert sorted(e for _, emails in p.write_calls for e in emails) == sorted(e for e, _, _ in ROWS)

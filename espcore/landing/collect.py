@@ -1,0 +1,547 @@
+"""Collect what a provider knows through :class:`EspProvider` and land it as Parquet (no Dagster here).
+
+One function per dataset turns the provider's answers into rows of the dataset's fixed schema
+(:mod:`espcore.landing.schemas`) and lands them with :func:`espcore.landing.writer.land`:
+
+* ``balances``, ``campaigns``, ``blacklist``, ``book_members``: dated snapshots, one file per provider and day;
+* ``campaign_stats``: one file per day holding every campaign's cumulative counters at that time;
+* ``delivery_events``: per-message records dated in the day, where the provider exposes them
+  (:class:`DeliveryEventSource`: Pakat delivery logs, LiteStartup ``GET /emails``; SendPulse has none).
+
+**Incremental.** A small landing state per (provider, dataset) lives in ``<lake_root>/_state/provider=<p>/``
+(JSON, replaced atomically after the Parquet file is in place, outside every ``dataset=`` glob). A campaign whose
+state is terminal and whose counters came back identical to the previously landed ones is *settled*: later
+runs carry its counters forward without calling the provider, until ``recheck_after`` has passed. Likewise the
+details of a terminal campaign that a listing leaves out (Pakat) are read once and reused. Every result
+reports the HTTP calls it made, read from the client's :class:`espcore.http.CallStats`.
+"""
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from espcore.landing.writer import Landed, land
+from espcore.providers.base import (
+    Campaign,
+    CampaignState,
+    CampaignStats,
+    DeliveryEventSource,
+    EspProvider,
+)
+
+STATE_DIR = "_state"
+STATS_COUNTERS = ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "spam", "errors", "queued")
+DEFAULT_RECHECK = timedelta(days=7)
+
+
+class NotExposedError(LookupError):
+    """The provider exposes no such data (e.g. SendPulse has no delivery log listing)."""
+
+
+@dataclass(frozen=True)
+class LandingResult:
+    """What one landing wrote, and what it cost."""
+
+    landed: Landed
+    rows: list[dict[str, Any]]
+    http_calls: int | None  # None when the adapter's client does not count calls
+    counters: Mapping[str, int] = field(default_factory=dict)  # dataset-specific: fetched, carried_forward...
+
+    @property
+    def path(self) -> Path:
+        return self.landed.path
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+
+
+def http_calls(adapter: object) -> int | None:
+    """HTTP requests the adapter's client has sent so far (``client.http.stats.requests``), if it counts them."""
+    stats = getattr(getattr(getattr(adapter, "client", None), "http", None), "stats", None)
+    requests = getattr(stats, "requests", None)
+    return requests if isinstance(requests, int) else None
+
+
+def _calls_since(adapter: object, before: int | None) -> int | None:
+    after = http_calls(adapter)
+    return after - before if after is not None and before is not None else None
+
+
+def to_json(value: Mapping[str, Any] | None) -> str | None:
+    """Provider extras as JSON text (sorted keys, non-JSON values as strings); None when empty."""
+    return json.dumps(dict(value), default=str, sort_keys=True) if value else None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def mask_email(value: str) -> str:
+    """``zoe@example.org`` -> ``z***@example.org``: previews never show a full address."""
+    local, at, domain = value.partition("@")
+    if not at:
+        return value[:1] + "***" if value else value
+    return f"{local[:1]}***@{domain}"
+
+
+# -- landing state -------------------------------------------------------------------------------------------
+
+
+class LandingState:
+    """A small JSON document per (provider, dataset): what was last landed, for incremental re-runs."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+
+    @classmethod
+    def load(cls, lake_root: str | os.PathLike[str], provider: str, dataset: str) -> "LandingState":
+        path = Path(lake_root) / STATE_DIR / f"provider={provider}" / f"{dataset}.json"
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):  # unreadable state: start over, fetch everything
+            data = {}
+        if not isinstance(data, dict) or data.get("version") != 1:
+            data = {}
+        data.setdefault("version", 1)
+        data.setdefault("campaigns", {})
+        return cls(path, data)
+
+    @property
+    def campaigns(self) -> dict[str, Any]:
+        return self.data["campaigns"]
+
+    def save(self) -> None:
+        """Atomic replace (temp file, fsync, rename), like the Parquet writer."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.data, fh, sort_keys=True, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+
+# -- rows per dataset ----------------------------------------------------------------------------------------
+
+
+def balance_rows(adapter: EspProvider, now: datetime) -> list[dict[str, Any]]:
+    b = adapter.balance()
+    return [
+        {
+            "snapshot_at": now,
+            "currency": b.currency,
+            "amount": b.amount,
+            "bonus": b.bonus,
+            "emails_left": b.emails_left,
+            "quota_used": b.quota_used,
+            "quota_allowed": b.quota_allowed,
+            "unlimited": b.unlimited,
+            "not_exposed_reason": b.not_exposed_reason,
+            "extra": to_json(b.extra),
+        }
+    ]
+
+
+def _campaign_detail(c: Campaign) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "book_id": c.book_id,
+        "subject": c.subject,
+        "sender_email": c.sender_email,
+        "created_at": c.created_at.isoformat() if c.created_at else None,
+        "send_at": c.send_at.isoformat() if c.send_at else None,
+        "recipients": c.recipients,
+        "extra": to_json(c.extra),
+    }
+
+
+def _needs_detail(c: Campaign) -> bool:
+    """Listings that leave the list, subject and sender out (Pakat) need one ``get_campaign`` per campaign."""
+    return c.book_id is None and c.subject is None and c.sender_email is None
+
+
+def campaign_rows(
+    adapter: EspProvider, now: datetime, state: LandingState | None = None, *, full_refresh: bool = False
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Every listed campaign; missing details are read once per campaign and reused while it stays terminal."""
+    rows: list[dict[str, Any]] = []
+    fetched = reused = 0
+    known = state.campaigns if state is not None else {}
+    for c in adapter.list_campaigns():
+        detail = _campaign_detail(c)
+        if _needs_detail(c):
+            cached = known.get(c.id)
+            if (
+                not full_refresh
+                and cached is not None
+                and cached.get("provider_status") == c.provider_status
+                and c.state.terminal
+            ):
+                detail = cached["detail"]
+                reused += 1
+            else:
+                full = adapter.get_campaign(c.id)
+                detail = {k: v if v is not None else detail.get(k) for k, v in _campaign_detail(full).items()}
+                fetched += 1
+            if state is not None:
+                known[c.id] = {"provider_status": c.provider_status, "detail": detail}
+        send_at = _utc(_parse(detail["send_at"]))
+        rows.append(
+            {
+                "campaign_id": c.id,
+                "name": detail["name"] or c.name,
+                "book_id": detail["book_id"],
+                "subject": detail["subject"],
+                "sender_email": detail["sender_email"],
+                "state": str(c.state),
+                "provider_status": c.provider_status,
+                "created_at": _utc(_parse(detail["created_at"])),
+                "send_at": send_at,
+                "sent_at": send_at if c.state is CampaignState.SENT else None,
+                "recipients": detail["recipients"],
+                "extra": detail["extra"],
+                "snapshot_at": now,
+            }
+        )
+    return rows, {"campaigns": len(rows), "details_fetched": fetched, "details_reused": reused}
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def stats_fingerprint(s: CampaignStats) -> str:
+    payload = {**{k: getattr(s, k) for k in STATS_COUNTERS}, "extra": dict(s.extra)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def campaign_stats_rows(
+    adapter: EspProvider,
+    now: datetime,
+    state: LandingState,
+    *,
+    until: datetime | None = None,
+    recheck_after: timedelta = DEFAULT_RECHECK,
+    full_refresh: bool = False,
+    books: Mapping[str, str | None] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Cumulative counters of every non-draft campaign created before ``until``.
+
+    A settled campaign (terminal, counters identical on two fetches in a row) is carried forward from ``state``
+    without an API call until ``recheck_after`` has passed since its last fetch; anything else is fetched.
+    ``books`` fills a book id a listing leaves out (campaign id -> book id, from the campaigns landing state).
+    """
+    rows: list[dict[str, Any]] = []
+    fetched = carried = 0
+    for c in adapter.list_campaigns():
+        if c.state in (CampaignState.DRAFT, CampaignState.TEST):
+            continue  # nothing sent, nothing counted
+        born = c.created_at or c.send_at
+        if until is not None and born is not None and born >= until:
+            continue  # created after the partition's day
+        entry = state.campaigns.get(c.id)
+        fresh_enough = entry is not None and now - datetime.fromisoformat(entry["fetched_at"]) < recheck_after
+        if (
+            not full_refresh
+            and entry is not None
+            and entry.get("settled")
+            and c.state.terminal
+            and entry.get("provider_status") == c.provider_status
+            and fresh_enough
+        ):
+            counters: dict[str, Any] = dict(entry["counters"])
+            extra = entry.get("extra") or {}
+            fetched_at = datetime.fromisoformat(entry["fetched_at"])
+            carried += 1
+        else:
+            s = adapter.campaign_stats(c.id)
+            fingerprint = stats_fingerprint(s)
+            settled = (
+                c.state.terminal
+                and entry is not None
+                and entry.get("fingerprint") == fingerprint
+                and entry.get("provider_status") == c.provider_status
+            )
+            counters = {k: getattr(s, k) for k in STATS_COUNTERS}
+            extra = dict(s.extra)
+            fetched_at = now
+            fetched += 1
+            state.campaigns[c.id] = {
+                "fingerprint": fingerprint,
+                "counters": counters,
+                "extra": json.loads(json.dumps(extra, default=str)),
+                "fetched_at": now.isoformat(),
+                "provider_status": c.provider_status,
+                "settled": settled,
+            }
+        rows.append(
+            {
+                "campaign_id": c.id,
+                "campaign_name": c.name,
+                "book_id": c.book_id or (books or {}).get(c.id),
+                "state": str(c.state),
+                "provider_status": c.provider_status,
+                **counters,
+                "extra": to_json(extra),
+                "fetched_at": fetched_at,
+                "carried_forward": fetched_at != now,
+                "snapshot_at": now,
+            }
+        )
+    return rows, {"campaigns": len(rows), "stats_fetched": fetched, "stats_carried_forward": carried}
+
+
+def blacklist_rows(adapter: EspProvider, now: datetime) -> list[dict[str, Any]]:
+    """Every suppression the provider reports, account-wide ones with ``book_id`` null; duplicates dropped."""
+    seen: set[tuple[str, str, str | None]] = set()
+    rows: list[dict[str, Any]] = []
+    for s in adapter.suppressions(None):
+        key = (s.email.strip().lower(), s.reason, s.book_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append(
+            {
+                "email": s.email.strip().lower(),
+                "reason": s.reason,
+                "book_id": s.book_id,
+                "since": _utc(s.since),
+                "detail": s.detail,
+                "snapshot_at": now,
+            }
+        )
+    return rows
+
+
+def book_member_rows(adapter: EspProvider, now: datetime) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for b in adapter.list_books():
+        for m in adapter.list_members(b.id):
+            rows.append(
+                {
+                    "book_id": b.id,
+                    "book_name": b.name,
+                    "email": m.email,
+                    "state": str(m.state),
+                    "provider_status": m.provider_status,
+                    "provider_id": m.provider_id,
+                    "added_at": _utc(m.added_at),
+                    "fields": to_json(m.fields),
+                    "snapshot_at": now,
+                }
+            )
+    return rows
+
+
+def supports_delivery_events(adapter: object) -> bool:
+    return isinstance(adapter, DeliveryEventSource)
+
+
+def delivery_event_rows(adapter: object, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    if not isinstance(adapter, DeliveryEventSource):
+        raise NotExposedError(f"{getattr(adapter, 'name', adapter)!r} exposes no delivery log")
+    seen: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    for e in adapter.delivery_events(since, until):
+        if e.event_id in seen:
+            continue
+        seen.add(e.event_id)
+        rows.append(
+            {
+                "event_id": e.event_id,
+                "campaign_id": e.campaign_id,
+                "email": e.email,
+                "status": e.status,
+                "provider_status": e.provider_status,
+                "occurred_at": _utc(e.occurred_at),
+                "detail": e.detail,
+                "extra": to_json(e.extra),
+            }
+        )
+    return rows
+
+
+# -- landing ---------------------------------------------------------------------------------------------------
+
+
+def day_window(day: date | str) -> tuple[datetime, datetime]:
+    """``[00:00, next 00:00)`` UTC of a day."""
+    d = date.fromisoformat(day) if isinstance(day, str) else day
+    start = datetime(d.year, d.month, d.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def _land(
+    lake_root: str | os.PathLike[str],
+    dataset: str,
+    adapter: EspProvider,
+    day: date | str,
+    collect: Callable[[], tuple[list[dict[str, Any]], Mapping[str, int]]],
+    *,
+    run_id: str,
+    now: datetime,
+    after: Callable[[], None] | None = None,
+) -> LandingResult:
+    before = http_calls(adapter)
+    rows, counters = collect()
+    landed = land(lake_root, dataset, adapter.name, day, rows, run_id=run_id, landed_at=now)
+    if after is not None:
+        after()  # the landing state follows the file, never runs ahead of it
+    return LandingResult(landed, rows, _calls_since(adapter, before), counters)
+
+
+def _plain(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    out = list(rows)
+    return out, {}
+
+
+def land_balances(
+    lake_root: str | os.PathLike[str], adapter: EspProvider, *, run_id: str, now: datetime | None = None
+) -> LandingResult:
+    now = now or datetime.now(UTC)
+    return _land(
+        lake_root, "balances", adapter, now.date(), lambda: _plain(balance_rows(adapter, now)), run_id=run_id, now=now
+    )
+
+
+def land_campaigns(
+    lake_root: str | os.PathLike[str],
+    adapter: EspProvider,
+    *,
+    run_id: str,
+    now: datetime | None = None,
+    full_refresh: bool = False,
+) -> LandingResult:
+    now = now or datetime.now(UTC)
+    state = LandingState.load(lake_root, adapter.name, "campaigns")
+    return _land(
+        lake_root,
+        "campaigns",
+        adapter,
+        now.date(),
+        lambda: campaign_rows(adapter, now, state, full_refresh=full_refresh),
+        run_id=run_id,
+        now=now,
+        after=state.save,
+    )
+
+
+def land_blacklist(
+    lake_root: str | os.PathLike[str], adapter: EspProvider, *, run_id: str, now: datetime | None = None
+) -> LandingResult:
+    now = now or datetime.now(UTC)
+    return _land(
+        lake_root,
+        "blacklist",
+        adapter,
+        now.date(),
+        lambda: _plain(blacklist_rows(adapter, now)),
+        run_id=run_id,
+        now=now,
+    )
+
+
+def land_book_members(
+    lake_root: str | os.PathLike[str], adapter: EspProvider, *, run_id: str, now: datetime | None = None
+) -> LandingResult:
+    now = now or datetime.now(UTC)
+    return _land(
+        lake_root,
+        "book_members",
+        adapter,
+        now.date(),
+        lambda: _plain(book_member_rows(adapter, now)),
+        run_id=run_id,
+        now=now,
+    )
+
+
+def land_campaign_stats(
+    lake_root: str | os.PathLike[str],
+    adapter: EspProvider,
+    day: date | str,
+    *,
+    run_id: str,
+    now: datetime | None = None,
+    recheck_after: timedelta = DEFAULT_RECHECK,
+    full_refresh: bool = False,
+) -> LandingResult:
+    """The day's snapshot of every campaign's cumulative counters (re-landing a day replaces its file)."""
+    now = now or datetime.now(UTC)
+    _, until = day_window(day)
+    state = LandingState.load(lake_root, adapter.name, "campaign_stats")
+    books = {
+        cid: (entry.get("detail") or {}).get("book_id")
+        for cid, entry in LandingState.load(lake_root, adapter.name, "campaigns").campaigns.items()
+    }
+    return _land(
+        lake_root,
+        "campaign_stats",
+        adapter,
+        day,
+        lambda: campaign_stats_rows(
+            adapter, now, state, until=until, recheck_after=recheck_after, full_refresh=full_refresh, books=books
+        ),
+        run_id=run_id,
+        now=now,
+        after=state.save,
+    )
+
+
+def land_delivery_events(
+    lake_root: str | os.PathLike[str],
+    adapter: EspProvider,
+    day: date | str,
+    *,
+    run_id: str,
+    now: datetime | None = None,
+) -> LandingResult:
+    """Delivery records dated in the day; raises :class:`NotExposedError` where the provider has none."""
+    now = now or datetime.now(UTC)
+    since, until = day_window(day)
+    return _land(
+        lake_root,
+        "delivery_events",
+        adapter,
+        day,
+        lambda: _plain(delivery_event_rows(adapter, since, until)),
+        run_id=run_id,
+        now=now,
+    )
+
+
+SNAPSHOT_LANDERS: dict[str, Callable[..., LandingResult]] = {
+    "balances": land_balances,
+    "campaigns": land_campaigns,
+    "blacklist": land_blacklist,
+    "book_members": land_book_members,
+}
+DAILY_LANDERS: dict[str, Callable[..., LandingResult]] = {
+    "campaign_stats": land_campaign_stats,
+    "delivery_events": land_delivery_events,
+}
+
+
+def provider_datasets(provider: str) -> tuple[list[str], list[str]]:
+    """(snapshot datasets, daily datasets) a provider lands: delivery events only where its adapter exposes
+    them. Decided from the adapter class, so it is safe at definition time (no network)."""
+    from espcore.providers.litestartup import LiteStartupProvider
+    from espcore.providers.pakat import PakatProvider
+    from espcore.providers.sendpulse import SendPulseProvider
+
+    adapters: dict[str, type] = {
+        "sendpulse": SendPulseProvider,
+        "pakat": PakatProvider,
+        "litestartup": LiteStartupProvider,
+    }
+    cls = adapters[provider]
+    daily = ["campaign_stats", *(["delivery_events"] if issubclass(cls, DeliveryEventSource) else [])]
+    return list(SNAPSHOT_LANDERS), daily

@@ -1,0 +1,84 @@
+"""DuckDB views over the landed Parquet, created idempotently (``CREATE OR REPLACE VIEW``).
+
+``lake_<dataset>`` reads every file of a dataset with pinned hive types; ``lake_<dataset>_latest`` keeps the
+newest ``date`` per provider for snapshot datasets. A dataset with no file yet gets an empty view with the
+same columns (DuckDB refuses a glob that matches nothing), so queries never break on a fresh lake; running
+this again after landing switches it to the real files.
+"""
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from espcore.landing.schemas import DATASETS, SNAPSHOT_DATASETS, DatasetSchema
+
+
+def duckdb_type(t: pa.DataType) -> str:
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "VARCHAR"
+    if pa.types.is_int64(t):
+        return "BIGINT"
+    if pa.types.is_int32(t):
+        return "INTEGER"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_float64(t):
+        return "DOUBLE"
+    if pa.types.is_date32(t):
+        return "DATE"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"  # type: ignore[attr-defined]
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision}, {t.scale})"  # type: ignore[attr-defined]
+    raise TypeError(f"no DuckDB type for {t}")
+
+
+def _lit(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def dataset_glob(lake_root: str | os.PathLike[str], dataset: str) -> str:
+    return f"{Path(lake_root).resolve()}/dataset={dataset}/provider=*/date=*/*.parquet"
+
+
+def _source_sql(lake_root: str | os.PathLike[str], spec: DatasetSchema) -> str:
+    root = Path(lake_root).resolve()
+    if any((root / f"dataset={spec.name}").glob("provider=*/date=*/*.parquet")):
+        return (
+            f"SELECT * EXCLUDE (dataset) FROM read_parquet('{_lit(dataset_glob(root, spec.name))}', "
+            "hive_partitioning = true, union_by_name = true, "
+            "hive_types = {'provider': VARCHAR, 'date': DATE, 'dataset': VARCHAR})"
+        )
+    cols = ", ".join(f'CAST(NULL AS {duckdb_type(f.type)}) AS "{f.name}"' for f in spec.schema)
+    return f"SELECT {cols}, CAST(NULL AS VARCHAR) AS provider, CAST(NULL AS DATE) AS date WHERE false"
+
+
+def create_lake_views(
+    target: str | os.PathLike[str] | duckdb.DuckDBPyConnection,
+    lake_root: str | os.PathLike[str],
+    datasets: Iterable[str] | None = None,
+) -> list[str]:
+    """(Re)create ``lake_<d>`` (and ``lake_<d>_latest`` for snapshots) for each dataset; return the view names.
+
+    ``target`` is a DuckDB file path or an open connection (left open)."""
+    con = target if isinstance(target, duckdb.DuckDBPyConnection) else duckdb.connect(str(target))
+    names: list[str] = []
+    try:
+        for name in datasets or DATASETS:
+            spec = DATASETS[name]
+            view = f"lake_{name}"
+            con.execute(f"CREATE OR REPLACE VIEW {view} AS {_source_sql(lake_root, spec)}")
+            names.append(view)
+            if name in SNAPSHOT_DATASETS:
+                con.execute(
+                    f"CREATE OR REPLACE VIEW {view}_latest AS SELECT * FROM {view} "
+                    "QUALIFY date = max(date) OVER (PARTITION BY provider)"
+                )
+                names.append(f"{view}_latest")
+    finally:
+        if con is not target:
+            con.close()
+    return names
