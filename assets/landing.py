@@ -125,12 +125,13 @@ def _selected(context: dg.AssetExecutionContext, datasets: Sequence[str]) -> Ite
             yield d
 
 
-def build_snapshot_assets(provider: str) -> dg.AssetsDefinition:
+def build_snapshot_assets(provider: str, after: Sequence[dg.AssetKey] = ()) -> dg.AssetsDefinition:
+    """``after``: assets that change what the provider reports (its books and launches), landed after them."""
     snapshots, _ = provider_datasets(provider)
 
     @dg.multi_asset(
         name=f"{provider}_landing_snapshots",
-        specs=[_spec(provider, d) for d in snapshots],
+        specs=[_spec(provider, d, deps=after) for d in snapshots],
         can_subset=True,
         pool=f"{provider}_api",
         retry_policy=LANDING_RETRY,
@@ -242,9 +243,9 @@ def build_balance_check(provider: str) -> dg.AssetChecksDefinition:
     return _balance_threshold
 
 
-def build_landing_assets(provider: str) -> list[dg.AssetsDefinition]:
-    """The snapshot multi-asset and the daily multi-asset of one provider."""
-    return [build_snapshot_assets(provider), build_daily_assets(provider)]
+def build_landing_assets(provider: str, after: Sequence[dg.AssetKey] = ()) -> list[dg.AssetsDefinition]:
+    """The snapshot multi-asset (landed after ``after``: the provider's syncs and launches) and the daily one."""
+    return [build_snapshot_assets(provider, after), build_daily_assets(provider)]
 
 
 def daily_landing_keys(provider: str) -> list[dg.AssetKey]:

@@ -8,6 +8,7 @@ Two engines: DuckDB (a file, the embedded default) and PostgreSQL (a DSN/URL). T
 
 import hashlib
 import json
+import logging
 import os
 import random
 import re
@@ -33,6 +34,9 @@ from espcore import demo
 from espcore.errors import ConfigurationError
 
 # -- dialects ---------------------------------------------------------------------------------------------------
+
+
+_log = logging.getLogger("espcore.warehouse")
 
 
 class Dialect:
@@ -403,6 +407,11 @@ class BaseWarehouse(ABC):
         """Release pooled resources (a no-op where there are none); the warehouse stays usable."""
         return None
 
+    def session(self) -> AbstractContextManager[None]:
+        """Hold one connection for a burst of work in this thread (``connect()`` reuses it); a no-op where
+        connections are cheap (pooled)."""
+        return nullcontext()
+
 
 class Warehouse(BaseWarehouse):
     """A DuckDB database file. Connections are short-lived so that several processes can take turns: DuckDB
@@ -410,9 +419,10 @@ class Warehouse(BaseWarehouse):
 
     dialect: ClassVar[Dialect] = Dialect()
 
-    def __init__(self, path: str | os.PathLike[str], *, lock_wait_s: float = 120.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, lock_wait_s: float = 1800.0) -> None:
         self.path = Path(path)
         self.lock_wait_s = lock_wait_s
+        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"Warehouse(duckdb:{self.path})"
@@ -434,15 +444,42 @@ class Warehouse(BaseWarehouse):
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise
+                if delay >= 1.0 and not getattr(self._local, "warned", False):
+                    self._local.warned = True
+                    _log.info("waiting for %s: another process holds the DuckDB file", self.path)
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 1.0)
 
     @contextmanager
+    def session(self) -> Iterator[None]:
+        """Keep one connection open in this thread until the block ends: opening a DuckDB file costs tens of
+        milliseconds (and replays its log), so a sync run holds one. Another *process* wanting the file waits
+        (up to ``lock_wait_s``) until the session ends: DuckDB has one writing process per file; PostgreSQL has
+        no such limit."""
+        if getattr(self._local, "raw", None) is not None:
+            yield  # re-entrant
+            return
+        scope = str(self.path.resolve())
+        with _named_lock(f"{scope}\0open"):
+            raw = self._open()
+        self._local.raw = raw
+        try:
+            yield
+        finally:
+            self._local.raw = None
+            with _named_lock(f"{scope}\0open"):
+                raw.close()
+
+    @contextmanager
     def connect(self) -> Iterator[DuckDBConnection]:
+        scope = str(self.path.resolve())
+        held = getattr(self._local, "raw", None)
+        if held is not None:
+            yield DuckDBConnection(held, self.dialect, scope=scope)
+            return
         # Threads of one process share one DuckDB instance per file (duckdb's instance cache); opening and
         # closing connections concurrently races in that cache (a fresh connection can miss the Arrow scan
         # function), so open and close take turns. Work on open connections still runs concurrently.
-        scope = str(self.path.resolve())
         with _named_lock(f"{scope}\0open"):
             raw = self._open()
         try:

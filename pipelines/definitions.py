@@ -6,7 +6,7 @@ from assets import warehouse as warehouse_assets
 from assets.campaigns import build_campaign_defs
 from assets.checks import build_checks
 from assets.landing import build_balance_check, build_landing_assets, build_views_asset, daily_landing_keys
-from assets.subscribers import build_sync_asset
+from assets.subscribers import book_key, build_sync_asset
 from pipelines.config import SyncDecl, load_declarations
 from pipelines.resources_setup import build_resources
 
@@ -29,7 +29,13 @@ EXTERNAL_SEGMENTS = [
 ]
 SYNC_ASSETS = [build_sync_asset(d, SEGMENT_KEYS[d.name]) for d in DECLARATIONS.syncs]
 PROVIDERS_IN_USE = sorted({d.provider for d in DECLARATIONS.syncs})
-LANDING_ASSETS = [a for p in PROVIDERS_IN_USE for a in build_landing_assets(p)]
+# the main job lands each provider's snapshots after that provider's syncs and launches
+PROVIDER_WRITES = {
+    p: [book_key(d) for d in DECLARATIONS.syncs if d.provider == p]
+    + [dg.AssetKey([c.provider, "campaigns", c.name]) for c in DECLARATIONS.campaigns if c.provider == p]
+    for p in PROVIDERS_IN_USE
+}
+LANDING_ASSETS = [a for p in PROVIDERS_IN_USE for a in build_landing_assets(p, after=PROVIDER_WRITES[p])]
 LANDING_CHECKS = [build_balance_check(p) for p in PROVIDERS_IN_USE]
 DAILY_LANDING_KEYS = [k for p in PROVIDERS_IN_USE for k in daily_landing_keys(p)]
 LAKE_VIEWS = build_views_asset([k for a in LANDING_ASSETS for k in a.keys])

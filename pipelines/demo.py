@@ -67,9 +67,11 @@ def main() -> int:
             print(f"  landed  {key:<40} {md.get('dagster/row_count')} rows -> {md['path']}")
         else:
             print(f"  built   {key:<40} {md.get('dagster/row_count', '')} rows")
-    for check in result.get_asset_check_evaluations():
-        status = "passed" if check.passed else f"FAILED ({check.severity.value})"
-        print(f"  check   {'/'.join(check.asset_key.path)}:{check.check_name} {status}")
+    checks = result.get_asset_check_evaluations()
+    failed = [c for c in checks if not c.passed]
+    print(f"  checks  {len(checks) - len(failed)} passed, {len(failed)} failed")
+    for check in failed:
+        print(f"  check   {'/'.join(check.asset_key.path)}:{check.check_name} FAILED ({check.severity.value})")
     if not result.success:
         for event in result.all_events:
             if event.is_failure and event.step_key:

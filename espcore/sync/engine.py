@@ -189,6 +189,10 @@ class SyncEngine:
     # -- public ------------------------------------------------------------------------------------------
 
     def run(self) -> SyncResult:
+        with self.wh.session():
+            return self._run()
+
+    def _run(self) -> SyncResult:
         started = time.monotonic()
         spec, opts = self.spec, self.options
         with self.wh.connect() as con:
@@ -246,27 +250,34 @@ class SyncEngine:
 
     # -- plan --------------------------------------------------------------------------------------------
 
-    def _source_ctes(self, con: WarehouseConnection) -> str:
+    # The segment is scanned three times at most, and the expensive work (fingerprints, the syntax check) is
+    # done once: (1) keys -> a temp table of distinct keys with their fingerprint, row count, conflict flag and
+    # syntax flag; (2) the plan joins that small table with the state and fetches mapped values (JSON) only for
+    # rows about to be sent; (3) rejected rows are re-read only when step 1 found some.
+
+    def _segment(self, con: WarehouseConnection) -> str:
+        """The segment with its key and raw address under names that cannot clash with its columns."""
         spec, d = self.spec, con.dialect
-        mapped = sorted(spec.fields.items())
-        pk_expr = f"lower(trim({d.text('seg.' + quote_ident(spec.primary_key))}))"
-        fp_parts = [f"coalesce({d.text('seg.' + quote_ident(col))}, '\\N')" for _, col in mapped]
+        email = d.text("seg." + quote_ident(spec.primary_key))
+        return f"(SELECT lower(trim({email})) AS esp__pk, {email} AS esp__raw, seg.* FROM ({spec.source_sql}) AS seg)"
+
+    def _payload(self, con: WarehouseConnection, alias: str) -> str:
+        mapped = sorted(self.spec.fields.items())
+        return con.dialect.json_object([(name, f"{alias}.{quote_ident(col)}") for name, col in mapped])
+
+    def _build_keys(self, con: WarehouseConnection) -> None:
+        d = con.dialect
+        mapped = sorted(self.spec.fields.items())
+        fp_parts = [f"coalesce({d.text('r.' + quote_ident(col))}, '\\N')" for _, col in mapped]
         fp = d.md5(" || chr(31) || ".join(fp_parts) if fp_parts else "''")
-        payload = d.json_object([(name, "seg." + quote_ident(col)) for name, col in mapped])
-        raw_email = d.text("seg." + quote_ident(spec.primary_key))
-        return f"""
-            raw AS (
-                SELECT {pk_expr} AS pk, {raw_email} AS raw_email, {fp} AS fp, {payload} AS payload
-                FROM ({spec.source_sql}) AS seg
-            ),
-            keys AS (
-                SELECT pk, count(*) AS n, count(DISTINCT fp) AS nfp FROM raw
-                WHERE pk IS NOT NULL AND pk <> '' GROUP BY pk
-            ),
-            src AS (
-                SELECT DISTINCT r.pk, r.fp, r.payload FROM raw r JOIN keys k ON r.pk = k.pk
-                WHERE k.nfp = 1 AND {d.email_syntax_ok("r.pk")}
-            )"""
+        con.execute("DROP TABLE IF EXISTS esp_sync_keys")
+        con.execute(
+            f"""CREATE TEMP TABLE esp_sync_keys AS
+            SELECT pk, count(*) AS n, min(fp) AS fp, min(fp) <> max(fp) AS conflicting,
+                   coalesce({d.email_syntax_ok("pk")}, false) AS ok
+            FROM (SELECT r.esp__pk AS pk, {fp} AS fp FROM {self._segment(con)} AS r) AS raw
+            GROUP BY pk"""
+        )
 
     def _plan(self, result: SyncResult, suppressed: pa.Table) -> None:
         spec, opts = self.spec, self.options
@@ -277,17 +288,19 @@ class SyncEngine:
         else:
             remove_op = "CASE WHEN j.synced_fp IS NULL THEN 'forget' ELSE 'noop' END"
         with self.wh.connect() as con:
+            self._build_keys(con)
             con.load_temp("provider_suppressed", suppressed)
             with con.transaction():
-                con.execute("DELETE FROM sync_plan WHERE sync_name = ? AND run_id <> ?", [spec.name, self.run_id])
-                con.execute("DELETE FROM sync_plan WHERE sync_name = ? AND run_id = ?", [spec.name, self.run_id])
+                con.execute("DELETE FROM sync_plan WHERE sync_name = ?", [spec.name])
                 con.execute(
                     f"""
                     INSERT INTO sync_plan (run_id, sync_name, provider, book_id, pk, action, op, fp, payload, reason)
-                    WITH {self._source_ctes(con)},
+                    WITH src AS (
+                        SELECT pk, fp FROM esp_sync_keys WHERE ok AND NOT conflicting
+                    ),
                     st AS (SELECT * FROM sync_state WHERE provider = ? AND book_id = ?),
                     j AS (
-                        SELECT coalesce(src.pk, st.pk) AS pk, src.fp, src.payload, st.synced_fp,
+                        SELECT coalesce(src.pk, st.pk) AS pk, src.fp, st.synced_fp,
                                coalesce(sup.reason, st.provider_status) AS reason,
                           CASE
                             WHEN sup.pk IS NOT NULL OR st.status = 'suppressed'
@@ -311,8 +324,14 @@ class SyncEngine:
                             WHEN 'remove' THEN {remove_op}
                             ELSE j.action END AS op
                         FROM j WHERE j.action <> 'noop'
+                    ),
+                    pay AS (
+                        SELECT DISTINCT r.esp__pk AS pk, {self._payload(con, "r")} AS payload
+                        FROM {self._segment(con)} AS r
+                        WHERE r.esp__pk IN (SELECT pk FROM o WHERE op IN ('add', 'change'))
                     )
-                    SELECT ?, ?, ?, ?, pk, action, op, fp, payload, reason FROM o WHERE op <> 'noop'
+                    SELECT ?, ?, ?, ?, o.pk, o.action, o.op, o.fp, pay.payload, o.reason
+                    FROM o LEFT JOIN pay ON pay.pk = o.pk WHERE o.op <> 'noop'
                     """,
                     [
                         spec.provider,
@@ -326,6 +345,7 @@ class SyncEngine:
                 )
             con.drop_temp("provider_suppressed")
             self._count_source(con, result)
+            con.execute("DROP TABLE IF EXISTS esp_sync_keys")
             self._count_plan(con, result)
             synced = self._synced_rows(result.book_id, con)
         planned_remove = result.counts["planned_remove"]
@@ -339,24 +359,26 @@ class SyncEngine:
                 )
 
     def _count_source(self, con: WarehouseConnection, result: SyncResult) -> None:
-        d = con.dialect
         row = con.fetchone(
-            f"""WITH {self._source_ctes(con)}
-            SELECT (SELECT count(*) FROM raw),
-                   (SELECT count(*) FROM raw WHERE pk IS NULL OR pk = '' OR NOT {d.email_syntax_ok("pk")}),
-                   (SELECT coalesce(sum(n), 0) FROM keys WHERE nfp > 1 AND {d.email_syntax_ok("pk")})"""
+            """SELECT coalesce(sum(n), 0),
+                      coalesce(sum(CASE WHEN pk IS NULL OR pk = '' OR NOT ok THEN n ELSE 0 END), 0),
+                      coalesce(sum(CASE WHEN ok AND conflicting THEN n ELSE 0 END), 0)
+               FROM esp_sync_keys"""
         )
         query_size, bad_syntax, conflicting = (int(x or 0) for x in (row or (0, 0, 0)))
         result.counts["query_size"] = query_size
         result.counts["invalid"] += bad_syntax + conflicting
+        if not bad_syntax and not conflicting:
+            return
         rejects = con.fetchall(
-            f"""WITH {self._source_ctes(con)}
-            SELECT r.raw_email, r.pk, r.payload,
-                   CASE WHEN r.pk IS NULL OR r.pk = '' THEN 'missing email'
-                        WHEN NOT {d.email_syntax_ok("r.pk")} THEN 'invalid email syntax'
-                        ELSE 'duplicate key with conflicting values' END AS reason
-            FROM raw r LEFT JOIN keys k ON r.pk = k.pk
-            WHERE r.pk IS NULL OR r.pk = '' OR NOT {d.email_syntax_ok("r.pk")} OR k.nfp > 1
+            f"""SELECT r.esp__raw, r.esp__pk, {self._payload(con, "r")},
+                   CASE WHEN r.esp__pk IS NULL OR r.esp__pk = '' THEN 'missing email'
+                        WHEN k.ok THEN 'duplicate key with conflicting values'
+                        ELSE 'invalid email syntax' END AS reason
+            FROM {self._segment(con)} AS r
+            LEFT JOIN (SELECT pk, ok FROM esp_sync_keys WHERE pk <> '' AND (NOT ok OR conflicting)) AS k
+              ON k.pk = r.esp__pk
+            WHERE r.esp__pk IS NULL OR r.esp__pk = '' OR k.pk IS NOT NULL
             LIMIT 100000"""
         )
         for raw_email, pk, payload, reason in rejects:
@@ -377,13 +399,16 @@ class SyncEngine:
                 result.counts["planned_remove"] += n
             elif op in ("suppressed", "skipped"):
                 result.counts[op] += n
-        for op in ("add", "change", "remove", "unsubscribe", "suppressed", "skipped"):
-            sample = con.fetchall(
-                "SELECT pk FROM sync_plan WHERE run_id = ? AND sync_name = ? AND op = ? ORDER BY pk LIMIT ?",
-                [self.run_id, self.spec.name, op, self.options.sample_size],
-            )
-            if sample:
-                result.samples[op] = [mask_email(r[0]) for r in sample]
+        samples = con.fetchall(
+            """SELECT op, pk FROM (
+                   SELECT op, pk, row_number() OVER (PARTITION BY op ORDER BY pk) AS rn
+                   FROM sync_plan WHERE run_id = ? AND sync_name = ?) AS ranked
+               WHERE rn <= ? ORDER BY op, pk""",
+            [self.run_id, self.spec.name, self.options.sample_size],
+        )
+        for op, pk in samples:
+            if op != "forget":
+                result.samples.setdefault(str(op), []).append(mask_email(pk))
 
     # -- apply -------------------------------------------------------------------------------------------
 
