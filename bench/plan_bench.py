@@ -10,6 +10,7 @@ measured in the same run.
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -104,9 +105,15 @@ def child(kind: str, path: str) -> None:
     print(json.dumps(out, default=str))
 
 
-def measure(kind: str, path: Path) -> dict:
+def measure(kind: str, path: Path, memory_limit: str) -> dict:
+    env = {**os.environ, "ESP_DUCKDB_MEMORY_LIMIT": memory_limit}
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", kind, str(path)], capture_output=True, text=True, check=True, cwd=ROOT
+        [sys.executable, __file__, "--child", kind, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env=env,
     )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -115,17 +122,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--child", nargs=2)
+    ap.add_argument("--duckdb-memory", default="1536MB", help="DuckDB memory_limit for the engine (spills beyond)")
     args = ap.parse_args()
     if args.child:
         child(*args.child)
         return
+    print(f"engine: DuckDB memory_limit {args.duckdb_memory}; baseline: pandas {__import__('pandas').__version__}")
     print(f"{'rows':>12} {'engine s':>9} {'pandas s':>9} {'speed-up':>9} {'engine MiB':>11} {'pandas MiB':>11}")
     for n in args.rows:
         with tempfile.TemporaryDirectory() as d:
             path = Path(d) / "bench.duckdb"
             build(path, n)
-            e = measure("engine", path)
-            p = measure("pandas", path)
+            e = measure("engine", path, args.duckdb_memory)
+            p = measure("pandas", path, args.duckdb_memory)
         c = e["counts"]
         assert c["planned_add"] == p["counts"]["add"], (c, p["counts"])
         assert c["planned_remove"] == p["counts"]["remove"], (c, p["counts"])

@@ -61,15 +61,15 @@ def write_calls() -> None:
         client.close()
 
 
-def throughput(n: int = 3000, rate: float = 10.0) -> None:
-    print(f"\n2. throughput over loopback HTTP at {rate:.0f} requests/s ({n} new rows, SendPulse sandbox)")
+def throughput(n: int = 3000, rate: float = 10.0, pace: float = 9.5) -> None:
+    print(f"\n2. throughput over loopback HTTP, limit {rate:.0f} requests/s, client paced at {pace} ({n} new rows)")
     with tempfile.TemporaryDirectory() as d:
         wh = Warehouse(Path(d) / "wh.duckdb")
         people(wh, n)
         sandbox = SendPulseSandbox()  # enforces 10 requests/s like the real service
         with serve(sandbox.app) as server:
             client = SendPulseClient(
-                DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, server.url, policy=HttpPolicy(requests_per_second=rate)
+                DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, server.url, policy=HttpPolicy(requests_per_second=pace)
             )
             provider = SendPulseProvider(client)
             t = time.perf_counter()

@@ -52,8 +52,14 @@ class Dialect:
         return f"CAST(to_json({{{inner}}}) AS VARCHAR)"
 
     def email_syntax_ok(self, expr: str) -> str:
-        """A cheap, pushed-down syntax filter (the full check runs in Python on rows about to be sent)."""
-        return f"regexp_full_match({expr}, '[^@\\s]+@[^@\\s]+\\.[^@\\s]+')"
+        """A cheap, pushed-down syntax filter: one ``@``, a dotted domain, no spaces (LIKE is several times
+        faster than a regular expression over millions of keys). The full check runs in Python on the rows
+        about to be sent."""
+        return f"({expr} LIKE '%_@_%._%' AND {expr} NOT LIKE '%@%@%' AND {expr} NOT LIKE '% %')"
+
+    def any_value(self, expr: str) -> str:
+        """Any one value of a group (DuckDB's cheapest aggregate for it)."""
+        return f"any_value({expr})"
 
     def text(self, expr: str) -> str:
         return f"CAST({expr} AS VARCHAR)"
@@ -80,6 +86,9 @@ class PostgresDialect(Dialect):
 
     def email_syntax_ok(self, expr: str) -> str:
         return f"({expr} ~ '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$')"
+
+    def any_value(self, expr: str) -> str:
+        return f"min({expr})"
 
     def text(self, expr: str) -> str:
         return f"CAST({expr} AS TEXT)"
@@ -146,7 +155,9 @@ class DuckDBConnection(WarehouseConnection):
         return self.raw.execute(sql, list(params or [])).fetchall()
 
     def fetchone(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...] | None:
-        return self.raw.execute(sql, list(params or [])).fetchone()
+        # drain the result: DuckDB refuses new work on a connection with an unfinished one
+        rows = self.raw.execute(sql, list(params or [])).fetchall()
+        return rows[0] if rows else None
 
     def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         if params:
@@ -419,9 +430,17 @@ class Warehouse(BaseWarehouse):
 
     dialect: ClassVar[Dialect] = Dialect()
 
-    def __init__(self, path: str | os.PathLike[str], *, lock_wait_s: float = 1800.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lock_wait_s: float = 1800.0,
+        memory_limit: str | None = None,
+    ) -> None:
+        """``memory_limit`` (e.g. ``"1GB"``) caps DuckDB's memory: big plans spill to disk instead."""
         self.path = Path(path)
         self.lock_wait_s = lock_wait_s
+        self.memory_limit = memory_limit or os.environ.get("ESP_DUCKDB_MEMORY_LIMIT")
         self._local = threading.local()
 
     def __repr__(self) -> str:
@@ -437,7 +456,10 @@ class Warehouse(BaseWarehouse):
         delay = 0.02
         while True:
             try:
-                con = duckdb.connect(str(self.path), config={"checkpoint_threshold": "8MB"})
+                config = {"checkpoint_threshold": "8MB", "preserve_insertion_order": False}
+                if self.memory_limit:
+                    config["memory_limit"] = self.memory_limit
+                con = duckdb.connect(str(self.path), config=config)
                 # Short connections: leave checkpoints to the WAL size threshold instead of every close.
                 con.execute("PRAGMA disable_checkpoint_on_shutdown")
                 return con

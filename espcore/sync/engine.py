@@ -265,19 +265,34 @@ class SyncEngine:
         mapped = sorted(self.spec.fields.items())
         return con.dialect.json_object([(name, f"{alias}.{quote_ident(col)}") for name, col in mapped])
 
-    def _build_keys(self, con: WarehouseConnection) -> None:
+    def _fingerprint(self, con: WarehouseConnection, alias: str) -> str:
         d = con.dialect
         mapped = sorted(self.spec.fields.items())
-        fp_parts = [f"coalesce({d.text('r.' + quote_ident(col))}, '\\N')" for _, col in mapped]
-        fp = d.md5(" || chr(31) || ".join(fp_parts) if fp_parts else "''")
+        parts = [f"coalesce({d.text(alias + '.' + quote_ident(col))}, '\\N')" for _, col in mapped]
+        return d.md5(" || chr(31) || ".join(parts) if parts else "''")
+
+    def _build_keys(self, con: WarehouseConnection) -> None:
+        d = con.dialect
+        segment = self._segment(con)
         con.execute("DROP TABLE IF EXISTS esp_sync_keys")
         con.execute(
             f"""CREATE TEMP TABLE esp_sync_keys AS
-            SELECT pk, count(*) AS n, min(fp) AS fp, min(fp) <> max(fp) AS conflicting,
+            SELECT pk, count(*) AS n, {d.any_value("fp")} AS fp, false AS conflicting,
                    coalesce({d.email_syntax_ok("pk")}, false) AS ok
-            FROM (SELECT r.esp__pk AS pk, {fp} AS fp FROM {self._segment(con)} AS r) AS raw
+            FROM (SELECT r.esp__pk AS pk, {self._fingerprint(con, "r")} AS fp FROM {segment} AS r) AS raw
             GROUP BY pk"""
         )
+        # Keys seen more than once: conflicting when their rows disagree on a mapped value (rare, so this
+        # second look at the segment only reads the duplicated keys' rows).
+        row = con.fetchone("SELECT count(*) FROM esp_sync_keys WHERE n > 1")
+        if row and row[0]:
+            fp = self._fingerprint(con, "r")
+            con.execute(
+                f"""UPDATE esp_sync_keys SET conflicting = true WHERE pk IN (
+                    SELECT r.esp__pk FROM {segment} AS r
+                    WHERE r.esp__pk IN (SELECT pk FROM esp_sync_keys WHERE n > 1)
+                    GROUP BY r.esp__pk HAVING min({fp}) <> max({fp}))"""
+            )
 
     def _plan(self, result: SyncResult, suppressed: pa.Table) -> None:
         spec, opts = self.spec, self.options
