@@ -7,6 +7,7 @@ from assets.campaigns import build_campaign_defs
 from assets.checks import build_checks
 from assets.landing import build_balance_check, build_landing_assets, build_views_asset, daily_landing_keys
 from assets.subscribers import book_key, build_sync_asset
+from pipelines.automation import build_main_schedule, build_segment_change_sensor
 from pipelines.config import SyncDecl, load_declarations
 from pipelines.resources_setup import build_resources
 
@@ -36,6 +37,10 @@ PROVIDER_WRITES = {
     for p in PROVIDERS_IN_USE
 }
 LANDING_ASSETS = [a for p in PROVIDERS_IN_USE for a in build_landing_assets(p, after=PROVIDER_WRITES[p])]
+PROVIDER_SNAPSHOT_KEYS = {
+    p: [k for a in LANDING_ASSETS for k in a.keys if k.path[1] == p and k not in daily_landing_keys(p)]
+    for p in PROVIDERS_IN_USE
+}
 LANDING_CHECKS = [build_balance_check(p) for p in PROVIDERS_IN_USE]
 DAILY_LANDING_KEYS = [k for p in PROVIDERS_IN_USE for k in daily_landing_keys(p)]
 LAKE_VIEWS = build_views_asset([k for a in LANDING_ASSETS for k in a.keys])
@@ -52,6 +57,17 @@ land_daily_job = dg.define_asset_job(
     description="Land each provider's daily campaign stats and delivery events for one day.",
 )
 land_daily_schedule = dg.build_schedule_from_partitioned_job(land_daily_job, hour_of_day=5, minute_of_hour=15)
+main_schedule = build_main_schedule(main_job)
+provider_jobs = [
+    dg.define_asset_job(
+        f"{p}_sync_and_land",
+        selection=dg.AssetSelection.groups("warehouse", f"{p}_sync")
+        | dg.AssetSelection.assets(*[landing_key for landing_key in PROVIDER_SNAPSHOT_KEYS[p]]),
+        description=f"{p}: the warehouse segments, its syncs, then its landed snapshots (no campaign launch).",
+    )
+    for p in PROVIDERS_IN_USE
+]
+segment_sensor = build_segment_change_sensor(DECLARATIONS.syncs)
 
 defs = dg.Definitions.merge(
     warehouse_assets.defs,
@@ -59,8 +75,9 @@ defs = dg.Definitions.merge(
     dg.Definitions(
         assets=[*EXTERNAL_SEGMENTS, *SYNC_ASSETS, *LANDING_ASSETS, LAKE_VIEWS],
         asset_checks=[*CHECKS, *LANDING_CHECKS],
-        jobs=[main_job, land_daily_job],
-        schedules=[land_daily_schedule],
+        jobs=[main_job, land_daily_job, *provider_jobs],
+        schedules=[land_daily_schedule, main_schedule],
+        sensors=[segment_sensor],
         resources=build_resources(),
     ),
 )

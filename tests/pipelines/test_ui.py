@@ -231,6 +231,14 @@ def test_the_ui_lists_materialises_and_renders(webserver, tmp_path):
     from pipelines.definitions import defs
 
     expected = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    entries = gql(
+        webserver,
+        "{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { __typename "
+        "... on PythonError { message } } } } } }",
+    )["workspaceOrError"]["locationEntries"]
+    assert entries, "no code location loaded"
+    for entry in entries:
+        assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
     data = gql(webserver, "{ assetNodes { assetKey { path } } }")
     listed = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
     assert expected <= listed
