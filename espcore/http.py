@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -381,6 +381,22 @@ class _StopBeforeBudget(stop_base):
     def __call__(self, retry_state: RetryCallState) -> bool:
         spent = max(retry_state.seconds_since_start or 0.0, retry_state.idle_for)
         return spent + (retry_state.upcoming_sleep or 0.0) > self.budget_s
+
+
+class ProviderClient:
+    """What every provider client shares: its :class:`ProviderHttp` and the close/context-manager plumbing."""
+
+    http: ProviderHttp
+
+    def close(self) -> None:
+        """Close the underlying HTTP connections."""
+        self.http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _should_retry(exc: BaseException, safe: bool) -> bool:

@@ -37,7 +37,7 @@ from espcore.errors import (
     TransportError,
     ValidationError,
 )
-from espcore.http import HttpPolicy, ProviderHttp, json_or_text, parse_retry_after
+from espcore.http import HttpPolicy, ProviderClient, ProviderHttp, json_or_text, parse_retry_after
 from espcore.providers.base import (
     Balance,
     Book,
@@ -515,7 +515,7 @@ def _clean(body: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
-class LiteStartupClient:
+class LiteStartupClient(ProviderClient):
     """Typed client of the LiteStartup REST API v2 (seed doc set), on the shared HTTP policy."""
 
     def __init__(
@@ -562,16 +562,6 @@ class LiteStartupClient:
 
     def __repr__(self) -> str:
         return f"LiteStartupClient(base_url={self.http.base_url!r}, plan={self.plan!r}, dialect={self.dialect.name!r})"
-
-    def close(self) -> None:
-        """Close the underlying HTTP client."""
-        self.http.close()
-
-    def __enter__(self) -> "LiteStartupClient":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- plumbing ----------------------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from espcore.errors import (
     ServerError,
     ValidationError,
 )
-from espcore.http import HttpPolicy, ProviderHttp, json_or_text
+from espcore.http import HttpPolicy, ProviderClient, ProviderHttp, json_or_text
 from espcore.providers.base import (
     Balance,
     Book,
@@ -529,7 +529,7 @@ class TransactionalAttachment:
 # -- the client ------------------------------------------------------------------------------------------------
 
 
-class PakatClient:
+class PakatClient(ProviderClient):
     """Typed client of Pakat's customer API (MailWizz 2.x); every call goes through :class:`ProviderHttp`."""
 
     def __init__(
@@ -562,16 +562,6 @@ class PakatClient:
 
     def __repr__(self) -> str:
         return f"PakatClient(base_url={self.http.base_url!r}, timezone={self.timezone.key!r})"
-
-    def close(self) -> None:
-        """Close the underlying HTTP connections."""
-        self.http.close()
-
-    def __enter__(self) -> "PakatClient":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- transport ----------------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from espcore.errors import (
     ServerError,
     ValidationError,
 )
-from espcore.http import HttpPolicy, ProviderHttp, json_or_text
+from espcore.http import HttpPolicy, ProviderClient, ProviderHttp, json_or_text
 from espcore.providers.base import (
     Balance,
     Book,
@@ -417,7 +417,7 @@ class _TokenFirstHttp(ProviderHttp):
         return super().request(method, path, authenticated=authenticated, **kwargs)
 
 
-class SendPulseClient:
+class SendPulseClient(ProviderClient):
     """SendPulse email-service API over the shared HTTP policy, with a cached, thread-safe OAuth token."""
 
     REFRESH_MARGIN_S = 60.0
@@ -463,10 +463,6 @@ class SendPulseClient:
 
     def __repr__(self) -> str:
         return f"SendPulseClient(base_url={self.http.base_url!r})"
-
-    def close(self) -> None:
-        """Close the underlying HTTP connections."""
-        self.http.close()
 
     # -- OAuth ----------------------------------------------------------------------------------------
 
