@@ -7,7 +7,7 @@ from assets.campaigns import build_campaign_defs
 from assets.checks import build_checks
 from assets.landing import build_balance_check, build_landing_assets, build_views_asset, daily_landing_keys
 from assets.subscribers import book_key, build_sync_asset
-from pipelines.automation import build_main_schedule, build_segment_change_sensor
+from pipelines.automation import build_campaign_completed_sensor, build_main_schedule, build_segment_change_sensor
 from pipelines.config import SyncDecl, load_declarations
 from pipelines.resources_setup import build_resources
 
@@ -68,6 +68,7 @@ provider_jobs = [
     for p in PROVIDERS_IN_USE
 ]
 segment_sensor = build_segment_change_sensor(DECLARATIONS.syncs)
+campaign_completed_sensor = build_campaign_completed_sensor(land_daily_job, PROVIDERS_IN_USE)
 
 defs = dg.Definitions.merge(
     warehouse_assets.defs,
@@ -77,7 +78,7 @@ defs = dg.Definitions.merge(
         asset_checks=[*CHECKS, *LANDING_CHECKS],
         jobs=[main_job, land_daily_job, *provider_jobs],
         schedules=[land_daily_schedule, main_schedule],
-        sensors=[segment_sensor],
+        sensors=[segment_sensor, campaign_completed_sensor],
         resources=build_resources(),
     ),
 )

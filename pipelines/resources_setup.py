@@ -62,10 +62,12 @@ def litestartup_resource() -> LiteStartupResource:
 
 def warehouse_resource() -> WarehouseResource:
     """``ESP_WAREHOUSE_URL`` (e.g. ``postgresql://user:password@host/db``, resolved at run start and never shown)
-    selects the warehouse; without it, the DuckDB file in the data directory."""
+    selects the warehouse; without it, the DuckDB file in the data directory. That file also holds the
+    ``lake_*`` views when the warehouse is PostgreSQL (which cannot read Parquet)."""
+    duckdb_path = str(DATA_DIR / "warehouse.duckdb")
     if os.environ.get("ESP_WAREHOUSE_URL"):
-        return WarehouseResource(url=dg.EnvVar("ESP_WAREHOUSE_URL"))
-    return WarehouseResource(duckdb_path=str(DATA_DIR / "warehouse.duckdb"))
+        return WarehouseResource(url=dg.EnvVar("ESP_WAREHOUSE_URL"), duckdb_path=duckdb_path)
+    return WarehouseResource(duckdb_path=duckdb_path)
 
 
 def build_resources() -> dict[str, object]:

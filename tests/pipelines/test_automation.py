@@ -1,5 +1,7 @@
 """The segment-change sensor: one run per change, none without a change, cursor carried between ticks."""
 
+import json
+
 import dagster as dg
 
 from espcore.warehouse import Warehouse, build_demo_warehouse
@@ -44,3 +46,144 @@ def test_segment_change_requests_one_run_for_the_changed_sync(tmp_path):
     assert all(r.run_key for r in requests)
     again, _ = tick(sensor, path, cursor2)
     assert again == []
+
+
+# -- the campaign-completed sensor ----------------------------------------------------------------------------
+
+
+def completed_tick(sensor, res, cursor, instance):
+    with dg.build_sensor_context(instance=instance, resources=res, cursor=cursor) as ctx:
+        result = sensor(ctx)
+    return list(result.run_requests or []), result.cursor
+
+
+def test_campaign_completed_sensor_requests_one_stats_landing_per_completion(tmp_path):
+    from datetime import UTC, datetime, time, timedelta
+
+    from assets.landing import DAILY, landing_key
+    from espcore.campaigns.ledger import Ledger
+    from espcore.sandbox.embedded import build_sandbox
+    from pipelines.automation import build_campaign_completed_sensor
+    from tests.assets.test_campaigns import CAMPAIGNS, SYNCS, all_assets
+    from tests.assets.test_subscribers import resources
+
+    sandbox = build_sandbox("sendpulse", tmp_path / "sp.json")  # the file the resource's sandbox shares
+    sandbox.freeze_clock()  # the campaign stays pending until the clock is advanced
+    decls = Declarations.model_validate({"syncs": SYNCS[:1], "campaigns": CAMPAIGNS[:1]})
+    res = resources(tmp_path)
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(all_assets(decls), resources=res, instance=instance).success
+        (row,) = Ledger(Warehouse(tmp_path / "wh.duckdb")).rows()
+        assert row.status == "sent"
+        assert row.provider_campaign_id
+        assert row.sent_at is not None
+        launch_day = row.sent_at.date()
+        clock = [datetime.combine(launch_day, time(23, 0), tzinfo=UTC)]
+        job = dg.define_asset_job("land_daily", selection=[landing_key("sendpulse", "campaign_stats")])
+        sensor = build_campaign_completed_sensor(job, ["sendpulse"], clock=lambda: clock[0])
+        sensor_res = {"warehouse": res["warehouse"], "sendpulse": res["sendpulse"]}
+
+        requests, cursor = completed_tick(sensor, sensor_res, None, instance)
+        assert requests == []  # pending at the provider
+
+        sandbox.advance(3600)  # moderation, copy and send are done
+        requests, cursor = completed_tick(sensor, sensor_res, cursor, instance)
+        assert requests == []  # sent, but the launch day's partition exists only after midnight UTC
+        assert f"sendpulse:{row.provider_campaign_id}" in json.loads(cursor or "{}")["waiting"]
+
+        clock[0] = datetime.combine(launch_day + timedelta(days=1), time(0, 10), tzinfo=UTC)
+        requests, cursor = completed_tick(sensor, sensor_res, cursor, instance)
+        assert len(requests) == 1
+        (request,) = requests
+        assert request.run_key == f"stats:sendpulse:{row.provider_campaign_id}:sent"
+        assert request.partition_key == launch_day.isoformat()
+        with dg.partition_loading_context(effective_dt=clock[0]):
+            assert DAILY.has_partition_key(launch_day.isoformat())  # valid for the land_daily job at that time
+        assert list(request.asset_selection or []) == [landing_key("sendpulse", "campaign_stats")]
+
+        again, _ = completed_tick(sensor, sensor_res, cursor, instance)
+        assert again == []  # reported once; not asked about again
+
+
+def test_campaign_completed_sensor_is_in_the_definitions():
+    from pipelines.definitions import defs
+
+    sensor = defs.resolve_sensor_def("campaign_completed_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert sensor.job_name == "land_daily"
+
+
+class FakeProvider:
+    """Answers get_campaign from a dict; counts calls; one id always fails."""
+
+    def __init__(self, states, calls):
+        self.states = states
+        self.calls = calls
+
+    def get_campaign(self, campaign_id):
+        from espcore.providers.base import Campaign
+
+        self.calls.append(campaign_id)
+        if campaign_id == "broken":
+            raise RuntimeError("HTTP 500")
+        return Campaign(campaign_id, f"c{campaign_id}", self.states[campaign_id], "x")
+
+    def close(self):
+        pass
+
+
+class FakeResource:
+    def __init__(self, states, calls):
+        self.states = states
+        self.calls = calls
+
+    def get_provider(self):
+        return FakeProvider(self.states, self.calls)
+
+
+def test_campaign_completed_sensor_bounds_calls_per_tick_and_survives_a_failing_campaign(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from assets.landing import landing_key
+    from espcore.campaigns.ledger import Ledger
+    from espcore.providers.base import CampaignState
+    from pipelines.automation import build_campaign_completed_sensor
+
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    ledger = Ledger(wh)
+    ids = ["broken", "1", "2", "3", "4"]
+    for cid in ids:
+        key = f"k{cid}"
+        ledger.plan(key, provider="sendpulse", book_id="b", campaign_name=key, occurrence="once", provider_name=key)
+        ledger.transition(key, "posting")
+        ledger.transition(key, "sent", provider_campaign_id=cid)
+    states = {cid: CampaignState.PENDING for cid in ids}
+    calls: list[str] = []
+    res = {
+        "warehouse": WarehouseResource(duckdb_path=str(tmp_path / "wh.duckdb")),
+        "sendpulse": FakeResource(states, calls),
+    }
+    tomorrow = datetime.now(UTC) + timedelta(days=1, hours=1)
+    sensor = build_campaign_completed_sensor(
+        dg.define_asset_job("land_daily", selection=[landing_key("sendpulse", "campaign_stats")]),
+        ["sendpulse"],
+        max_checks_per_tick=2,
+        clock=lambda: tomorrow,
+    )
+    with dg.instance_for_test() as instance:
+        requests, cursor = completed_tick(sensor, res, None, instance)
+        assert requests == []
+        assert len(calls) == 2
+        states["4"] = CampaignState.FAILED
+        seen: set[str] = set()
+        for _ in range(3):  # round-robin: every campaign is looked at within ceil(5 / 2) ticks
+            calls.clear()
+            requests, cursor = completed_tick(sensor, res, cursor, instance)
+            assert len(calls) <= 2
+            seen.update(r.run_key or "" for r in requests)
+        assert seen == {"stats:sendpulse:4:failed"}
+        calls.clear()
+        for _ in range(3):
+            requests, cursor = completed_tick(sensor, res, cursor, instance)
+            assert requests == []
+        assert "4" not in calls  # reported completions are not asked about again

@@ -101,3 +101,16 @@ def test_demo_and_a_sync_materialize_on_postgres(tmp_path, monkeypatch, pg_serve
                 break
             assert time.monotonic() < deadline, f"{row} connections left open"
             time.sleep(0.05)
+
+
+def test_a_postgres_warehouse_keeps_the_lake_views_in_the_data_directory(tmp_path, monkeypatch):
+    """With ``ESP_WAREHOUSE_URL`` the lake views still go to the data directory's DuckDB file, not to a path
+    relative to wherever the process happens to run."""
+    from assets.landing import views_database
+    from pipelines import resources_setup
+
+    monkeypatch.setattr(resources_setup, "DATA_DIR", tmp_path)
+    monkeypatch.setenv("ESP_WAREHOUSE_URL", f"postgresql://esp:{PASSWORD}@db.internal:5432/warehouse")
+    res = resources_setup.warehouse_resource()
+    assert res.url is not None
+    assert views_database(res) == str(tmp_path / "warehouse.duckdb")
