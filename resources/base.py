@@ -31,7 +31,9 @@ class ProviderResource(dg.ConfigurableResource):
         "then never talks to the real provider.",
     )
     base_url: str | None = Field(default=None, description="Override the API base URL (https, or loopback http).")
-    requests_per_second: float | None = Field(default=None, description="Client-side rate limit.")
+    requests_per_second: float | None = Field(
+        default=None, description="Client-side rate limit in requests/s (0 turns it off; default: the provider's)."
+    )
     timeout_s: float = Field(default=30.0, description="Read timeout of one HTTP call, in seconds.")
     retry_budget_s: float = Field(default=90.0, description="Total time spent retrying one call, in seconds.")
     max_attempts: int = Field(default=6, description="Attempts per call, first included.")
@@ -77,7 +79,9 @@ class ProviderResource(dg.ConfigurableResource):
             read_timeout_s=self.timeout_s,
             retry_budget_s=self.retry_budget_s,
             max_attempts=self.max_attempts,
-            requests_per_second=self.requests_per_second or self.default_requests_per_second,
+            requests_per_second=(
+                self.requests_per_second if self.requests_per_second is not None else self.default_requests_per_second
+            ),
         )
 
     def _new_client(self) -> Any:
