@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOTS_ENV = os.environ.get("ESP_SCREENSHOT_DIR")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # webserver start + a real run + Chromium
 
 INSTANCE = """\
 telemetry:
