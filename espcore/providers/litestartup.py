@@ -52,6 +52,7 @@ from espcore.providers.base import (
     RowResult,
     Suppression,
 )
+from espcore.providers.coerce import as_int, opt_int
 
 LITESTARTUP_BASE_URL = "https://api.litestartup.com/client/v2"
 PROVIDER = "litestartup"
@@ -98,20 +99,6 @@ def _iso(value: datetime) -> str:
 
 def _id(value: Any) -> str:
     return "" if value is None else str(value)
-
-
-def _int(value: Any, default: int = 0) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _opt_int(value: Any) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _float(value: Any) -> float | None:
@@ -267,13 +254,13 @@ class LsCampaignStats:
         return cls(
             id=_id(d.get("id")),
             name=d.get("name"),
-            sent=_int(d.get("sent")),
-            delivered=_int(d.get("delivered")),
-            bounced=_int(d.get("bounced")),
-            opened=_int(d.get("opened")),
-            clicked=_int(d.get("clicked")),
-            unsubscribed=_int(d.get("unsubscribed")),
-            spam_reported=_int(d.get("spam_reported")),
+            sent=as_int(d.get("sent")),
+            delivered=as_int(d.get("delivered")),
+            bounced=as_int(d.get("bounced")),
+            opened=as_int(d.get("opened")),
+            clicked=as_int(d.get("clicked")),
+            unsubscribed=as_int(d.get("unsubscribed")),
+            spam_reported=as_int(d.get("spam_reported")),
             open_rate=_float(d.get("open_rate")),
             click_rate=_float(d.get("click_rate")),
         )
@@ -400,10 +387,10 @@ class SeedDialect:
         pag = payload.get("pagination") if isinstance(payload, Mapping) else None
         pag = pag if isinstance(pag, Mapping) else {}
         info = PageInfo(
-            page=_int(pag.get("page"), page),
-            limit=_int(pag.get("limit"), limit) or limit,
-            total=_opt_int(pag.get("total")),
-            pages=_opt_int(pag.get("pages")),
+            page=as_int(pag.get("page"), page),
+            limit=as_int(pag.get("limit"), limit) or limit,
+            total=opt_int(pag.get("total")),
+            pages=opt_int(pag.get("pages")),
         )
         return items, info
 

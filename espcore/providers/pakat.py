@@ -51,6 +51,7 @@ from espcore.providers.base import (
     RowResult,
     Suppression,
 )
+from espcore.providers.coerce import as_int
 
 PAKAT_BASE_URL = "https://new.pakat.net/api"
 PROVIDER = "pakat"
@@ -184,13 +185,6 @@ def parse_date(value: Any) -> datetime | None:
     return None
 
 
-def _int(value: Any, default: int = 0) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
 def _float(value: Any) -> float:
     try:
         return float(value)
@@ -247,7 +241,7 @@ class PakatField:
         if isinstance(ftype, Mapping):
             ftype = ftype.get("identifier") or ftype.get("name")
         return cls(
-            field_id=_int(rec.get("field_id")),
+            field_id=as_int(rec.get("field_id")),
             tag=_str(rec.get("tag")),
             label=_str(rec.get("label")),
             required=_str(rec.get("required")).lower() == "yes",
@@ -360,7 +354,7 @@ class PakatCampaign:
             send_at=parse_date(rec.get("send_at")),
             list_uid=(lst or {}).get("list_uid"),
             segment_uid=(seg or {}).get("segment_uid"),
-            subscribers_count=_int(lst.get("subscribers_count")) if lst and "subscribers_count" in lst else None,
+            subscribers_count=as_int(lst.get("subscribers_count")) if lst and "subscribers_count" in lst else None,
             date_added=parse_date(rec.get("date_added")),
         )
 
@@ -395,9 +389,9 @@ class PakatCampaignStats:
     def from_api(cls, data: Mapping[str, Any]) -> "PakatCampaignStats":
         return cls(
             campaign_status=_str(data.get("campaign_status")),
-            subscribers_count=_int(data.get("subscribers_count")),
-            processed_count=_int(data.get("processed_count")),
-            counts={n: _int(data.get(f"{n}_count")) for n in STAT_NAMES},
+            subscribers_count=as_int(data.get("subscribers_count")),
+            processed_count=as_int(data.get("processed_count")),
+            counts={n: as_int(data.get(f"{n}_count")) for n in STAT_NAMES},
             rates={n: _float(data.get(f"{n}_rate")) for n in STAT_NAMES},
         )
 
@@ -425,7 +419,7 @@ class DeliveryLog:
             email=_str(sub.get("email")),
             status=_str(rec.get("status")),
             message=rec.get("message"),
-            retries=_int(rec.get("retries")),
+            retries=as_int(rec.get("retries")),
             email_message_id=rec.get("email_message_id"),
             delivery_confirmed=_str(rec.get("delivery_confirmed")).lower() == "yes",
             date_added=parse_date(rec.get("date_added")),
@@ -498,7 +492,7 @@ class TransactionalEmail:
             from_name=rec.get("from_name"),
             from_email=rec.get("from_email") or None,
             send_at=parse_date(rec.get("send_at")),
-            retries=_int(rec.get("retries")),
+            retries=as_int(rec.get("retries")),
             date_added=parse_date(rec.get("date_added")),
         )
 
@@ -623,9 +617,9 @@ class PakatClient(ProviderClient):
                     seen.add(key)
                 yield rec
             nxt = data.get("next_page")
-            if not nxt or _int(nxt) <= page:
+            if not nxt or as_int(nxt) <= page:
                 return
-            page = _int(nxt)
+            page = as_int(nxt)
 
     @staticmethod
     def _uid(body: Mapping[str, Any], key: str) -> str:
@@ -641,13 +635,13 @@ class PakatClient(ProviderClient):
         q = self._get("/quota/index").get("quota") or {}
         allowed_raw = q.get("allowed")
         unlimited = isinstance(allowed_raw, str) and allowed_raw.strip() in ("∞", "")
-        allowed = None if unlimited or allowed_raw is None else _int(allowed_raw)
+        allowed = None if unlimited or allowed_raw is None else as_int(allowed_raw)
         pct_raw = _str(q.get("percentage")).strip().rstrip("%")
         try:
             pct = float(pct_raw) if pct_raw else None
         except ValueError:
             pct = None
-        return PakatQuota(used=_int(q.get("used")), allowed=allowed, unlimited=unlimited, percentage=pct)
+        return PakatQuota(used=as_int(q.get("used")), allowed=allowed, unlimited=unlimited, percentage=pct)
 
     def verify(self) -> PakatQuota:
         """Check the API key (there is no dedicated endpoint; a bad key raises AuthError)."""
@@ -761,7 +755,7 @@ class PakatClient(ProviderClient):
         params: dict[str, Any] = {"page": 1, "per_page": PER_PAGE_MIN}
         if status:
             params["status"] = status
-        return _int((self._get(f"/lists/{list_uid}/subscribers", params).get("data") or {}).get("count"))
+        return as_int((self._get(f"/lists/{list_uid}/subscribers", params).get("data") or {}).get("count"))
 
     def get_subscriber(self, list_uid: str, subscriber_uid: str) -> PakatSubscriber:
         """One subscriber (no ``date_added`` in this answer)."""
@@ -902,7 +896,7 @@ class PakatClient(ProviderClient):
     def segments(self, list_uid: str, *, per_page: int = 50) -> Iterator[PakatSegment]:
         """Segments of a list."""
         for r in self._paginate(f"/lists/{list_uid}/segments", "segment_uid", per_page=per_page):
-            yield PakatSegment(_str(r.get("segment_uid")), _str(r.get("name")), _int(r.get("subscribers_count")))
+            yield PakatSegment(_str(r.get("segment_uid")), _str(r.get("name")), as_int(r.get("subscribers_count")))
 
     def create_segment(
         self, list_uid: str, name: str, conditions: Sequence[Mapping[str, Any]] = (), *, operator_match: str = "any"

@@ -44,6 +44,7 @@ from espcore.providers.base import (
     RowResult,
     Suppression,
 )
+from espcore.providers.coerce import opt_int
 
 SENDPULSE_BASE_URL = "https://api.sendpulse.com"
 PAGE_MAX = 100
@@ -138,13 +139,6 @@ def _dec(value: Any) -> Decimal | None:
         return None
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
-        return None
-
-
 def _vars(value: Any) -> dict[str, Any]:
     """Variables come as ``{k: v}``, ``[]`` when empty, or ``[{name,type,value}]`` on single-email reads."""
     if isinstance(value, dict):
@@ -170,11 +164,11 @@ class AddressBook:
         return cls(
             id=int(d["id"]),
             name=str(d.get("name", "")),
-            all_email_qty=_int(d.get("all_email_qty")) or 0,
-            active_email_qty=_int(d.get("active_email_qty")) or 0,
-            inactive_email_qty=_int(d.get("inactive_email_qty")) or 0,
+            all_email_qty=opt_int(d.get("all_email_qty")) or 0,
+            active_email_qty=opt_int(d.get("active_email_qty")) or 0,
+            inactive_email_qty=opt_int(d.get("inactive_email_qty")) or 0,
             created=_dt(d.get("creationdate")),
-            status=_int(d.get("status")) or 0,
+            status=opt_int(d.get("status")) or 0,
             status_explain=str(d.get("status_explain") or ""),
         )
 
@@ -198,11 +192,11 @@ class BookContact:
     def from_api(cls, d: Mapping[str, Any], book_id: int | None = None) -> "BookContact":
         return cls(
             email=str(d.get("email", "")),
-            status=_int(d.get("status")) or 0,
+            status=opt_int(d.get("status")) or 0,
             status_explain=str(d.get("status_explain") or ""),
             phone=(str(d["phone"]) if d.get("phone") else None),
             variables=_vars(d.get("variables")),
-            book_id=_int(d.get("abook_id")) or _int(d.get("book_id")) or book_id,
+            book_id=opt_int(d.get("abook_id")) or opt_int(d.get("book_id")) or book_id,
         )
 
 
@@ -277,15 +271,15 @@ class CampaignInfo:
         return cls(
             id=int(d["id"]),
             name=str(d.get("name") or ""),
-            status=_int(d.get("status")) or 0,
+            status=opt_int(d.get("status")) or 0,
             sender_name=msg.get("sender_name"),
             sender_email=msg.get("sender_email"),
             subject=msg.get("subject"),
             body=msg.get("body"),
-            list_id=_int(msg.get("list_id")),
-            all_email_qty=_int(d.get("all_email_qty")),
-            tariff_email_qty=_int(d.get("tariff_email_qty")),
-            paid_email_qty=_int(d.get("paid_email_qty")),
+            list_id=opt_int(msg.get("list_id")),
+            all_email_qty=opt_int(d.get("all_email_qty")),
+            tariff_email_qty=opt_int(d.get("tariff_email_qty")),
+            paid_email_qty=opt_int(d.get("paid_email_qty")),
             overdraft_price=_dec(d.get("overdraft_price")),
             overdraft_currency=d.get("overdraft_currency"),
             statistics=tuple(
@@ -325,7 +319,7 @@ class Template:
                 body = base64.b64decode(body, validate=True).decode("utf-8")
         return cls(
             id=str(d.get("id", "")),
-            real_id=_int(d.get("real_id")) or 0,
+            real_id=opt_int(d.get("real_id")) or 0,
             name=str(d.get("name") or ""),
             lang=d.get("lang"),
             owner=d.get("owner"),
@@ -679,18 +673,18 @@ class SendPulseClient(ProviderClient):
         d = self._get(f"/addressbooks/{book_id}/cost")
         return BookCost(
             currency=d.get("cur"),
-            sent_emails_qty=_int(d.get("sent_emails_qty")),
+            sent_emails_qty=opt_int(d.get("sent_emails_qty")),
             overdraft_all_emails_price=_dec(d.get("overdraftAllEmailsPrice")),
-            addresses_delta_from_balance=_int(d.get("addressesDeltaFromBalance")),
-            addresses_delta_from_tariff=_int(d.get("addressesDeltaFromTariff")),
-            max_emails_per_task=_int(d.get("max_emails_per_task")),
+            addresses_delta_from_balance=opt_int(d.get("addressesDeltaFromBalance")),
+            addresses_delta_from_tariff=opt_int(d.get("addressesDeltaFromTariff")),
+            max_emails_per_task=opt_int(d.get("max_emails_per_task")),
             enough=bool(d.get("result")),
         )
 
     def book_campaigns(self, book_id: int) -> Iterator[BookCampaign]:
         """Campaigns sent to a book."""
         for d in self._pages(f"/addressbooks/{book_id}/campaigns"):
-            yield BookCampaign(int(d["task_id"]), str(d.get("task_name") or ""), _int(d.get("task_status")) or 0)
+            yield BookCampaign(int(d["task_id"]), str(d.get("task_name") or ""), opt_int(d.get("task_status")) or 0)
 
     # -- campaigns -------------------------------------------------------------------------------------
 
@@ -751,10 +745,10 @@ class SendPulseClient(ProviderClient):
         d = self.http.request("POST", "/campaigns", json=payload, idempotent=False).json()
         return CampaignCreated(
             id=int(d["id"]),
-            status=_int(d.get("status")) or 0,
-            count=_int(d.get("count")),
-            tariff_email_qty=_int(d.get("tariff_email_qty")),
-            paid_email_qty=_int(d.get("paid_email_qty")),
+            status=opt_int(d.get("status")) or 0,
+            count=opt_int(d.get("count")),
+            tariff_email_qty=opt_int(d.get("tariff_email_qty")),
+            paid_email_qty=opt_int(d.get("paid_email_qty")),
             overdraft_price=_dec(d.get("overdraft_price")),
             overdraft_currency=d.get("ovedraft_currency") or d.get("overdraft_currency"),
         )
@@ -820,7 +814,7 @@ class SendPulseClient(ProviderClient):
         d = self._get(f"/campaigns/{campaign_id}/email/{_seg(email)}")
         return CampaignRecipientStatus(
             _dt(d.get("sent_date")),
-            _int(d.get("global_status")) or 0,
+            opt_int(d.get("global_status")) or 0,
             str(d.get("global_status_explain") or ""),
         )
 
@@ -937,9 +931,9 @@ class SendPulseClient(ProviderClient):
             currency=bal.get("currency"),
             tariff_name=em.get("tariff_name"),
             finished_time=_dt(em.get("finished_time")),
-            emails_left=_int(em.get("emails_left")),
-            maximum_subscribers=_int(em.get("maximum_subscribers")),
-            current_subscribers=_int(em.get("current_subscribers")),
+            emails_left=opt_int(em.get("emails_left")),
+            maximum_subscribers=opt_int(em.get("maximum_subscribers")),
+            current_subscribers=opt_int(em.get("current_subscribers")),
             raw=d,
         )
 
@@ -952,7 +946,7 @@ class SendPulseClient(ProviderClient):
             EmailMembership(
                 int(d["book_id"]),
                 str(d.get("email", email)),
-                _int(d.get("status")) or 0,
+                opt_int(d.get("status")) or 0,
                 _vars(d.get("variables")),
             )
             for d in (data if isinstance(data, list) else [])
