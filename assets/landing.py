@@ -4,8 +4,9 @@ Per provider, ``build_landing_assets(provider)`` returns:
 
 * a subsettable multi-asset of dated snapshots — ``lake/<p>/campaigns``, ``blacklist``, ``balances``,
   ``book_members`` (unpartitioned: each run writes today's file);
-* a subsettable multi-asset on ``DAILY`` partitions — ``lake/<p>/campaign_stats`` and, where the provider logs
-  deliveries, ``lake/<p>/delivery_events`` (partitioned and unpartitioned assets cannot share a multi-asset);
+* a subsettable multi-asset on ``DAILY`` partitions (today's included) — ``lake/<p>/campaign_stats`` and, where
+  the provider logs deliveries, ``lake/<p>/delivery_events`` (partitioned and unpartitioned assets cannot share a
+  multi-asset);
 * the ``balance_threshold`` check on ``lake/<p>/balances``.
 
 ``build_views_asset`` (re)creates the DuckDB ``lake_*`` views after landing. The HTTP, state and Parquet work
@@ -34,7 +35,10 @@ from espcore.landing.writer import land
 from resources.lake import LakeResource
 
 LANDING_RETRY = dg.RetryPolicy(max_retries=3, delay=20, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-DAILY = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC")
+# end_offset=1: today's partition exists. A day's campaign_stats file holds every campaign's counters as of that
+# day's latest landing (each landing during the day replaces it), so the history is one snapshot per day; a day's
+# delivery_events file holds the events that occurred in it (today's grows until the day ends).
+DAILY = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC", end_offset=1)
 VIEWS_KEY = dg.AssetKey(["lake", "views"])
 PREVIEW_ROWS = 5
 PREVIEW_COLUMNS: Mapping[str, tuple[str, ...]] = {
@@ -53,6 +57,18 @@ class LandingConfig(dg.Config):
     )
     recheck_after_days: float = Field(
         default=7.0, description="Re-fetch a settled campaign's stats once its last fetch is this old."
+    )
+
+
+def landing_condition(cron: str = "15 5 * * *", timezone: str = "UTC") -> dg.AutomationCondition:
+    """Declarative alternative to the landing schedules (evaluated only while the automation sensor runs): land
+    once per ``cron`` tick (daily assets: the latest partition, today's), when neither the asset nor any of its
+    upstream syncs and launches is running. Landing is idempotent per day, so a second trigger costs calls only."""
+    return (
+        dg.AutomationCondition.in_latest_time_window()
+        & dg.AutomationCondition.cron_tick_passed(cron, timezone).since_last_handled()
+        & ~dg.AutomationCondition.in_progress()
+        & ~dg.AutomationCondition.any_deps_in_progress()
     )
 
 
@@ -105,7 +121,9 @@ def landing_metadata(dataset: str, result: LandingResult) -> dict[str, Any]:
 # -- assets -------------------------------------------------------------------------------------------------------
 
 
-def _spec(provider: str, dataset: str, deps: Sequence[dg.AssetKey] = ()) -> dg.AssetSpec:
+def _spec(
+    provider: str, dataset: str, deps: Sequence[dg.AssetKey] = (), automation: dg.AutomationCondition | None = None
+) -> dg.AssetSpec:
     spec = DATASETS[dataset]
     return dg.AssetSpec(
         key=landing_key(provider, dataset),
@@ -115,6 +133,7 @@ def _spec(provider: str, dataset: str, deps: Sequence[dg.AssetKey] = ()) -> dg.A
         description=f"{spec.description} ({provider})",
         metadata={"email_sync/dataset": dataset, "email_sync/schema_version": spec.version},
         skippable=True,
+        automation_condition=automation,
     )
 
 
@@ -125,13 +144,15 @@ def _selected(context: dg.AssetExecutionContext, datasets: Sequence[str]) -> Ite
             yield d
 
 
-def build_snapshot_assets(provider: str, after: Sequence[dg.AssetKey] = ()) -> dg.AssetsDefinition:
+def build_snapshot_assets(
+    provider: str, after: Sequence[dg.AssetKey] = (), automation: dg.AutomationCondition | None = None
+) -> dg.AssetsDefinition:
     """``after``: assets that change what the provider reports (its books and launches), landed after them."""
     snapshots, _ = provider_datasets(provider)
 
     @dg.multi_asset(
         name=f"{provider}_landing_snapshots",
-        specs=[_spec(provider, d, deps=after) for d in snapshots],
+        specs=[_spec(provider, d, deps=after, automation=automation) for d in snapshots],
         can_subset=True,
         pool=f"{provider}_api",
         retry_policy=LANDING_RETRY,
@@ -152,13 +173,15 @@ def build_snapshot_assets(provider: str, after: Sequence[dg.AssetKey] = ()) -> d
     return _snapshots
 
 
-def build_daily_assets(provider: str) -> dg.AssetsDefinition:
+def build_daily_assets(provider: str, automation: dg.AutomationCondition | None = None) -> dg.AssetsDefinition:
     _, daily = provider_datasets(provider)
     campaigns = landing_key(provider, "campaigns")
 
     @dg.multi_asset(
         name=f"{provider}_landing_daily",
-        specs=[_spec(provider, d, deps=[campaigns] if d == "campaign_stats" else []) for d in daily],
+        specs=[
+            _spec(provider, d, deps=[campaigns] if d == "campaign_stats" else [], automation=automation) for d in daily
+        ],
         partitions_def=DAILY,
         can_subset=True,
         pool=f"{provider}_api",
@@ -243,9 +266,12 @@ def build_balance_check(provider: str) -> dg.AssetChecksDefinition:
     return _balance_threshold
 
 
-def build_landing_assets(provider: str, after: Sequence[dg.AssetKey] = ()) -> list[dg.AssetsDefinition]:
-    """The snapshot multi-asset (landed after ``after``: the provider's syncs and launches) and the daily one."""
-    return [build_snapshot_assets(provider, after), build_daily_assets(provider)]
+def build_landing_assets(
+    provider: str, after: Sequence[dg.AssetKey] = (), automation: dg.AutomationCondition | None = None
+) -> list[dg.AssetsDefinition]:
+    """The snapshot multi-asset (landed after ``after``: the provider's syncs and launches) and the daily one;
+    ``automation`` (e.g. :func:`landing_condition`) is set on every landing asset."""
+    return [build_snapshot_assets(provider, after, automation), build_daily_assets(provider, automation)]
 
 
 def daily_landing_keys(provider: str) -> list[dg.AssetKey]:
@@ -269,6 +295,7 @@ def build_views_asset(deps: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
         group_name="landing",
         retry_policy=LANDING_RETRY,
         required_resource_keys={"lake", "warehouse"},
+        automation_condition=dg.AutomationCondition.eager(),
         description="(Re)creates the DuckDB views lake_<dataset> and lake_<dataset>_latest over the Parquet lake.",
     )
     def lake_views(context: dg.AssetExecutionContext) -> dg.MaterializeResult:

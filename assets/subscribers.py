@@ -55,6 +55,11 @@ def book_key(decl: SyncDecl) -> dg.AssetKey:
     return dg.AssetKey([decl.provider, "books", slug(decl.book)])
 
 
+# Declarative alternative to the schedules and the segment sensor (evaluated only while the automation sensor
+# runs): re-sync as soon as the segment asset is updated, once its blocking checks have passed.
+SYNC_AUTOMATION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+
+
 class SyncTranslator:
     """The one override point for how a sync becomes an asset: subclass, call super(), replace attributes."""
 
@@ -70,6 +75,7 @@ class SyncTranslator:
             or f"{decl.mode} of `{decl.source.as_sql()}` into {decl.provider} book '{decl.book}'",
             metadata={"esp/sync": decl.name, "esp/book": decl.book, "esp/mode": decl.mode},
             skippable=True,  # a dry run observes instead of materializing
+            automation_condition=SYNC_AUTOMATION,
         )
 
 

@@ -4,7 +4,7 @@ when a launched campaign completes at its provider."""
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -64,42 +64,46 @@ def build_segment_change_sensor(decls: Sequence[SyncDecl], minimum_interval_seco
     return _sensor
 
 
-def build_main_schedule(job: Any, cron: str = "0 6 * * *", timezone: str = "UTC") -> dg.ScheduleDefinition:
-    """The main job (syncs, then landing) every day, time-zone aware."""
-    return dg.ScheduleDefinition(
-        name="main_daily",
+def build_day_schedule(
+    name: str, job: Any, cron: str, timezone: str = "UTC", description: str | None = None
+) -> dg.ScheduleDefinition:
+    """Run a ``DAILY``-partitioned job at ``cron`` in ``timezone``, for the partition of the tick's UTC date
+    (today's: ``DAILY`` has it). One run per tick: ``run_key`` = the partition."""
+
+    @dg.schedule(
+        name=name,
         job=job,
         cron_schedule=cron,
         execution_timezone=timezone,
         default_status=dg.DefaultScheduleStatus.STOPPED,
-        description="Sync every book, then land balances and the other snapshots.",
+        description=description,
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        when = context.scheduled_execution_time or datetime.now(UTC)
+        day = landing_day(when)
+        return dg.RunRequest(run_key=day, partition_key=day)
+
+    return _schedule
+
+
+def build_main_schedule(job: Any, cron: str = "0 6 * * *", timezone: str = "UTC") -> dg.ScheduleDefinition:
+    """The main job (syncs, launches, then landing) every day; the main job is partitioned by ``DAILY`` through
+    its daily landing assets, so each tick runs today's partition (today's snapshots, stats and events)."""
+    return build_day_schedule(
+        "main_daily",
+        job,
+        cron,
+        timezone,
+        "Sync every book, launch due campaigns, then land today's snapshots, stats and events.",
     )
 
 
-def stats_partition(
-    launched_on: date, now: datetime, partitions_def: dg.DailyPartitionsDefinition = DAILY
-) -> str | None:
-    """The daily partition that lands a campaign launched on ``launched_on`` (UTC): that day's, once it exists.
-
-    A day's ``campaign_stats`` file holds every campaign created before the day ends, so the launch day is the
-    first partition that includes the campaign. ``DAILY`` has no partition for the current day (its last one is
-    yesterday until midnight UTC), so a campaign launched today is landed once its day has closed; ``None`` means
-    "not yet". A launch before the first partition maps to the first partition.
-    """
-    with dg.partition_loading_context(effective_dt=now):
-        last = partitions_def.get_last_partition_key()
-        first = partitions_def.get_first_partition_key()
-    if last is None:
-        return None
-    key = launched_on.strftime("%Y-%m-%d")
-    if key > last:  # ISO dates compare as strings
-        return None
-    return max(key, first or key)
-
-
-def _launched_on(row: LedgerRow) -> date:
-    when = row.sent_at or row.posting_at or row.updated_at  # naive UTC in the ledger
-    return when.date()
+def landing_day(when: datetime, partitions_def: dg.DailyPartitionsDefinition = DAILY) -> str:
+    """The ``DAILY`` partition that holds what is landed at ``when``: its UTC date (``DAILY`` has today's)."""
+    moment = when.astimezone(UTC) if when.tzinfo else when
+    day = moment.strftime("%Y-%m-%d")
+    first = partitions_def.get_first_partition_key()
+    return max(day, first) if first else day
 
 
 def build_campaign_completed_sensor(
@@ -116,12 +120,14 @@ def build_campaign_completed_sensor(
     Every ``minimum_interval_seconds`` the sensor reads the ledger for ``sent`` launches of ``providers`` (sent in
     the last ``lookback_days``), asks the provider for the state of at most ``max_checks_per_tick`` of those not
     yet reported (round-robin across ticks, so none starves), and requests one run of ``job`` (the ``land_daily``
-    job) per campaign that became terminal: that provider's ``lake/<p>/campaign_stats`` asset, partition = the
-    launch day (see :func:`stats_partition`), ``run_key = stats:<provider>:<campaign id>:<terminal state>``.
+    job) per campaign that became terminal: that provider's ``lake/<p>/campaign_stats`` asset, partition = the day
+    the completion is seen (:func:`landing_day`; today's file holds every campaign's counters as of now, and past
+    days' snapshots are left as they were), ``run_key = stats:<provider>:<campaign id>:<terminal state>``.
 
-    The cursor (JSON) holds the completions already requested (``reported``: never asked about again),
-    completions waiting for their day's partition (``waiting``: no provider call needed), and the round-robin
-    position. It starts STOPPED (design §7): turn it on once the landing pools are set. ``clock`` is for tests.
+    The cursor (JSON) holds the completions already requested (``reported``: never asked about again) and the
+    round-robin position (cursors of earlier versions may also hold ``waiting`` completions: they are requested on
+    the next tick). It starts STOPPED (design §7): turn it on once the landing pools are set. ``clock`` is for
+    tests.
     """
     providers = sorted(set(providers))
     now_fn = clock or (lambda: datetime.now(UTC))
@@ -132,15 +138,16 @@ def build_campaign_completed_sensor(
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.STOPPED,
         required_resource_keys={"warehouse", *providers},
-        description="Land a provider's campaign stats (its daily campaign_stats partition of the launch day) once "
-        "a launched campaign reaches a terminal state; one run per completion (run_key).",
+        description="Land a provider's campaign stats (today's campaign_stats partition) once a launched campaign "
+        "reaches a terminal state; one run per completion (run_key).",
     )
     def _sensor(context: dg.SensorEvaluationContext, **_resources: Any) -> dg.SensorResult:
         # the resources (a key per provider) are read from context.resources; direct invocation also passes
         # them as keyword arguments, hence **_resources
         state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
         reported: dict[str, str] = dict(state.get("reported", {}))
-        waiting: dict[str, dict[str, str]] = dict(state.get("waiting", {}))
+        # completions seen on this tick; a cursor written by an earlier version may hold some still to request
+        completed: dict[str, dict[str, str]] = dict(state.get("waiting", {}))
         position = int(state.get("position", 0))
         now = now_fn()
         since = now.astimezone(UTC).replace(tzinfo=None) - timedelta(days=lookback_days)
@@ -155,10 +162,10 @@ def build_campaign_completed_sensor(
             watched[f"{row.provider}:{row.provider_campaign_id}"] = row
         # forget campaigns that left the window (keeps the cursor bounded)
         reported = {k: v for k, v in reported.items() if k in watched}
-        waiting = {k: v for k, v in waiting.items() if k in watched and k not in reported}
+        completed = {k: v for k, v in completed.items() if k in watched and k not in reported}
 
         unknown = sorted(
-            (k for k in watched if k not in reported and k not in waiting),
+            (k for k in watched if k not in reported and k not in completed),
             key=lambda k: (watched[k].sent_at or watched[k].updated_at, k),
         )
         start = position % len(unknown) if unknown else 0
@@ -177,18 +184,16 @@ def build_campaign_completed_sensor(
                     context.log.warning(f"{key} ({row.campaign_key}): cannot read the campaign state: {exc}")
                     continue
                 if campaign.state.terminal:
-                    waiting[key] = {"state": str(campaign.state), "day": _launched_on(row).isoformat()}
+                    completed[key] = {"state": str(campaign.state)}
                     context.log.info(f"{key} ({row.campaign_key}) reached {campaign.state}")
         finally:
             for adapter in adapters.values():
                 adapter.close()
 
         requests: list[dg.RunRequest] = []
-        for key in sorted(waiting):
-            entry = waiting[key]
-            partition = stats_partition(date.fromisoformat(entry["day"]), now)
-            if partition is None:
-                continue  # the launch day's partition does not exist yet (before midnight UTC)
+        partition = landing_day(now)
+        for key in sorted(completed):
+            entry = completed[key]
             row = watched[key]
             requests.append(
                 dg.RunRequest(
@@ -199,17 +204,27 @@ def build_campaign_completed_sensor(
                 )
             )
             reported[key] = entry["state"]
-            del waiting[key]
 
-        cursor = json.dumps(
-            {"reported": reported, "waiting": waiting, "position": start + len(to_check)}, sort_keys=True
-        )
+        cursor = json.dumps({"reported": reported, "position": start + len(to_check)}, sort_keys=True)
         if not requests:
             return dg.SensorResult(
-                skip_reason=f"checked {len(to_check)} of {len(unknown)} launched campaigns; "
-                f"{len(waiting)} completed, waiting for their day's partition",
+                skip_reason=f"checked {len(to_check)} of {len(unknown)} launched campaigns; none completed",
                 cursor=cursor,
             )
         return dg.SensorResult(run_requests=requests, cursor=cursor)
 
     return _sensor
+
+
+def build_automation_sensor(minimum_interval_seconds: int = 60) -> dg.AutomationConditionSensorDefinition:
+    """Declarative automation, the alternative to the schedules and the segment sensor: evaluates the assets'
+    conditions (syncs: eager once the segment's blocking checks pass; landing: on the landing cron; lake views:
+    eager). Campaign launches carry no condition: they run on their own schedules only. Starts STOPPED: turn on
+    either this sensor or the schedules (running both only lands some days twice, which is harmless)."""
+    return dg.AutomationConditionSensorDefinition(
+        "declarative_automation",
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        minimum_interval_seconds=minimum_interval_seconds,
+        description="Runs syncs when their segment updates and landing on its cron (AutomationCondition).",
+    )

@@ -135,10 +135,29 @@ class CampaignDecl(BaseModel):
         return PIPELINES_DIR / self.html_file if self.html_file else None
 
 
+def _cron(value: str) -> str:
+    if len(value.split()) != 5:
+        raise ValueError(f"must be a 5-field cron string such as '15 5 * * *', not {value!r}")
+    return value
+
+
+class AutomationDecl(BaseModel):
+    """When things run: the cron strings of the schedules, which the declarative automation conditions share."""
+
+    model_config = ConfigDict(extra="forbid")
+    main_cron: str = Field(default="0 6 * * *", description="The main_daily schedule (syncs, launches, landing).")
+    landing_cron: str = Field(default="15 5 * * *", description="land_daily, and landing under automation.")
+    timezone: str = "UTC"
+
+    _tz = field_validator("timezone")(_zone)
+    _crons = field_validator("main_cron", "landing_cron")(_cron)
+
+
 class Declarations(BaseModel):
     model_config = ConfigDict(extra="forbid")
     syncs: list[SyncDecl] = Field(default_factory=list)
     campaigns: list[CampaignDecl] = Field(default_factory=list)
+    automation: AutomationDecl = Field(default_factory=AutomationDecl)
 
     @model_validator(mode="after")
     def _unique(self) -> "Declarations":

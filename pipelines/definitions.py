@@ -5,13 +5,26 @@ import dagster as dg
 from assets import warehouse as warehouse_assets
 from assets.campaigns import build_campaign_defs
 from assets.checks import build_checks
-from assets.landing import build_balance_check, build_landing_assets, build_views_asset, daily_landing_keys
+from assets.landing import (
+    build_balance_check,
+    build_landing_assets,
+    build_views_asset,
+    daily_landing_keys,
+    landing_condition,
+)
 from assets.subscribers import book_key, build_sync_asset
-from pipelines.automation import build_campaign_completed_sensor, build_main_schedule, build_segment_change_sensor
+from pipelines.automation import (
+    build_automation_sensor,
+    build_campaign_completed_sensor,
+    build_day_schedule,
+    build_main_schedule,
+    build_segment_change_sensor,
+)
 from pipelines.config import SyncDecl, load_declarations
 from pipelines.resources_setup import build_resources
 
 DECLARATIONS = load_declarations()
+WHEN = DECLARATIONS.automation
 
 
 def segment_key(decl: SyncDecl) -> dg.AssetKey:
@@ -36,7 +49,12 @@ PROVIDER_WRITES = {
     + [dg.AssetKey([c.provider, "campaigns", c.name]) for c in DECLARATIONS.campaigns if c.provider == p]
     for p in PROVIDERS_IN_USE
 }
-LANDING_ASSETS = [a for p in PROVIDERS_IN_USE for a in build_landing_assets(p, after=PROVIDER_WRITES[p])]
+LANDING_AUTOMATION = landing_condition(WHEN.landing_cron, WHEN.timezone)
+LANDING_ASSETS = [
+    a
+    for p in PROVIDERS_IN_USE
+    for a in build_landing_assets(p, after=PROVIDER_WRITES[p], automation=LANDING_AUTOMATION)
+]
 PROVIDER_SNAPSHOT_KEYS = {
     p: [k for a in LANDING_ASSETS for k in a.keys if k.path[1] == p and k not in daily_landing_keys(p)]
     for p in PROVIDERS_IN_USE
@@ -48,16 +66,23 @@ CHECKS = build_checks(DECLARATIONS.syncs, SEGMENT_KEYS)
 
 main_job = dg.define_asset_job(
     "main",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*DAILY_LANDING_KEYS),
-    description="Build the warehouse segments, sync every book, then land the provider snapshots (unpartitioned).",
+    selection=dg.AssetSelection.all(),  # partitioned by DAILY through the daily landing assets
+    description="Build the warehouse segments, sync every book, launch due campaigns, then land the provider "
+    "snapshots and the day's stats and events (run it for today's partition).",
 )
 land_daily_job = dg.define_asset_job(
     "land_daily",
     selection=dg.AssetSelection.assets(*DAILY_LANDING_KEYS),  # partitioned by DAILY, inferred from the assets
     description="Land each provider's daily campaign stats and delivery events for one day.",
 )
-land_daily_schedule = dg.build_schedule_from_partitioned_job(land_daily_job, hour_of_day=5, minute_of_hour=15)
-main_schedule = build_main_schedule(main_job)
+land_daily_schedule = build_day_schedule(
+    "land_daily_schedule",
+    land_daily_job,
+    WHEN.landing_cron,
+    WHEN.timezone,
+    "Land today's campaign stats and delivery events (each provider's daily partition).",
+)
+main_schedule = build_main_schedule(main_job, WHEN.main_cron, WHEN.timezone)
 provider_jobs = [
     dg.define_asset_job(
         f"{p}_sync_and_land",
@@ -69,6 +94,7 @@ provider_jobs = [
 ]
 segment_sensor = build_segment_change_sensor(DECLARATIONS.syncs)
 campaign_completed_sensor = build_campaign_completed_sensor(land_daily_job, PROVIDERS_IN_USE)
+automation_sensor = build_automation_sensor()
 
 defs = dg.Definitions.merge(
     warehouse_assets.defs,
@@ -78,7 +104,7 @@ defs = dg.Definitions.merge(
         asset_checks=[*CHECKS, *LANDING_CHECKS],
         jobs=[main_job, land_daily_job, *provider_jobs],
         schedules=[land_daily_schedule, main_schedule],
-        sensors=[segment_sensor, campaign_completed_sensor],
+        sensors=[segment_sensor, campaign_completed_sensor, automation_sensor],
         resources=build_resources(),
     ),
 )

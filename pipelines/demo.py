@@ -8,6 +8,7 @@ in ``data/sandbox``, so a second run reports zero changes.
 
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,15 @@ def main() -> int:
     prepare_home()
     import dagster as dg
 
+    from pipelines.automation import landing_day
     from pipelines.definitions import defs
 
     job = defs.resolve_job_def("main")
+    day = landing_day(datetime.now(UTC))  # the main job is partitioned by day (the daily stats and events)
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        result = job.execute_in_process(instance=instance, raise_on_error=False, partition_key=day)
     print()
-    print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILED'}")
+    print(f"run {result.run_id} (main, partition {day}): {'SUCCESS' if result.success else 'FAILED'}")
     for event in result.get_asset_materialization_events():
         mat = event.materialization
         if mat is None:

@@ -32,7 +32,12 @@ def test_demo_summary_matches_the_landed_files_and_reruns_change_nothing(tmp_pat
     out = run_demo(tmp_path)
     landed = [LANDED.match(line) for line in out.splitlines()]
     landed = [m for m in landed if m]
-    assert len(landed) >= 9  # four snapshot datasets per provider, minus none
+    datasets = {m.group(1) for m in landed}
+    for provider in ("sendpulse", "pakat", "litestartup"):
+        for dataset in ("campaigns", "campaign_stats", "blacklist", "balances", "book_members"):
+            assert f"lake/{provider}/{dataset}" in datasets, (provider, dataset)
+    for provider in ("pakat", "litestartup"):  # the providers that expose delivery logs
+        assert f"lake/{provider}/delivery_events" in datasets
     for m in landed:
         path = Path(m.group(3))
         assert path.is_file(), path

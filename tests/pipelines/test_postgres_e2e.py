@@ -89,10 +89,18 @@ def code_location_resources(
         yield resources
 
 
+def today_partition() -> str:
+    from datetime import UTC, datetime
+
+    from pipelines.automation import landing_day
+
+    return landing_day(datetime.now(UTC))
+
+
 def run_main(instance: dg.DagsterInstance, resources: Mapping[str, object]) -> dg.ExecuteInProcessResult:
     """The code location's ``main`` job definition, run in-process with the given resources."""
     result = defs.resolve_job_def("main").execute_in_process(
-        instance=instance, resources=resources, raise_on_error=False
+        instance=instance, resources=resources, raise_on_error=False, partition_key=today_partition()
     )
     failures = [f"{e.step_key}: {e.message}" for e in result.all_events if e.is_failure]
     assert result.success, "main failed:\n" + "\n".join(failures)
