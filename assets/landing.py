@@ -40,6 +40,9 @@ LANDING_RETRY = dg.RetryPolicy(max_retries=3, delay=20, backoff=dg.Backoff.EXPON
 # delivery_events file holds the events that occurred in it (today's grows until the day ends).
 DAILY = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC", end_offset=1)
 VIEWS_KEY = dg.AssetKey(["lake", "views"])
+# Every dataset is landed at least daily (main_daily, land_daily_schedule or automation): WARN when a day's landing
+# is an hour late, FAIL when two days were missed. Shown in the UI; evaluated by the Dagster daemon.
+LANDING_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=49), warn_window=timedelta(hours=25))
 PREVIEW_ROWS = 5
 PREVIEW_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "balances": ("currency", "amount", "emails_left", "quota_used", "quota_allowed", "not_exposed_reason"),
@@ -134,6 +137,7 @@ def _spec(
         metadata={"email_sync/dataset": dataset, "email_sync/schema_version": spec.version},
         skippable=True,
         automation_condition=automation,
+        freshness_policy=LANDING_FRESHNESS,
     )
 
 

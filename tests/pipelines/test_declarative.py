@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from assets.landing import DAILY, landing_condition
+from assets.landing import DAILY, LANDING_FRESHNESS, landing_condition
 from assets.subscribers import SYNC_AUTOMATION
 from pipelines.automation import build_day_schedule, landing_day
 
@@ -99,7 +99,39 @@ def test_definitions_carry_the_conditions_and_a_stopped_automation_sensor() -> N
     for assets_def in LANDING_ASSETS:
         for key in assets_def.keys:
             assert graph.get(key).automation_condition is not None
+            assert assets_def.specs_by_key[key].freshness_policy == LANDING_FRESHNESS
     assert set(DAILY_LANDING_KEYS) <= {k for a in LANDING_ASSETS for k in a.keys}
     for key in graph.get_all_asset_keys():
         if key.path[1:2] == ["campaigns"]:
             assert graph.get(key).automation_condition is None, key  # launches only on their own schedules
+
+
+def test_landing_freshness_warns_after_a_missed_day_and_fails_after_two() -> None:
+    # Dagster's daemon evaluates freshness with this evaluator; run it directly at chosen times.
+    import asyncio
+    from datetime import timedelta
+
+    from dagster._core.definitions.freshness import FreshnessState
+    from dagster._core.definitions.freshness_evaluator import TimeWindowFreshnessPolicyEvaluator
+    from dagster._core.test_utils import freeze_time
+
+    @dg.asset(freshness_policy=LANDING_FRESHNESS)
+    def balances() -> None: ...
+
+    defs = dg.Definitions(assets=[balances])
+    node = defs.resolve_asset_graph().get(balances.key)
+    landed_at = datetime(2026, 11, 23, 5, 15, tzinfo=UTC)
+    with dg.instance_for_test() as instance:
+        with freeze_time(landed_at):
+            assert dg.materialize([balances], instance=instance).success
+
+        def state_at(when: datetime) -> FreshnessState:
+            from dagster._core.loader import LoadingContextForTest
+
+            with freeze_time(when):
+                ctx = LoadingContextForTest(instance)
+                return asyncio.run(TimeWindowFreshnessPolicyEvaluator().evaluate_freshness(ctx, node))
+
+        assert state_at(landed_at + timedelta(hours=24)) == FreshnessState.PASS
+        assert state_at(landed_at + timedelta(hours=26)) == FreshnessState.WARN
+        assert state_at(landed_at + timedelta(hours=50)) == FreshnessState.FAIL
