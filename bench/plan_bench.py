@@ -54,6 +54,9 @@ def build(path: Path, n: int) -> None:
 
 
 def run_engine(path: str) -> dict:
+    import pandas  # noqa: F401  (loaded in any Dagster process; the baseline imports it before its clock too)
+    import pyarrow  # noqa: F401
+
     from espcore.sync.engine import run_sync
     from espcore.sync.spec import SyncOptions, SyncSpec
     from espcore.warehouse import Warehouse

@@ -462,6 +462,7 @@ class Warehouse(BaseWarehouse):
                 con = duckdb.connect(str(self.path), config=config)
                 # Short connections: leave checkpoints to the WAL size threshold instead of every close.
                 con.execute("PRAGMA disable_checkpoint_on_shutdown")
+                con.execute("SET enable_progress_bar = false")  # long plans must not draw bars into run logs
                 return con
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:

@@ -43,7 +43,9 @@ DDL = [
     """CREATE TABLE IF NOT EXISTS sync_plan (
         run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL,
         pk VARCHAR NOT NULL, action VARCHAR NOT NULL, op VARCHAR NOT NULL, fp VARCHAR, payload VARCHAR,
-        reason VARCHAR)""",
+        reason VARCHAR, n BIGINT)""",
+    # plans written before n (the key's row count in the segment) existed; plans are per run, so no backfill
+    "ALTER TABLE sync_plan ADD COLUMN IF NOT EXISTS n BIGINT",
     """CREATE TABLE IF NOT EXISTS sync_changelog (
         run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL,
         pk VARCHAR NOT NULL, op VARCHAR NOT NULL, result VARCHAR NOT NULL, error VARCHAR,
@@ -250,10 +252,12 @@ class SyncEngine:
 
     # -- plan --------------------------------------------------------------------------------------------
 
-    # The segment is scanned three times at most, and the expensive work (fingerprints, the syntax check) is
-    # done once: (1) keys -> a temp table of distinct keys with their fingerprint, row count, conflict flag and
-    # syntax flag; (2) the plan joins that small table with the state and fetches mapped values (JSON) only for
-    # rows about to be sent; (3) rejected rows are re-read only when step 1 found some.
+    # The expensive pass joins every segment row (key + fingerprint; no GROUP BY over millions of keys) with the
+    # book's state and writes only rows with something to do to ``sync_plan``. The syntax check runs on those
+    # rows only: an unchanged, synced key passed it when it was sent. A second, narrow pass reads the segment
+    # rows of the planned keys alone: their mapped values (JSON), their row count and whether copies disagree.
+    # A duplicated key whose copies are all unchanged is a no-op either way; one whose copies differ has at
+    # least one copy in the plan, so every duplicate that matters is found there.
 
     def _segment(self, con: WarehouseConnection) -> str:
         """The segment with its key and raw address under names that cannot clash with its columns."""
@@ -271,96 +275,16 @@ class SyncEngine:
         parts = [f"coalesce({d.text(alias + '.' + quote_ident(col))}, '\\N')" for _, col in mapped]
         return d.md5(" || chr(31) || ".join(parts) if parts else "''")
 
-    def _build_keys(self, con: WarehouseConnection) -> None:
-        d = con.dialect
-        segment = self._segment(con)
-        con.execute("DROP TABLE IF EXISTS esp_sync_keys")
-        con.execute(
-            f"""CREATE TEMP TABLE esp_sync_keys AS
-            SELECT pk, count(*) AS n, {d.any_value("fp")} AS fp, false AS conflicting,
-                   coalesce({d.email_syntax_ok("pk")}, false) AS ok
-            FROM (SELECT r.esp__pk AS pk, {self._fingerprint(con, "r")} AS fp FROM {segment} AS r) AS raw
-            GROUP BY pk"""
-        )
-        # Keys seen more than once: conflicting when their rows disagree on a mapped value (rare, so this
-        # second look at the segment only reads the duplicated keys' rows).
-        row = con.fetchone("SELECT count(*) FROM esp_sync_keys WHERE n > 1")
-        if row and row[0]:
-            fp = self._fingerprint(con, "r")
-            con.execute(
-                f"""UPDATE esp_sync_keys SET conflicting = true WHERE pk IN (
-                    SELECT r.esp__pk FROM {segment} AS r
-                    WHERE r.esp__pk IN (SELECT pk FROM esp_sync_keys WHERE n > 1)
-                    GROUP BY r.esp__pk HAVING min({fp}) <> max({fp}))"""
-            )
-
     def _plan(self, result: SyncResult, suppressed: pa.Table) -> None:
         spec, opts = self.spec, self.options
-        add_op = "'skipped'" if spec.mode == "update" else "'add'"
-        change_op = "'skipped'" if spec.mode == "insert" else "'change'"
-        if spec.removes:
-            remove_op = "'unsubscribe'" if spec.removal == "unsubscribe" else "'remove'"
-        else:
-            remove_op = "CASE WHEN j.synced_fp IS NULL THEN 'forget' ELSE 'noop' END"
         with self.wh.connect() as con:
-            self._build_keys(con)
             con.load_temp("provider_suppressed", suppressed)
             with con.transaction():
                 con.execute("DELETE FROM sync_plan WHERE sync_name = ?", [spec.name])
-                con.execute(
-                    f"""
-                    INSERT INTO sync_plan (run_id, sync_name, provider, book_id, pk, action, op, fp, payload, reason)
-                    WITH src AS (
-                        SELECT pk, fp FROM esp_sync_keys WHERE ok AND NOT conflicting
-                    ),
-                    st AS (SELECT * FROM sync_state WHERE provider = ? AND book_id = ?),
-                    j AS (
-                        SELECT coalesce(src.pk, st.pk) AS pk, src.fp, st.synced_fp,
-                               coalesce(sup.reason, st.provider_status) AS reason,
-                          CASE
-                            WHEN sup.pk IS NOT NULL OR st.status = 'suppressed'
-                                 OR st.provider_status IN ('unsubscribed', 'blacklisted')
-                              THEN CASE WHEN src.pk IS NULL THEN 'noop' ELSE 'suppressed' END
-                            WHEN src.pk IS NULL AND (st.synced_fp IS NOT NULL OR st.status = 'pending') THEN 'remove'
-                            WHEN src.pk IS NULL THEN 'forget'
-                            WHEN st.pk IS NULL OR st.status = 'removed' THEN 'add'
-                            WHEN st.status IN ('pending', 'rejected') THEN 'retry'
-                            WHEN ? OR st.synced_fp IS DISTINCT FROM src.fp THEN 'change'
-                            ELSE 'noop'
-                          END AS action
-                        FROM src FULL OUTER JOIN st ON src.pk = st.pk
-                        LEFT JOIN provider_suppressed sup ON sup.pk = coalesce(src.pk, st.pk)
-                    ),
-                    o AS (
-                        SELECT j.*, CASE j.action
-                            WHEN 'add' THEN {add_op}
-                            WHEN 'retry' THEN CASE WHEN j.synced_fp IS NULL THEN {add_op} ELSE {change_op} END
-                            WHEN 'change' THEN {change_op}
-                            WHEN 'remove' THEN {remove_op}
-                            ELSE j.action END AS op
-                        FROM j WHERE j.action <> 'noop'
-                    ),
-                    pay AS (
-                        SELECT DISTINCT r.esp__pk AS pk, {self._payload(con, "r")} AS payload
-                        FROM {self._segment(con)} AS r
-                        WHERE r.esp__pk IN (SELECT pk FROM o WHERE op IN ('add', 'change'))
-                    )
-                    SELECT ?, ?, ?, ?, o.pk, o.action, o.op, o.fp, pay.payload, o.reason
-                    FROM o LEFT JOIN pay ON pay.pk = o.pk WHERE o.op <> 'noop'
-                    """,
-                    [
-                        spec.provider,
-                        result.book_id,
-                        opts.full_resync,
-                        self.run_id,
-                        spec.name,
-                        spec.provider,
-                        result.book_id,
-                    ],
-                )
+                self._insert_plan(con, result)
+                self._read_planned_rows(con)
             con.drop_temp("provider_suppressed")
-            self._count_source(con, result)
-            con.execute("DROP TABLE IF EXISTS esp_sync_keys")
+            self._collect_rejects(con, result)
             self._count_plan(con, result)
             synced = self._synced_rows(result.book_id, con)
         planned_remove = result.counts["planned_remove"]
@@ -373,28 +297,156 @@ class SyncEngine:
                     provider=spec.provider,
                 )
 
-    def _count_source(self, con: WarehouseConnection, result: SyncResult) -> None:
-        row = con.fetchone(
-            """SELECT coalesce(sum(n), 0),
-                      coalesce(sum(CASE WHEN pk IS NULL OR pk = '' OR NOT ok THEN n ELSE 0 END), 0),
-                      coalesce(sum(CASE WHEN ok AND conflicting THEN n ELSE 0 END), 0)
-               FROM esp_sync_keys"""
+    def _op_table(self) -> str:
+        """What apply does with each action, given the mode: rows of (action, synced, op, checked) where
+        ``synced`` says whether the provider already has the key's values and ``checked`` whether the key must
+        pass the syntax check (it is about to be sent, or reported as suppressed). A join with this table keeps
+        the action computed once per row (nested CASEs over it would be inlined and evaluated many times)."""
+        spec = self.spec
+        add = "skipped" if spec.mode == "update" else "add"
+        change = "skipped" if spec.mode == "insert" else "change"
+        rows: list[tuple[str, bool, str, bool]] = []
+        for synced in (False, True):
+            if spec.removes:
+                remove = "unsubscribe" if spec.removal == "unsubscribe" else "remove"
+            else:
+                remove = "noop" if synced else "forget"
+            rows += [
+                ("add", synced, add, True),
+                ("retry", synced, change if synced else add, True),
+                ("change", synced, change, True),
+                ("suppressed", synced, "suppressed", True),
+                ("remove", synced, remove, False),
+                ("forget", synced, "forget", False),
+                ("noop", synced, "noop", False),
+            ]
+        values = ", ".join(f"('{a}', {str(s).upper()}, '{o}', {str(c).upper()})" for a, s, o, c in rows)
+        return f"(VALUES {values}) AS m(action, synced, op, checked)"
+
+    def _insert_plan(self, con: WarehouseConnection, result: SyncResult) -> None:
+        """Write every segment row or state key with something to do into ``sync_plan`` (a duplicated key may
+        get several rows here; :meth:`_read_planned_rows` merges them).
+
+        Actions: add / change / retry / remove / forget / suppressed, and ``invalid`` (a missing or malformed key
+        about to be sent). ``op`` is what apply does with the row, given the mode."""
+        spec, d = self.spec, con.dialect
+        bad_key = f"(j.pk = '' OR NOT coalesce({d.email_syntax_ok('j.pk')}, false))"
+        con.execute(
+            f"""
+            INSERT INTO sync_plan (run_id, sync_name, provider, book_id, pk, action, op, fp, reason, n)
+            WITH src AS (
+                SELECT s.esp__pk AS pk, {self._fingerprint(con, "s")} AS fp FROM {self._segment(con)} AS s
+            ),
+            st AS (
+                SELECT pk, synced_fp, status, provider_status FROM sync_state WHERE provider = ? AND book_id = ?
+            ),
+            j AS (
+                SELECT coalesce(src.pk, st.pk, '') AS pk, src.fp, st.synced_fp IS NOT NULL AS synced,
+                       coalesce(sup.reason, st.provider_status) AS reason,
+                  CASE
+                    WHEN sup.pk IS NOT NULL OR st.status = 'suppressed'
+                         OR st.provider_status IN ('unsubscribed', 'blacklisted')
+                      THEN CASE WHEN src.fp IS NULL THEN 'noop' ELSE 'suppressed' END
+                    WHEN src.fp IS NULL AND (st.synced_fp IS NOT NULL OR st.status = 'pending') THEN 'remove'
+                    WHEN src.fp IS NULL THEN 'forget'
+                    WHEN st.pk IS NULL OR st.status = 'removed' THEN 'add'
+                    WHEN st.status IN ('pending', 'rejected') THEN 'retry'
+                    WHEN ? OR st.synced_fp IS DISTINCT FROM src.fp THEN 'change'
+                    ELSE 'noop'
+                  END AS action
+                FROM src FULL OUTER JOIN st ON src.pk = st.pk
+                LEFT JOIN provider_suppressed sup ON sup.pk = coalesce(src.pk, st.pk)
+            )
+            SELECT ?, ?, ?, ?, j.pk,
+                   CASE WHEN m.checked AND {bad_key} THEN 'invalid' ELSE j.action END,
+                   CASE WHEN m.checked AND {bad_key} THEN 'invalid' ELSE m.op END,
+                   j.fp, j.reason, NULL
+            FROM j JOIN {self._op_table()} ON m.action = j.action AND m.synced = j.synced
+            WHERE m.op <> 'noop'
+            """,
+            [
+                spec.provider,
+                result.book_id,
+                self.options.full_resync,
+                self.run_id,
+                spec.name,
+                spec.provider,
+                result.book_id,
+            ],
         )
-        query_size, bad_syntax, conflicting = (int(x or 0) for x in (row or (0, 0, 0)))
-        result.counts["query_size"] = query_size
-        result.counts["invalid"] += bad_syntax + conflicting
-        if not bad_syntax and not conflicting:
+
+    def _read_planned_rows(self, con: WarehouseConnection) -> None:
+        """The second, narrow pass: the segment rows of the planned keys give each plan row its mapped values
+        (JSON) and its row count ``n``; a key planned more than once (a duplicated key) is merged into one row,
+        rejected as ``conflict`` when its copies disagree on a mapped value."""
+        this = "run_id = ? AND sync_name = ?"
+        params = [self.run_id, self.spec.name]
+        seg = self._segment(con)
+        con.execute("DROP TABLE IF EXISTS esp_sync_rows")
+        con.execute(
+            f"""CREATE TEMP TABLE esp_sync_rows AS
+                SELECT r.pk, count(*) AS n, min(r.fp) <> max(r.fp) AS conflict, min(r.payload) AS payload
+                FROM (SELECT s.esp__pk AS pk, {self._fingerprint(con, "s")} AS fp, {self._payload(con, "s")} AS payload
+                      FROM {seg} AS s
+                      WHERE s.esp__pk IN (SELECT pk FROM sync_plan WHERE {this} AND pk <> ''
+                                          AND action IN ('add', 'change', 'retry', 'suppressed', 'invalid'))
+                ) AS r
+                GROUP BY r.pk""",
+            params,
+        )
+        row = con.fetchone("SELECT count(*) FROM esp_sync_rows WHERE n > 1")
+        if row and row[0]:
+            # one row per duplicated key: identical copies planned the same action; conflicting ones are rejected
+            cols = "run_id, sync_name, provider, book_id, pk, action, op, fp, reason"
+            dup = f"{this} AND pk IN (SELECT pk FROM esp_sync_rows WHERE n > 1)"
+            con.execute("DROP TABLE IF EXISTS esp_sync_dups")
+            con.execute(
+                f"""CREATE TEMP TABLE esp_sync_dups AS
+                    SELECT {cols} FROM (
+                        SELECT p.run_id, p.sync_name, p.provider, p.book_id, p.pk,
+                               CASE WHEN r.conflict AND p.op <> 'invalid' THEN 'conflict' ELSE p.action END AS action,
+                               CASE WHEN r.conflict THEN 'invalid' ELSE p.op END AS op,
+                               CASE WHEN r.conflict THEN NULL ELSE p.fp END AS fp, p.reason,
+                               row_number() OVER (PARTITION BY p.pk ORDER BY p.action, p.op) AS k
+                        FROM sync_plan AS p JOIN esp_sync_rows AS r ON r.pk = p.pk
+                        WHERE p.run_id = ? AND p.sync_name = ? AND r.n > 1) AS ranked
+                    WHERE k = 1""",
+                params,
+            )
+            con.execute(f"DELETE FROM sync_plan WHERE {dup}", params)
+            con.execute(f"INSERT INTO sync_plan ({cols}) SELECT {cols} FROM esp_sync_dups")
+            con.execute("DROP TABLE esp_sync_dups")
+        con.execute(
+            """UPDATE sync_plan SET n = r.n, payload = r.payload FROM esp_sync_rows AS r
+                WHERE sync_plan.pk = r.pk AND sync_plan.run_id = ? AND sync_plan.sync_name = ?""",
+            params,
+        )
+        con.execute("DROP TABLE esp_sync_rows")
+
+    def _collect_rejects(self, con: WarehouseConnection, result: SyncResult) -> None:
+        """Count the segment's rows and its invalid ones; read the rejected rows back with their reason."""
+        this = "run_id = ? AND sync_name = ?"
+        params = [self.run_id, self.spec.name]
+        size = con.fetchone(f"SELECT count(*) FROM ({self.spec.source_sql}) AS seg")
+        row = con.fetchone(
+            f"SELECT coalesce(sum(coalesce(n, 1)), 0) FROM sync_plan WHERE {this} AND op = 'invalid'", params
+        )
+        invalid = int(row[0]) if row else 0
+        result.counts["query_size"] = int(size[0]) if size else 0
+        result.counts["invalid"] += invalid
+        if not invalid:
             return
         rejects = con.fetchall(
             f"""SELECT r.esp__raw, r.esp__pk, {self._payload(con, "r")},
                    CASE WHEN r.esp__pk IS NULL OR r.esp__pk = '' THEN 'missing email'
-                        WHEN k.ok THEN 'duplicate key with conflicting values'
+                        WHEN k.action = 'conflict' THEN 'duplicate key with conflicting values'
                         ELSE 'invalid email syntax' END AS reason
             FROM {self._segment(con)} AS r
-            LEFT JOIN (SELECT pk, ok FROM esp_sync_keys WHERE pk <> '' AND (NOT ok OR conflicting)) AS k
+            LEFT JOIN (SELECT DISTINCT pk, action FROM sync_plan WHERE {this} AND op = 'invalid' AND pk <> '') AS k
               ON k.pk = r.esp__pk
             WHERE r.esp__pk IS NULL OR r.esp__pk = '' OR k.pk IS NOT NULL
-            LIMIT 100000"""
+            LIMIT 100000""",
+            params,
         )
         for raw_email, pk, payload, reason in rejects:
             self._reject(result, raw_email, pk, reason, "validate", payload)
@@ -422,7 +474,7 @@ class SyncEngine:
             [self.run_id, self.spec.name, self.options.sample_size],
         )
         for op, pk in samples:
-            if op != "forget":
+            if op not in ("forget", "invalid"):
                 result.samples.setdefault(str(op), []).append(mask_email(pk))
 
     # -- apply -------------------------------------------------------------------------------------------

@@ -105,6 +105,33 @@ def test_invalid_rows_are_rejected_with_reasons_and_never_block_valid_rows(new_w
     assert m["successful_add"] == 5
 
 
+def test_duplicates_of_synced_keys_identical_copies_change_nothing_conflicting_ones_are_rejected(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider()
+    sync(wh, p, s=spec(mode="mirror", max_remove_pct=50))
+    execute(wh, "INSERT INTO people VALUES ('A@example.com', 'Ann', 'DE')")  # same values as the synced a@
+    p.write_calls.clear()
+    m = sync(wh, p, s=spec(mode="mirror", max_remove_pct=50), run="r2").metadata()
+    assert p.write_calls == []  # an identical copy of a synced key is nothing to do
+    assert (m["invalid"], m["query_size"]) == (0, 6)
+    # one copy still matches the synced values, the other differs: neither is sent nor removed; both rejected
+    execute(wh, "INSERT INTO people VALUES (' b@EXAMPLE.com', 'Robert', 'FR')")
+    execute(wh, "INSERT INTO people VALUES ('new@example.com', 'New', 'IT'), ('NEW@example.com', 'New', 'IT')")
+    execute(wh, "INSERT INTO people VALUES ('bad@', 'X', 'IT'), ('bad@', 'X', 'IT')")
+    r = sync(wh, p, s=spec(mode="mirror", max_remove_pct=50), run="r3")
+    m = r.metadata()
+    assert p.write_calls == [("upsert", ["new@example.com"])]  # the identical new pair is one add
+    assert (m["planned_add"], m["planned_change"], m["planned_remove"]) == (1, 0, 0)
+    assert (m["invalid"], m["query_size"]) == (4, 11)
+    reasons = sorted((x["raw_email"], x["reason"].split(":")[0]) for x in r.rejects)
+    assert reasons == [
+        (" b@EXAMPLE.com", "duplicate key with conflicting values"),
+        ("b@example.com", "duplicate key with conflicting values"),
+        ("bad@", "invalid email syntax"),
+        ("bad@", "invalid email syntax"),
+    ]
+    assert p.members["100"]["b@example.com"] == {"country": "FR", "name": "Bob"}
+
+
 def test_changed_row_is_one_change_call(new_wh):
     wh, p = make_wh(new_wh), FakeProvider()
     sync(wh, p)
