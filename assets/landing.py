@@ -61,6 +61,10 @@ class LandingConfig(dg.Config):
     recheck_after_days: float = Field(
         default=7.0, description="Re-fetch a settled campaign's stats once its last fetch is this old."
     )
+    settle_after_days: float = Field(
+        default=1.0,
+        description="A finished campaign sent longer ago than this is settled by one fetch (else by two identical).",
+    )
 
 
 def landing_condition(cron: str = "15 5 * * *", timezone: str = "UTC") -> dg.AutomationCondition:
@@ -203,6 +207,7 @@ def build_daily_assets(provider: str, automation: dg.AutomationCondition | None 
                 extra = {
                     "full_refresh": config.full_refresh,
                     "recheck_after": timedelta(days=config.recheck_after_days),
+                    "settle_after": timedelta(days=config.settle_after_days),
                 }
             result = DAILY_LANDERS[dataset](lake.root, adapter, day, run_id=context.run.run_id, now=now, **extra)
             context.log.info(f"{provider} {dataset} {day}: {result.landed.rows} rows, {result.http_calls} HTTP calls")

@@ -9,17 +9,20 @@ One function per dataset turns the provider's answers into rows of the dataset's
   (:class:`DeliveryEventSource`: Pakat delivery logs, LiteStartup ``GET /emails``; SendPulse has none).
 
 **Incremental.** A small landing state per (provider, dataset) lives in ``<lake_root>/_state/provider=<p>/``
-(JSON, replaced atomically after the Parquet file is in place, outside every ``dataset=`` glob). A campaign whose
-state is terminal and whose counters came back identical to the previously landed ones is *settled*: later
-runs carry its counters forward without calling the provider, until ``recheck_after`` has passed. Likewise the
-details of a terminal campaign that a listing leaves out (Pakat) are read once and reused. Every result
-reports the HTTP calls it made, read from the client's :class:`espcore.http.CallStats`.
+(JSON, replaced atomically after the Parquet file is in place, outside every ``dataset=`` glob). A campaign is
+*settled* once it is terminal (sent or failed) and either was sent more than ``settle_after`` ago (default a day:
+its counters have stopped moving much) or came back with counters identical to the previous fetch: later runs
+carry its counters forward without calling the provider, until ``recheck_after`` has passed (late opens are
+picked up weekly). Likewise the details of a terminal campaign that a listing leaves out (Pakat) are read once
+and reused, and the stats landing reuses the campaign listing the ``campaigns`` landing made moments before
+(within ``listing_max_age``) instead of paging through it again. Every result reports the HTTP calls it made,
+read from the client's :class:`espcore.http.CallStats`.
 """
 
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -37,6 +40,8 @@ from espcore.providers.base import (
 STATE_DIR = "_state"
 STATS_COUNTERS = ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "spam", "errors", "queued")
 DEFAULT_RECHECK = timedelta(days=7)
+DEFAULT_SETTLE_AFTER = timedelta(days=1)
+LISTING_MAX_AGE = timedelta(minutes=15)
 
 
 class NotExposedError(LookupError):
@@ -163,6 +168,52 @@ def _campaign_detail(c: Campaign) -> dict[str, Any]:
     }
 
 
+def _listing_entry(c: Campaign) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "state": str(c.state),
+        "provider_status": c.provider_status,
+        "book_id": c.book_id,
+        "subject": c.subject,
+        "sender_email": c.sender_email,
+        "created_at": c.created_at.isoformat() if c.created_at else None,
+        "send_at": c.send_at.isoformat() if c.send_at else None,
+        "recipients": c.recipients,
+        "extra": json.loads(json.dumps(dict(c.extra), default=str)),
+    }
+
+
+def _from_listing_entry(e: Mapping[str, Any]) -> Campaign:
+    return Campaign(
+        id=e["id"],
+        name=e["name"],
+        state=CampaignState(e["state"]),
+        provider_status=e["provider_status"],
+        book_id=e["book_id"],
+        subject=e["subject"],
+        sender_email=e["sender_email"],
+        created_at=_parse(e["created_at"]),
+        send_at=_parse(e["send_at"]),
+        recipients=e["recipients"],
+        extra=e["extra"] or {},
+    )
+
+
+def recent_listing(state: LandingState, now: datetime, max_age: timedelta = LISTING_MAX_AGE) -> list[Campaign] | None:
+    """The campaign listing the ``campaigns`` landing saved, if it is at most ``max_age`` old (else None)."""
+    listing = state.data.get("listing")
+    if not isinstance(listing, dict) or "fetched_at" not in listing:
+        return None
+    age = now - datetime.fromisoformat(listing["fetched_at"])
+    if age < timedelta(0) or age > max_age:
+        return None
+    try:
+        return [_from_listing_entry(e) for e in listing["campaigns"]]
+    except (KeyError, TypeError, ValueError):  # a listing from another version: list again
+        return None
+
+
 def _needs_detail(c: Campaign) -> bool:
     """Listings that leave the list, subject and sender out (Pakat) need one ``get_campaign`` per campaign."""
     return c.book_id is None and c.subject is None and c.sender_email is None
@@ -175,7 +226,10 @@ def campaign_rows(
     rows: list[dict[str, Any]] = []
     fetched = reused = 0
     known = state.campaigns if state is not None else {}
-    for c in adapter.list_campaigns():
+    listing = list(adapter.list_campaigns())
+    if state is not None:  # for the stats landing that follows (see recent_listing)
+        state.data["listing"] = {"fetched_at": now.isoformat(), "campaigns": [_listing_entry(c) for c in listing]}
+    for c in listing:
         detail = _campaign_detail(c)
         if _needs_detail(c):
             cached = known.get(c.id)
@@ -230,24 +284,29 @@ def campaign_stats_rows(
     *,
     until: datetime | None = None,
     recheck_after: timedelta = DEFAULT_RECHECK,
+    settle_after: timedelta = DEFAULT_SETTLE_AFTER,
     full_refresh: bool = False,
-    books: Mapping[str, str | None] | None = None,
+    details: Mapping[str, Mapping[str, Any]] | None = None,
+    listing: Sequence[Campaign] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Cumulative counters of every non-draft campaign created before ``until``.
 
-    A settled campaign (terminal, counters identical on two fetches in a row) is carried forward from ``state``
-    without an API call until ``recheck_after`` has passed since its last fetch; anything else is fetched.
-    ``books`` fills a book id a listing leaves out (campaign id -> book id, from the campaigns landing state).
+    A settled campaign (terminal, and sent more than ``settle_after`` before its last fetch or with counters
+    identical on two fetches in a row) is carried forward from ``state`` without an API call until
+    ``recheck_after`` has passed since its last fetch; anything else is fetched. ``details`` fills the book id
+    and send time a listing leaves out (campaign id -> detail, from the campaigns landing state); ``listing``
+    is a recent campaign listing to use instead of listing again.
     """
     rows: list[dict[str, Any]] = []
     fetched = carried = 0
-    for c in adapter.list_campaigns():
+    for c in listing if listing is not None else adapter.list_campaigns():
         if c.state in (CampaignState.DRAFT, CampaignState.TEST):
             continue  # nothing sent, nothing counted
         born = c.created_at or c.send_at
         if until is not None and born is not None and born >= until:
             continue  # created after the partition's day
         entry = state.campaigns.get(c.id)
+        known: Mapping[str, Any] = (details or {}).get(c.id) or {}
         fresh_enough = entry is not None and now - datetime.fromisoformat(entry["fetched_at"]) < recheck_after
         if (
             not full_refresh
@@ -264,11 +323,14 @@ def campaign_stats_rows(
         else:
             s = adapter.campaign_stats(c.id)
             fingerprint = stats_fingerprint(s)
-            settled = (
-                c.state.terminal
-                and entry is not None
-                and entry.get("fingerprint") == fingerprint
-                and entry.get("provider_status") == c.provider_status
+            sent_at = _utc(c.send_at or c.created_at or _parse(known.get("send_at") or known.get("created_at")))
+            settled = c.state.terminal and (
+                (sent_at is not None and now - sent_at > settle_after)
+                or (
+                    entry is not None
+                    and entry.get("fingerprint") == fingerprint
+                    and entry.get("provider_status") == c.provider_status
+                )
             )
             counters = {k: getattr(s, k) for k in STATS_COUNTERS}
             extra = dict(s.extra)
@@ -286,7 +348,7 @@ def campaign_stats_rows(
             {
                 "campaign_id": c.id,
                 "campaign_name": c.name,
-                "book_id": c.book_id or (books or {}).get(c.id),
+                "book_id": c.book_id or known.get("book_id"),
                 "state": str(c.state),
                 "provider_status": c.provider_status,
                 **counters,
@@ -296,7 +358,9 @@ def campaign_stats_rows(
                 "snapshot_at": now,
             }
         )
-    return rows, {"campaigns": len(rows), "stats_fetched": fetched, "stats_carried_forward": carried}
+    counters = {"campaigns": len(rows), "stats_fetched": fetched, "stats_carried_forward": carried}
+    counters["listing_reused"] = int(listing is not None)
+    return rows, counters
 
 
 def blacklist_rows(adapter: EspProvider, now: datetime) -> list[dict[str, Any]]:
@@ -472,23 +536,32 @@ def land_campaign_stats(
     run_id: str,
     now: datetime | None = None,
     recheck_after: timedelta = DEFAULT_RECHECK,
+    settle_after: timedelta = DEFAULT_SETTLE_AFTER,
+    listing_max_age: timedelta = LISTING_MAX_AGE,
     full_refresh: bool = False,
 ) -> LandingResult:
     """The day's snapshot of every campaign's cumulative counters (re-landing a day replaces its file)."""
     now = now or datetime.now(UTC)
     _, until = day_window(day)
     state = LandingState.load(lake_root, adapter.name, "campaign_stats")
-    books = {
-        cid: (entry.get("detail") or {}).get("book_id")
-        for cid, entry in LandingState.load(lake_root, adapter.name, "campaigns").campaigns.items()
-    }
+    campaigns_state = LandingState.load(lake_root, adapter.name, "campaigns")
+    details = {cid: entry.get("detail") or {} for cid, entry in campaigns_state.campaigns.items()}
+    listing = None if full_refresh else recent_listing(campaigns_state, now, listing_max_age)
     return _land(
         lake_root,
         "campaign_stats",
         adapter,
         day,
         lambda: campaign_stats_rows(
-            adapter, now, state, until=until, recheck_after=recheck_after, full_refresh=full_refresh, books=books
+            adapter,
+            now,
+            state,
+            until=until,
+            recheck_after=recheck_after,
+            settle_after=settle_after,
+            full_refresh=full_refresh,
+            details=details,
+            listing=listing,
         ),
         run_id=run_id,
         now=now,

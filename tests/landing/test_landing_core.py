@@ -9,6 +9,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
@@ -104,7 +105,7 @@ def land_everything(root: Path, h: Harness, run_id: str = "run-1") -> dict[str, 
     return out
 
 
-def test_every_dataset_lands_with_its_schema_and_opens_in_duckdb_and_pandas(h: Harness, tmp_path: Path) -> None:
+def test_every_dataset_lands_with_its_schema_and_opens_in_duckdb_pandas_and_polars(h: Harness, tmp_path: Path) -> None:
     root = tmp_path / "lake"
     results = land_everything(root, h)
     assert set(results) == {*collect.SNAPSHOT_LANDERS, "campaign_stats"} | (
@@ -122,6 +123,11 @@ def test_every_dataset_lands_with_its_schema_and_opens_in_duckdb_and_pandas(h: H
         frame = pd.read_parquet(result.path)
         assert len(frame) == result.landed.rows
         assert list(frame.columns) == spec.schema.names
+        # polars over the hive layout: the partition keys come back as columns
+        lazy = pl.scan_parquet(root / f"dataset={dataset}" / "**" / "*.parquet", hive_partitioning=True)
+        got = lazy.select(pl.len(), pl.col("provider").unique().first(), pl.col("date").max()).collect()
+        assert got.row(0) == (result.landed.rows, h.name, date.fromisoformat(result.landed.day)), dataset
+        assert pl.read_parquet(result.path).columns == spec.schema.names
 
     stats = results["campaign_stats"].rows[0]
     assert stats["state"] == "sent"
@@ -186,14 +192,17 @@ def test_incremental_rerun_skips_settled_campaigns(h: Harness, tmp_path: Path) -
     day = h.now.date()
     calls: list[int] = []
     results = []
+    strict = timedelta(days=30)  # the harness's campaign is two days old: settle by identical counters only
     for i in range(3):
-        r = collect.land_campaign_stats(tmp_path, h.adapter, day, run_id=f"run-{i}", now=h.now + timedelta(hours=i))
+        r = collect.land_campaign_stats(
+            tmp_path, h.adapter, day, run_id=f"run-{i}", now=h.now + timedelta(hours=i), settle_after=strict
+        )
         assert r.http_calls is not None
         calls.append(r.http_calls)
         results.append(r)
     first, second, third = results
     assert first.counters["stats_fetched"] == second.counters["stats_fetched"] == 1
-    assert third.counters == {"campaigns": 1, "stats_fetched": 0, "stats_carried_forward": 1}
+    assert third.counters == {"campaigns": 1, "stats_fetched": 0, "stats_carried_forward": 1, "listing_reused": 0}
     assert calls[2] < calls[1]  # terminal and unchanged since the last landing: not fetched again
     counters = collect.STATS_COUNTERS
     assert [third.rows[0][c] for c in counters] == [first.rows[0][c] for c in counters]
@@ -201,10 +210,51 @@ def test_incremental_rerun_skips_settled_campaigns(h: Harness, tmp_path: Path) -
     assert third.rows[0]["carried_forward"] is True
     assert third.rows[0]["fetched_at"] < third.rows[0]["snapshot_at"]
     # full refresh, and an old fetch, both go back to the provider
-    forced = collect.land_campaign_stats(tmp_path, h.adapter, day, run_id="forced", now=h.now, full_refresh=True)
+    forced = collect.land_campaign_stats(
+        tmp_path, h.adapter, day, run_id="forced", now=h.now, full_refresh=True, settle_after=strict
+    )
     assert forced.counters["stats_fetched"] == 1
     later = h.now + timedelta(days=8)
     assert collect.land_campaign_stats(tmp_path, h.adapter, day, run_id="r", now=later).counters["stats_fetched"] == 1
+
+
+def test_a_campaign_sent_more_than_settle_after_ago_settles_on_its_first_fetch(h: Harness, tmp_path: Path) -> None:
+    later = h.now  # the harness's campaign went out two days before
+    day = later.date()
+    collect.land_campaigns(tmp_path / "details", h.adapter, run_id="r0", now=later - timedelta(hours=1))
+    # (Pakat lists no send time: it comes from the campaigns landing's details)
+    first = collect.land_campaign_stats(tmp_path / "details", h.adapter, day, run_id="r1", now=later)
+    assert first.counters["stats_fetched"] == 1
+    again = collect.land_campaign_stats(
+        tmp_path / "details", h.adapter, day, run_id="r2", now=later + timedelta(hours=1)
+    )
+    assert (again.counters["stats_fetched"], again.counters["stats_carried_forward"]) == (0, 1)
+    assert [again.rows[0][c] for c in collect.STATS_COUNTERS] == [first.rows[0][c] for c in collect.STATS_COUNTERS]
+    strict = collect.land_campaign_stats(
+        tmp_path / "strict", h.adapter, day, run_id="r3", now=later, settle_after=timedelta(days=30)
+    )
+    strict_again = collect.land_campaign_stats(
+        tmp_path / "strict", h.adapter, day, run_id="r4", now=later, settle_after=timedelta(days=30)
+    )
+    assert strict.counters["stats_fetched"] == strict_again.counters["stats_fetched"] == 1  # two fetches to settle
+
+
+def test_stats_reuse_the_listing_the_campaigns_landing_just_made(h: Harness, tmp_path: Path) -> None:
+    day = h.now.date()
+    listed = collect.land_campaigns(tmp_path, h.adapter, run_id="r1", now=h.now)
+    stats = collect.land_campaign_stats(tmp_path, h.adapter, day, run_id="r1", now=h.now + timedelta(minutes=2))
+    assert stats.counters["listing_reused"] == 1
+    assert {r["campaign_id"] for r in stats.rows} == {r["campaign_id"] for r in listed.rows}
+    fresh = collect.land_campaign_stats(tmp_path / "other", h.adapter, day, run_id="r2", now=h.now)
+    assert (stats.http_calls or 0) < (
+        fresh.http_calls or 0
+    )  # the same stats fetch, without paging through the campaigns
+    stale = collect.land_campaign_stats(tmp_path, h.adapter, day, run_id="r3", now=h.now + timedelta(minutes=30))
+    assert stale.counters["listing_reused"] == 0  # too old: listed again
+    forced = collect.land_campaign_stats(
+        tmp_path, h.adapter, day, run_id="r4", now=h.now + timedelta(minutes=1), full_refresh=True
+    )
+    assert forced.counters["listing_reused"] == 0
 
 
 def test_a_new_pending_campaign_is_always_fetched(h: Harness, tmp_path: Path) -> None:
@@ -214,7 +264,7 @@ def test_a_new_pending_campaign_is_always_fetched(h: Harness, tmp_path: Path) ->
     book = h.adapter.ensure_book("Readers")
     h.adapter.create_campaign(replace(draft(h, book.id, key="fedcba9876543210"), send_at=h.now + timedelta(hours=6)))
     r = collect.land_campaign_stats(tmp_path, h.adapter, day, run_id="r3", now=h.now + timedelta(minutes=3))
-    assert r.counters == {"campaigns": 2, "stats_fetched": 1, "stats_carried_forward": 1}
+    assert r.counters == {"campaigns": 2, "stats_fetched": 1, "stats_carried_forward": 1, "listing_reused": 0}
     states = {row["state"] for row in r.rows}
     assert states == {"sent", "pending"}
 
