@@ -169,17 +169,12 @@ def _campaign_detail(c: Campaign) -> dict[str, Any]:
 
 
 def _listing_entry(c: Campaign) -> dict[str, Any]:
+    """A listed campaign as JSON-safe values (:func:`_from_listing_entry` reads it back)."""
     return {
+        **_campaign_detail(c),
         "id": c.id,
-        "name": c.name,
         "state": str(c.state),
         "provider_status": c.provider_status,
-        "book_id": c.book_id,
-        "subject": c.subject,
-        "sender_email": c.sender_email,
-        "created_at": c.created_at.isoformat() if c.created_at else None,
-        "send_at": c.send_at.isoformat() if c.send_at else None,
-        "recipients": c.recipients,
         "extra": json.loads(json.dumps(dict(c.extra), default=str)),
     }
 
