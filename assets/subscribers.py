@@ -133,7 +133,7 @@ def build_sync_asset(
                 run_id=run_id,
                 file_stem=decl.name,
             )
-            metadata["rejects_path"] = dg.MetadataValue.path(str(landed.path))
+            metadata["rejects_path"] = dg.MetadataValue.path(landed.location)
         context.log.info(
             f"{decl.name}: planned +{result.counts['planned_add']} ~{result.counts['planned_change']} "
             f"-{result.counts['planned_remove']}, rejected {len(result.rejects)}, "

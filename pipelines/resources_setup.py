@@ -76,5 +76,7 @@ def build_resources() -> dict[str, object]:
         "pakat": pakat_resource(),
         "litestartup": litestartup_resource(),
         "warehouse": warehouse_resource(),
-        "lake": LakeResource(root=str(DATA_DIR / "lake")),
+        # ESP_LAKE_ROOT: another folder, or an object store (s3://bucket/prefix?region=…; credentials from the
+        # environment, e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)
+        "lake": LakeResource(root=os.environ.get("ESP_LAKE_ROOT") or str(DATA_DIR / "lake")),
     }

@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from espcore.landing.store import RemoteLake, is_remote, local_root
 from espcore.landing.writer import Landed, land
 from espcore.providers.base import (
     Campaign,
@@ -59,7 +60,12 @@ class LandingResult:
 
     @property
     def path(self) -> Path:
-        return self.landed.path
+        """The local file (see ``location`` for object stores)."""
+        return self.landed.file
+
+    @property
+    def location(self) -> str:
+        return self.landed.location
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
@@ -102,29 +108,46 @@ def mask_email(value: str) -> str:
 class LandingState:
     """A small JSON document per (provider, dataset): what was last landed, for incremental re-runs."""
 
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+    def __init__(self, path: Path, data: dict[str, Any], remote: tuple[RemoteLake, str] | None = None) -> None:
         self.path = path
         self.data = data
+        self._remote = remote
 
     @classmethod
     def load(cls, lake_root: str | os.PathLike[str], provider: str, dataset: str) -> "LandingState":
-        path = Path(lake_root) / STATE_DIR / f"provider={provider}" / f"{dataset}.json"
+        parts = (STATE_DIR, f"provider={provider}", f"{dataset}.json")
+        remote: tuple[RemoteLake, str] | None = None
+        path = local_root(lake_root).joinpath(*parts)
         try:
-            data = json.loads(path.read_text("utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):  # unreadable state: start over, fetch everything
+            if is_remote(lake_root):
+                lake = RemoteLake(os.fspath(lake_root))
+                remote = (lake, lake.path(*parts))
+                raw = lake.read_bytes(remote[1])
+                if raw is None:
+                    raise FileNotFoundError(remote[1])
+                data = json.loads(raw.decode("utf-8"))
+            else:
+                data = json.loads(path.read_text("utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):  # unreadable: start over
             data = {}
         if not isinstance(data, dict) or data.get("version") != 1:
             data = {}
         data.setdefault("version", 1)
         data.setdefault("campaigns", {})
-        return cls(path, data)
+        return cls(path, data, remote)
 
     @property
     def campaigns(self) -> dict[str, Any]:
         return self.data["campaigns"]
 
     def save(self) -> None:
-        """Atomic replace (temp file, fsync, rename), like the Parquet writer."""
+        """Atomic replace (temp file, fsync, rename; one object upload in an object store), like the Parquet
+        writer."""
+        if self._remote is not None:
+            lake, key = self._remote
+            body = json.dumps(self.data, sort_keys=True, default=str).encode("utf-8")
+            lake.write(key, lambda out: out.write(body))
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
         with open(tmp, "w", encoding="utf-8") as fh:

@@ -4,16 +4,21 @@
 newest ``date`` per provider for snapshot datasets. A dataset with no file yet gets an empty view with the
 same columns (DuckDB refuses a glob that matches nothing), so queries never break on a fresh lake; running
 this again after landing switches it to the real files.
+
+Over an object-store lake (``s3://…``) DuckDB reads through its ``httpfs`` extension, with the credentials the
+DuckDB user configures (``CREATE SECRET``); where that extension is not installed, :class:`ViewsUnavailable`
+says so instead of creating views that would read nothing.
 """
 
 import os
 from collections.abc import Iterable
-from pathlib import Path
+from urllib.parse import urlsplit
 
 import duckdb
 import pyarrow as pa
 
 from espcore.landing.schemas import DATASETS, SNAPSHOT_DATASETS, DatasetSchema
+from espcore.landing.store import RemoteLake, is_remote, local_root
 
 
 def duckdb_type(t: pa.DataType) -> str:
@@ -40,15 +45,28 @@ def _lit(text: str) -> str:
     return text.replace("'", "''")
 
 
+class ViewsUnavailable(RuntimeError):
+    """DuckDB cannot read this lake here (an object store without the httpfs extension)."""
+
+
 def dataset_glob(lake_root: str | os.PathLike[str], dataset: str) -> str:
-    return f"{Path(lake_root).resolve()}/dataset={dataset}/provider=*/date=*/*.parquet"
+    if is_remote(lake_root):
+        lake = RemoteLake(os.fspath(lake_root))
+        return lake.location(lake.path(f"dataset={dataset}", "provider=*", "date=*", "*.parquet"))
+    return f"{local_root(lake_root).resolve()}/dataset={dataset}/provider=*/date=*/*.parquet"
+
+
+def _has_files(lake_root: str | os.PathLike[str], dataset: str) -> bool:
+    if is_remote(lake_root):
+        lake = RemoteLake(os.fspath(lake_root))
+        return bool(lake.files(lake.path(f"dataset={dataset}")))
+    return any((local_root(lake_root).resolve() / f"dataset={dataset}").glob("provider=*/date=*/*.parquet"))
 
 
 def _source_sql(lake_root: str | os.PathLike[str], spec: DatasetSchema) -> str:
-    root = Path(lake_root).resolve()
-    if any((root / f"dataset={spec.name}").glob("provider=*/date=*/*.parquet")):
+    if _has_files(lake_root, spec.name):
         return (
-            f"SELECT * EXCLUDE (dataset) FROM read_parquet('{_lit(dataset_glob(root, spec.name))}', "
+            f"SELECT * EXCLUDE (dataset) FROM read_parquet('{_lit(dataset_glob(lake_root, spec.name))}', "
             "hive_partitioning = true, union_by_name = true, "
             "hive_types = {'provider': VARCHAR, 'date': DATE, 'dataset': VARCHAR})"
         )
@@ -67,6 +85,14 @@ def create_lake_views(
     con = target if isinstance(target, duckdb.DuckDBPyConnection) else duckdb.connect(str(target))
     names: list[str] = []
     try:
+        if is_remote(lake_root):
+            try:
+                con.execute("LOAD httpfs")
+            except duckdb.Error as exc:
+                raise ViewsUnavailable(
+                    f"DuckDB needs its httpfs extension to read {urlsplit(os.fspath(lake_root)).scheme}:// files "
+                    f"(INSTALL httpfs once where extensions can be downloaded): {exc}"
+                ) from None
         for name in datasets or DATASETS:
             spec = DATASETS[name]
             view = f"lake_{name}"

@@ -4,7 +4,8 @@ Layout: ``<lake_root>/dataset=<d>/provider=<p>/date=<YYYY-MM-DD>/data.parquet`` 
 provider, date). A file is written to ``data.parquet.tmp-<run_id>`` in the same folder, fsynced, then renamed
 onto the target, so readers never see a partial file and re-landing a date replaces it (never duplicates it).
 Partition values live in the path only; every file carries ``landed_at`` and ``run_id`` columns and the
-dataset's ``schema_version`` in its key-value metadata.
+dataset's ``schema_version`` in its key-value metadata. An object-store root (``s3://…``, see
+:mod:`espcore.landing.store`) gets the same layout; there an object appears only once its upload completes.
 """
 
 import os
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from espcore.landing.schemas import DATASETS, DatasetSchema
+from espcore.landing.store import RemoteLake, is_remote, local_root
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -27,17 +29,29 @@ class Landed:
     dataset: str
     provider: str
     day: str
-    path: Path
+    path: Path | None  # the local file; None in an object store
     rows: int
     schema: pa.Schema
+    location: str = ""  # what users and readers open: the local path, or s3://bucket/key
+
+    @property
+    def file(self) -> Path:
+        """The local file (an object-store landing has none: use ``location``)."""
+        if self.path is None:
+            raise ValueError(f"{self.location} is in an object store, not a local file")
+        return self.path
 
 
-def partition_dir(lake_root: str | os.PathLike[str], dataset: str, provider: str, day: date | str) -> Path:
+def partition_parts(dataset: str, provider: str, day: date | str) -> tuple[str, str, str]:
     day_s = day.isoformat() if isinstance(day, date) else str(day)
     for part in (dataset, provider, day_s):
         if not _SAFE.match(part):
             raise ValueError(f"unsafe partition value {part!r}")
-    return Path(lake_root) / f"dataset={dataset}" / f"provider={provider}" / f"date={day_s}"
+    return f"dataset={dataset}", f"provider={provider}", f"date={day_s}"
+
+
+def partition_dir(lake_root: str | os.PathLike[str], dataset: str, provider: str, day: date | str) -> Path:
+    return local_root(lake_root).joinpath(*partition_parts(dataset, provider, day))
 
 
 def to_table(spec: DatasetSchema, rows: list[dict[str, Any]], *, run_id: str, landed_at: datetime) -> pa.Table:
@@ -77,6 +91,13 @@ def land(
         raise ValueError(f"unsafe file name {file_stem!r}")
     spec = DATASETS[dataset]
     table = to_table(spec, rows, run_id=run_id, landed_at=landed_at or datetime.now(UTC))
+    if is_remote(lake_root):
+        lake = RemoteLake(os.fspath(lake_root))
+        parts = partition_parts(dataset, provider, day)
+        key = lake.path(*parts, f"{file_stem}.parquet")
+        lake.write(key, lambda out: pq.write_table(table, out, compression="zstd"))
+        day_s = parts[2].removeprefix("date=")
+        return Landed(dataset, provider, day_s, None, table.num_rows, table.schema, lake.location(key))
     folder = partition_dir(lake_root, dataset, provider, day)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{file_stem}.parquet"
@@ -95,4 +116,5 @@ def land(
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return Landed(dataset, provider, folder.name.removeprefix("date="), target, table.num_rows, table.schema)
+    day_s = folder.name.removeprefix("date=")
+    return Landed(dataset, provider, day_s, target, table.num_rows, table.schema, str(target))
