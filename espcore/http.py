@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -163,12 +163,17 @@ AuthHook = Callable[[], Mapping[str, str]]
 
 @dataclass
 class CallStats:
-    """Counters a caller (benchmarks, tests, metadata) can read."""
+    """Counters a caller (benchmarks, tests, metadata) can read; safe to bump from several threads."""
 
     requests: int = 0
     retries: int = 0
     writes: int = 0
     waited_s: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, amount: float = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + amount)
 
 
 class ProviderHttp:
@@ -241,7 +246,7 @@ class ProviderHttp:
         method = method.upper()
         safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         if method not in ("GET", "HEAD"):
-            self.stats.writes += 1
+            self.stats.add("writes")
 
         def attempt() -> httpx.Response:
             return self._attempt(
@@ -305,13 +310,13 @@ class ProviderHttp:
         headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        self.stats.waited_s += self.limiter.acquire()
+        self.stats.add("waited_s", self.limiter.acquire())
         all_headers: dict[str, str] = {}
         if authenticated and self._auth_headers is not None:
             all_headers.update(self._auth_headers())
         if headers:
             all_headers.update(headers)
-        self.stats.requests += 1
+        self.stats.add("requests")
         try:
             return self._client.request(method, path, headers=all_headers, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -360,7 +365,7 @@ class ProviderHttp:
         return random.uniform(0, ceiling)  # full jitter
 
     def _log_retry(self, state: RetryCallState) -> None:
-        self.stats.retries += 1
+        self.stats.add("retries")
         exc = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0.0
         log.warning(

@@ -313,3 +313,40 @@ def test_landing_state_is_outside_the_dataset_globs(h: Harness, tmp_path: Path) 
     assert state.exists()
     assert not list(tmp_path.glob("**/*.tmp-*"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["_state", "dataset=campaign_stats"]
+
+
+def test_stats_reads_overlap_up_to_the_concurrency_and_keep_the_listing_order(tmp_path: Path) -> None:
+    import threading
+    import time as _time
+
+    from espcore.providers.base import Campaign, CampaignState, CampaignStats
+
+    class SlowStats:
+        name = "fake"
+
+        def __init__(self) -> None:
+            self.in_flight = self.peak = 0
+            self.lock = threading.Lock()
+
+        def list_campaigns(self) -> list[Campaign]:
+            return [Campaign(str(i), f"c{i}", CampaignState.PENDING, "sending") for i in range(12)]
+
+        def campaign_stats(self, campaign_id: str) -> CampaignStats:
+            with self.lock:
+                self.in_flight += 1
+                self.peak = max(self.peak, self.in_flight)
+            _time.sleep(0.05)
+            with self.lock:
+                self.in_flight -= 1
+            return CampaignStats(campaign_id, sent=int(campaign_id))
+
+    now = datetime(2026, 3, 2, 12, 0).astimezone()
+    rows_by: dict[int, list[tuple[str, int]]] = {}
+    for concurrency in (1, 4):
+        adapter = SlowStats()
+        state = collect.LandingState.load(tmp_path / str(concurrency), "fake", "campaign_stats")
+        rows, counters = collect.campaign_stats_rows(adapter, now, state, concurrency=concurrency)  # type: ignore[arg-type]
+        assert adapter.peak == concurrency
+        assert counters["stats_fetched"] == 12
+        rows_by[concurrency] = [(r["campaign_id"], r["sent"]) for r in rows]
+    assert rows_by[4] == rows_by[1] == [(str(i), i) for i in range(12)]
