@@ -19,7 +19,8 @@ dlt has no client-side limiter.
 own temp dir:
 
 * ours: :func:`espcore.landing.collect.land_campaigns` and ``land_campaign_stats`` with the project's
-  :class:`SendPulseClient` (sandbox credentials, OAuth client credentials, limit/offset pages of 100);
+  :class:`SendPulseClient` (sandbox credentials, OAuth client credentials, limit/offset pages of 100; its
+  defaults: up to 4 stats reads in flight, the listing shared between the two landings);
 * dlt: a ``dlt.sources.rest_api`` source configured as a dlt user would for this API: the built-in
   ``oauth2_client_credentials`` auth on ``POST /oauth/access_token``, an ``offset`` paginator (limit 100, no
   total: stop on an empty page) on ``GET /campaigns``, and ``campaign_stats`` as a dependent resource on
