@@ -12,7 +12,6 @@ says so instead of creating views that would read nothing.
 
 import os
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 import duckdb
 import pyarrow as pa
@@ -49,24 +48,20 @@ class ViewsUnavailable(RuntimeError):
     """DuckDB cannot read this lake here (an object store without the httpfs extension)."""
 
 
-def dataset_glob(lake_root: str | os.PathLike[str], dataset: str) -> str:
-    if is_remote(lake_root):
-        lake = RemoteLake(os.fspath(lake_root))
-        return lake.location(lake.path(f"dataset={dataset}", "provider=*", "date=*", "*.parquet"))
-    return f"{local_root(lake_root).resolve()}/dataset={dataset}/provider=*/date=*/*.parquet"
+def _dataset_files(lake_root: str | os.PathLike[str], remote: RemoteLake | None, dataset: str) -> tuple[str, bool]:
+    """The glob DuckDB reads a dataset with, and whether it matches a file yet."""
+    if remote is not None:
+        glob = remote.location(remote.path(f"dataset={dataset}", "provider=*", "date=*", "*.parquet"))
+        return glob, bool(remote.files(remote.path(f"dataset={dataset}")))
+    folder = local_root(lake_root).resolve() / f"dataset={dataset}"
+    return f"{folder}/provider=*/date=*/*.parquet", any(folder.glob("provider=*/date=*/*.parquet"))
 
 
-def _has_files(lake_root: str | os.PathLike[str], dataset: str) -> bool:
-    if is_remote(lake_root):
-        lake = RemoteLake(os.fspath(lake_root))
-        return bool(lake.files(lake.path(f"dataset={dataset}")))
-    return any((local_root(lake_root).resolve() / f"dataset={dataset}").glob("provider=*/date=*/*.parquet"))
-
-
-def _source_sql(lake_root: str | os.PathLike[str], spec: DatasetSchema) -> str:
-    if _has_files(lake_root, spec.name):
+def _source_sql(lake_root: str | os.PathLike[str], remote: RemoteLake | None, spec: DatasetSchema) -> str:
+    glob, has_files = _dataset_files(lake_root, remote, spec.name)
+    if has_files:
         return (
-            f"SELECT * EXCLUDE (dataset) FROM read_parquet('{_lit(dataset_glob(lake_root, spec.name))}', "
+            f"SELECT * EXCLUDE (dataset) FROM read_parquet('{_lit(glob)}', "
             "hive_partitioning = true, union_by_name = true, "
             "hive_types = {'provider': VARCHAR, 'date': DATE, 'dataset': VARCHAR})"
         )
@@ -82,21 +77,22 @@ def create_lake_views(
     """(Re)create ``lake_<d>`` (and ``lake_<d>_latest`` for snapshots) for each dataset; return the view names.
 
     ``target`` is a DuckDB file path or an open connection (left open)."""
+    remote = RemoteLake(os.fspath(lake_root)) if is_remote(lake_root) else None
     con = target if isinstance(target, duckdb.DuckDBPyConnection) else duckdb.connect(str(target))
     names: list[str] = []
     try:
-        if is_remote(lake_root):
+        if remote is not None:
             try:
                 con.execute("LOAD httpfs")
             except duckdb.Error as exc:
                 raise ViewsUnavailable(
-                    f"DuckDB needs its httpfs extension to read {urlsplit(os.fspath(lake_root)).scheme}:// files "
+                    f"DuckDB needs its httpfs extension to read {remote.scheme}:// files "
                     f"(INSTALL httpfs once where extensions can be downloaded): {exc}"
                 ) from None
         for name in datasets or DATASETS:
             spec = DATASETS[name]
             view = f"lake_{name}"
-            con.execute(f"CREATE OR REPLACE VIEW {view} AS {_source_sql(lake_root, spec)}")
+            con.execute(f"CREATE OR REPLACE VIEW {view} AS {_source_sql(lake_root, remote, spec)}")
             names.append(view)
             if name in SNAPSHOT_DATASETS:
                 con.execute(
