@@ -4,8 +4,10 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from assets.failures import explain
 from assets.subscribers import book_key, to_spec
 from espcore.sync.engine import segment_health
+from espcore.transient import is_transient
 from pipelines.config import SyncDecl
 from resources.warehouse import WarehouseResource
 
@@ -17,11 +19,22 @@ def build_source_check(decl: SyncDecl, segment_key: dg.AssetKey) -> dg.AssetChec
         asset=segment_key,
         name=f"{decl.name}_source_ok",
         blocking=True,
-        description=f"Segment of sync {decl.name}: mapped columns exist, not empty while rows are synced, "
+        description=f"Segment of sync {decl.name}: readable, mapped columns exist, not empty while rows are synced, "
         f"invalid emails under {decl.max_invalid_pct}%, duplicate keys under {decl.max_duplicate_pct}%.",
     )
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        h = segment_health(spec, warehouse.get_warehouse())
+        try:
+            h = segment_health(spec, warehouse.get_warehouse())
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            # the pre-flight: a missing relation or column, or SQL the warehouse refuses, in the database's own
+            # words; the check fails (blocking the sync) instead of the sync retrying a query that cannot work
+            return dg.AssetCheckResult(
+                passed=False,
+                description=f"the segment cannot be read: {explain(exc)}",
+                metadata={"error": explain(exc)},
+            )
         problems = []
         if h.missing_columns:
             problems.append(f"missing mapped columns: {', '.join(h.missing_columns)}")

@@ -20,6 +20,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from assets.failures import TRANSIENT_RETRY, failures_explained
 from espcore.landing.collect import (
     DAILY_LANDERS,
     SNAPSHOT_LANDERS,
@@ -34,7 +35,7 @@ from espcore.landing.views import ViewsUnavailable, create_lake_views
 from espcore.landing.writer import land
 from resources.lake import LakeResource
 
-LANDING_RETRY = dg.RetryPolicy(max_retries=3, delay=20, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+LANDING_RETRY = TRANSIENT_RETRY  # transient faults only: every landing body runs under failures_explained()
 # end_offset=1: today's partition exists. A day's campaign_stats file holds every campaign's counters as of that
 # day's latest landing (each landing during the day replaces it), so the history is one snapshot per day; a day's
 # delivery_events file holds the events that occurred in it (today's grows until the day ends).
@@ -167,16 +168,17 @@ def build_snapshot_assets(
         required_resource_keys={provider, "lake"},
     )
     def _snapshots(context: dg.AssetExecutionContext, config: LandingConfig) -> Iterator[dg.MaterializeResult]:
-        lake: LakeResource = context.resources.lake
-        adapter = getattr(context.resources, provider).get_provider()
-        now = datetime.now(UTC)
-        for dataset in _selected(context, snapshots):
-            extra: dict[str, Any] = {"full_refresh": config.full_refresh} if dataset == "campaigns" else {}
-            result = SNAPSHOT_LANDERS[dataset](lake.root, adapter, run_id=context.run.run_id, now=now, **extra)
-            context.log.info(f"{provider} {dataset}: {result.landed.rows} rows, {result.http_calls} HTTP calls")
-            yield dg.MaterializeResult(
-                asset_key=landing_key(provider, dataset), metadata=landing_metadata(dataset, result)
-            )
+        with failures_explained():
+            lake: LakeResource = context.resources.lake
+            adapter = getattr(context.resources, provider).get_provider()
+            now = datetime.now(UTC)
+            for dataset in _selected(context, snapshots):
+                extra: dict[str, Any] = {"full_refresh": config.full_refresh} if dataset == "campaigns" else {}
+                result = SNAPSHOT_LANDERS[dataset](lake.root, adapter, run_id=context.run.run_id, now=now, **extra)
+                context.log.info(f"{provider} {dataset}: {result.landed.rows} rows, {result.http_calls} HTTP calls")
+                yield dg.MaterializeResult(
+                    asset_key=landing_key(provider, dataset), metadata=landing_metadata(dataset, result)
+                )
 
     return _snapshots
 
@@ -197,23 +199,26 @@ def build_daily_assets(provider: str, automation: dg.AutomationCondition | None 
         required_resource_keys={provider, "lake"},
     )
     def _daily(context: dg.AssetExecutionContext, config: LandingConfig) -> Iterator[dg.MaterializeResult]:
-        lake: LakeResource = context.resources.lake
-        adapter = getattr(context.resources, provider).get_provider()
-        day = context.partition_key
-        now = datetime.now(UTC)
-        for dataset in _selected(context, daily):
-            extra: dict[str, Any] = {}
-            if dataset == "campaign_stats":
-                extra = {
-                    "full_refresh": config.full_refresh,
-                    "recheck_after": timedelta(days=config.recheck_after_days),
-                    "settle_after": timedelta(days=config.settle_after_days),
-                }
-            result = DAILY_LANDERS[dataset](lake.root, adapter, day, run_id=context.run.run_id, now=now, **extra)
-            context.log.info(f"{provider} {dataset} {day}: {result.landed.rows} rows, {result.http_calls} HTTP calls")
-            yield dg.MaterializeResult(
-                asset_key=landing_key(provider, dataset), metadata=landing_metadata(dataset, result)
-            )
+        with failures_explained():
+            lake: LakeResource = context.resources.lake
+            adapter = getattr(context.resources, provider).get_provider()
+            day = context.partition_key
+            now = datetime.now(UTC)
+            for dataset in _selected(context, daily):
+                extra: dict[str, Any] = {}
+                if dataset == "campaign_stats":
+                    extra = {
+                        "full_refresh": config.full_refresh,
+                        "recheck_after": timedelta(days=config.recheck_after_days),
+                        "settle_after": timedelta(days=config.settle_after_days),
+                    }
+                result = DAILY_LANDERS[dataset](lake.root, adapter, day, run_id=context.run.run_id, now=now, **extra)
+                context.log.info(
+                    f"{provider} {dataset} {day}: {result.landed.rows} rows, {result.http_calls} HTTP calls"
+                )
+                yield dg.MaterializeResult(
+                    asset_key=landing_key(provider, dataset), metadata=landing_metadata(dataset, result)
+                )
 
     return _daily
 
@@ -305,18 +310,20 @@ def build_views_asset(deps: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
         retry_policy=LANDING_RETRY,
         required_resource_keys={"lake", "warehouse"},
         automation_condition=dg.AutomationCondition.eager(),
-        description="(Re)creates the DuckDB views lake_<dataset> and lake_<dataset>_latest over the Parquet lake.",
+        description="(Re)creates the DuckDB views esp.lake_<dataset> and esp.lake_<dataset>_latest over the Parquet "
+        "lake, in the product's own schema.",
     )
     def lake_views(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         lake: LakeResource = context.resources.lake
         db = views_database(context.resources.warehouse)
-        try:
-            names = create_lake_views(db, lake.root)
-        except ViewsUnavailable as exc:  # an object-store lake where DuckDB cannot read it: say so, land on
-            context.log.warning(f"lake views not created: {exc}")
-            return dg.MaterializeResult(
-                metadata={"views": dg.MetadataValue.json([]), "duckdb_path": db, "skipped": str(exc)}
-            )
+        with failures_explained():
+            try:
+                names = create_lake_views(db, lake.root, schema=context.resources.warehouse.own_schema)
+            except ViewsUnavailable as exc:  # an object-store lake where DuckDB cannot read it: say so, land on
+                context.log.warning(f"lake views not created: {exc}")
+                return dg.MaterializeResult(
+                    metadata={"views": dg.MetadataValue.json([]), "duckdb_path": db, "skipped": str(exc)}
+                )
         return dg.MaterializeResult(
             metadata={"views": dg.MetadataValue.json(names), "duckdb_path": db, "dagster/row_count": len(names)}
         )
@@ -343,8 +350,9 @@ def build_balance_asset(provider: str) -> dg.AssetsDefinition:
         lake: LakeResource = context.resources.lake
         adapter = getattr(context.resources, provider).get_provider()
         now = datetime.now(UTC)
-        rows = balance_rows(adapter, now)
-        landed = land(lake.root, "balances", provider, now.date(), rows, run_id=context.run.run_id, landed_at=now)
+        with failures_explained():
+            rows = balance_rows(adapter, now)
+            landed = land(lake.root, "balances", provider, now.date(), rows, run_id=context.run.run_id, landed_at=now)
         return dg.MaterializeResult(metadata=landing_metadata("balances", LandingResult(landed, rows, None)))
 
     return _balance

@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from assets.failures import TRANSIENT_RETRY, as_failure
 from espcore.landing.writer import land
 from espcore.sync.engine import SyncError, SyncResult, run_sync
 from espcore.sync.spec import SyncOptions, SyncSpec
@@ -22,7 +23,7 @@ from pipelines.config import SyncDecl
 from resources.lake import LakeResource
 from resources.warehouse import WarehouseResource
 
-SYNC_RETRY = dg.RetryPolicy(max_retries=3, delay=20, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+SYNC_RETRY = TRANSIENT_RETRY  # transient faults only: run_sync's errors go through as_failure()
 
 
 class SyncRunConfig(dg.Config):
@@ -114,10 +115,8 @@ def build_sync_asset(
             result = run_sync(
                 sync_spec, adapter, warehouse.get_warehouse(), run_id=run_id, options=options, progress=context.log.info
             )
-        except SyncError as exc:
-            raise dg.Failure(
-                description=str(exc), metadata={k: v for k, v in exc.counts.items() if v is not None}
-            ) from exc
+        except Exception as exc:  # the underlying message; retried only when transient
+            raise as_failure(exc, exc.counts if isinstance(exc, SyncError) else None) from exc
         metadata: dict[str, Any] = dict(result.metadata())
         metadata["dagster/row_count"] = result.synced_rows
         metadata["rejects_sample"] = dg.MetadataValue.md(rejects_markdown(result))

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from espcore import demo
-from espcore.warehouse import build_demo_warehouse
+from espcore.demo import build_demo_warehouse
 from resources.warehouse import WarehouseResource
 
 CUSTOMERS_KEY = dg.AssetKey(["warehouse", "customers"])

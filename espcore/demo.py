@@ -5,6 +5,10 @@ import random
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
+
+from espcore.warehouse import BaseWarehouse, quote_ident
+
 FIRST = [
     "Ann",
     "Boris",
@@ -126,3 +130,26 @@ def seed_demo_suppressions(provider: str, sandbox: object) -> None:
     finally:
         client.close()
         transport.close()
+
+
+def build_demo_warehouse(wh: BaseWarehouse, *, n: int = 200, seed: int = 7) -> dict[str, int]:
+    """Create (or replace) the deterministic demo tables and segment views; returns row counts.
+
+    Demo only: this replaces ``customers`` and the segment views, so it is never part of the production
+    definitions; the demo runs it on its own DuckDB file."""
+    rows = customers(n, seed)
+    with wh.connect() as con:
+        con.load_temp("demo_rows", pa.Table.from_pylist(rows))
+        with con.transaction():
+            for name in SEGMENT_VIEWS:
+                con.execute(f"DROP VIEW IF EXISTS {quote_ident(name)}")
+            con.execute("DROP TABLE IF EXISTS customers")
+            con.execute("CREATE TABLE customers AS SELECT * FROM demo_rows")
+            for name, sql in SEGMENT_VIEWS.items():
+                con.execute(f"CREATE VIEW {quote_ident(name)} AS {sql}")
+        con.drop_temp("demo_rows")
+        counts = {"customers": len(rows)}
+        for name in SEGMENT_VIEWS:
+            row = con.fetchone(f"SELECT count(*) FROM {quote_ident(name)}")
+            counts[name] = int(row[0]) if row else 0
+    return counts

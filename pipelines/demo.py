@@ -1,20 +1,23 @@
-"""Run the main job on the embedded default (demo DuckDB warehouse + sandbox providers) and print a summary.
+"""The demo: the main job on its own DuckDB warehouse and the three providers' sandboxes, then a summary.
 
-    uv run python -m pipelines.demo
+    uv run python -m pipelines.demo [--data-dir DIR]
 
-Runs are recorded in ``data/dagster_home`` so the Dagster UI (``dg dev``) shows them; sandbox accounts persist
-in ``data/sandbox``, so a second run reports zero changes.
+The demo is its own code path. It builds its demo warehouse (customers and segment views) in its own data
+folder (``--data-dir``, else ``ESP_DATA_DIR``, else ``data/``) and always runs every provider on its embedded
+loopback sandbox; provider credentials, ``ESP_WAREHOUSE_URL`` and the other production variables in the
+environment are ignored (it says so in one line). Runs are recorded in ``<data>/dagster_home`` so the Dagster
+UI shows them; sandbox accounts persist in ``<data>/sandbox``, so a second run reports zero changes.
 """
 
+import argparse
 import os
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("ESP_DATA_DIR", ROOT / "data"))
-DAGSTER_HOME = DATA / "dagster_home"
 
 INSTANCE_YAML = """\
 telemetry:
@@ -24,23 +27,62 @@ concurrency:
     default_limit: 1
 """
 
+#: production settings the demo never uses
+IGNORED_ENV = (
+    "SENDPULSE_CLIENT_ID",
+    "SENDPULSE_CLIENT_SECRET",
+    "PAKAT_API_KEY",
+    "LITESTARTUP_API_KEY",
+    "ESP_WAREHOUSE_URL",
+    "ESP_WAREHOUSE_SCHEMA",
+    "ESP_LAKE_ROOT",
+    "ESP_SANDBOX_DIR",
+)
 
-def prepare_home() -> None:
-    DAGSTER_HOME.mkdir(parents=True, exist_ok=True)
-    cfg = DAGSTER_HOME / "dagster.yaml"
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("ESP_DATA_DIR") or ROOT / "data")
+
+
+def prepare_home(data: Path) -> Path:
+    home = data / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / "dagster.yaml"
     if not cfg.exists():
         cfg.write_text(INSTANCE_YAML)
-    os.environ.setdefault("DAGSTER_HOME", str(DAGSTER_HOME))
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
 
 
-def main() -> int:
-    prepare_home()
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.demo",
+        description="Run the main job on the demo: a DuckDB warehouse built in the demo's own data folder and the "
+        "three providers' sandboxes (emulators on 127.0.0.1; no real provider is contacted, whatever credentials "
+        "the environment holds). Prints a summary; a second run changes and launches nothing.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the demo's data folder (default: $ESP_DATA_DIR, else data/ in the project)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    data = (args.data_dir or default_data_dir()).resolve()
+    ignored = [name for name in IGNORED_ENV if os.environ.get(name)]
+    if ignored:
+        print(f"demo: ignoring {', '.join(ignored)} (the demo always uses its own warehouse and the sandboxes)")
+    prepare_home(data)
     import dagster as dg
 
     from pipelines.automation import landing_day
-    from pipelines.definitions import defs
+    from pipelines.demo_location import build_demo_location
 
-    job = defs.resolve_job_def("main")
+    job = build_demo_location(data).defs.resolve_job_def("main")
     day = landing_day(datetime.now(UTC))  # the main job is partitioned by day (the daily stats and events)
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False, partition_key=day)
@@ -74,12 +116,27 @@ def main() -> int:
     failed = [c for c in checks if not c.passed]
     print(f"  checks  {len(checks) - len(failed)} passed, {len(failed)} failed")
     for check in failed:
-        print(f"  check   {'/'.join(check.asset_key.path)}:{check.check_name} FAILED ({check.severity.value})")
+        why = f": {check.description}" if check.description else ""
+        print(f"  check   {'/'.join(check.asset_key.path)}:{check.check_name} FAILED ({check.severity.value}){why}")
     if not result.success:
         for event in result.all_events:
             if event.is_failure and event.step_key:
-                print(f"  failed step {event.step_key}: {event.message}")
+                print(f"  failed step {event.step_key}: {failure_message(event)}")
     return 0 if result.success else 1
+
+
+def failure_message(event: Any) -> str:
+    """The underlying error of a failed step (the database's or provider's own words), not Dagster's wrapper."""
+    data = getattr(event, "event_specific_data", None)
+    error = getattr(data, "error", None)
+    while error is not None and error.cls_name == "DagsterExecutionStepExecutionError" and error.cause is not None:
+        error = error.cause  # Dagster's wrapper around what the step raised
+    if error is None:
+        return str(event.message)
+    message = error.message.strip()
+    if error.cls_name == "Failure":  # raised by our assets: its description already names the underlying error
+        return message.removeprefix("dagster._core.definitions.events.Failure: ")
+    return message if message.startswith(f"{error.cls_name}:") else f"{error.cls_name}: {message}"
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from espcore.warehouse import BaseWarehouse, Warehouse, warehouse_from_url
+from espcore.warehouse import DEFAULT_OWN_SCHEMA, BaseWarehouse, Warehouse, check_own_schema, warehouse_from_url
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -22,11 +22,19 @@ class WarehouseResource(dg.ConfigurableResource):
         "duckdb:///relative/path.duckdb. When set, it is used instead of duckdb_path.",
     )
 
+    own_schema: str = Field(
+        default=DEFAULT_OWN_SCHEMA,
+        description="Schema of the product's own tables (sync state, plan, changelog, runs, locks, campaign "
+        "ledger) and lake views, created when missing. Nothing outside it is ever created, replaced or dropped.",
+    )
+
     _warehouse: BaseWarehouse | None = PrivateAttr(default=None)
 
     def get_warehouse(self) -> BaseWarehouse:
         if self._warehouse is None:
-            self._warehouse = warehouse_from_url(self.url) if self.url else Warehouse(self.duckdb_path)
+            warehouse = warehouse_from_url(self.url) if self.url else Warehouse(self.duckdb_path)
+            warehouse.own_schema = check_own_schema(self.own_schema)
+            self._warehouse = warehouse
         return self._warehouse
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:

@@ -1,4 +1,5 @@
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -8,6 +9,11 @@ from tests.pg import PgServer, PostgresUnavailable, in_ci, postgres_server
 
 # Dagster in tests: no telemetry, an ephemeral instance per test unless a test sets one up.
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+# The tests configure the sandboxes explicitly, as a deployment would (the production definitions refuse to load
+# a provider without credentials otherwise); never with real credentials from the environment.
+for _name in ("SENDPULSE_CLIENT_ID", "SENDPULSE_CLIENT_SECRET", "PAKAT_API_KEY", "LITESTARTUP_API_KEY"):
+    os.environ.pop(_name, None)
+os.environ.setdefault("ESP_SANDBOX_DIR", tempfile.mkdtemp(prefix="esp-test-sandbox-"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -133,7 +133,7 @@ def last_sync(warehouse: WarehouseLike, sync_name: str) -> SyncRunInfo | None:
     with warehouse.connect() as con:
         ensure_tables(con)
         row = con.fetchone(
-            "SELECT run_id, book_id, finished_at, counts FROM sync_runs WHERE sync_name = ? "
+            f"SELECT run_id, book_id, finished_at, counts FROM {con.own('sync_runs')} WHERE sync_name = ? "
             "AND status = 'success' AND NOT dry_run AND finished_at IS NOT NULL "
             "ORDER BY finished_at DESC LIMIT 1",
             [sync_name],
@@ -153,7 +153,7 @@ def synced_rows(warehouse: WarehouseLike, provider: str, book_id: str) -> int:
     with warehouse.connect() as con:
         ensure_tables(con)
         row = con.fetchone(
-            "SELECT count(*) FROM sync_state WHERE provider = ? AND book_id = ? AND status = 'synced'",
+            f"SELECT count(*) FROM {con.own('sync_state')} WHERE provider = ? AND book_id = ? AND status = 'synced'",
             [provider, book_id],
         )
     return int(row[0]) if row else 0

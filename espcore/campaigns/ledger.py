@@ -26,10 +26,13 @@ class WarehouseLike(Protocol):
     def connect(self) -> AbstractContextManager[WarehouseConnection]: ...
 
 
+#: the ledger table, in the product's own schema (``con.own(TABLE)``)
+TABLE = "campaign_ledger"
+
 STATUSES = ("planned", "posting", "sent", "unknown", "failed")
 
 DDL = [
-    """CREATE TABLE IF NOT EXISTS campaign_ledger (
+    """CREATE TABLE IF NOT EXISTS {ledger} (
         campaign_key VARCHAR NOT NULL PRIMARY KEY, provider VARCHAR NOT NULL, book_id VARCHAR,
         campaign_name VARCHAR NOT NULL, occurrence VARCHAR NOT NULL, provider_name VARCHAR NOT NULL,
         status VARCHAR NOT NULL, provider_campaign_id VARCHAR, provider_status VARCHAR, recipients INTEGER,
@@ -69,8 +72,11 @@ def utc_naive(when: datetime) -> datetime:
 
 
 def ensure_ledger(con: WarehouseConnection) -> None:
-    for ddl in DDL:
-        con.execute(ddl)
+    """Create the ledger in the product's own schema when it is missing (idempotent)."""
+    con.ensure_own_schema()
+    with con.transaction(lock="espcore.ledger.ddl"):
+        for ddl in DDL:
+            con.execute(ddl.format(ledger=con.own("campaign_ledger")))
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ class Ledger:
 
     def get(self, key: str) -> LedgerRow | None:
         with self.wh.connect() as con:
-            row = con.fetchone(f"SELECT {', '.join(_COLUMNS)} FROM campaign_ledger WHERE campaign_key = ?", [key])
+            row = con.fetchone(f"SELECT {', '.join(_COLUMNS)} FROM {con.own(TABLE)} WHERE campaign_key = ?", [key])
         return LedgerRow(*row) if row else None  # type: ignore[arg-type]
 
     def plan(
@@ -130,7 +136,7 @@ class Ledger:
         now = self.now()
         with self.wh.connect() as con, con.transaction():
             con.execute(
-                """INSERT INTO campaign_ledger (campaign_key, provider, book_id, campaign_name, occurrence,
+                f"""INSERT INTO {con.own(TABLE)} (campaign_key, provider, book_id, campaign_name, occurrence,
                        provider_name, status, attempts, run_id, planned_at, updated_at)
                    VALUES (?, ?, ?, ?, ?, ?, 'planned', 0, ?, ?, ?)
                    ON CONFLICT (campaign_key) DO NOTHING""",
@@ -162,7 +168,7 @@ class Ledger:
         token = uuid.uuid4().hex
         allowed = list(expect) if expect is not None else list(STATUSES)
         with self.wh.connect() as con, con.transaction():
-            row = con.fetchone("SELECT status FROM campaign_ledger WHERE campaign_key = ?", [key])
+            row = con.fetchone(f"SELECT status FROM {con.own(TABLE)} WHERE campaign_key = ?", [key])
             if row is None:
                 raise KeyError(f"campaign key {key} is not in the ledger")
             if row[0] not in allowed:
@@ -170,7 +176,7 @@ class Ledger:
             # compare-and-set: the status condition is re-checked by the UPDATE itself, so of two writers racing
             # from the same status (PostgreSQL, READ COMMITTED) only one matches; the claim says which.
             con.execute(
-                f"""UPDATE campaign_ledger SET status = ?, claim = ?,
+                f"""UPDATE {con.own(TABLE)} SET status = ?, claim = ?,
                      provider_campaign_id = coalesce(?, provider_campaign_id),
                      provider_status = coalesce(?, provider_status),
                      recipients = coalesce(?, recipients),
@@ -201,7 +207,7 @@ class Ledger:
                     *allowed,
                 ],
             )
-            won = con.fetchone("SELECT claim FROM campaign_ledger WHERE campaign_key = ?", [key])
+            won = con.fetchone(f"SELECT claim FROM {con.own(TABLE)} WHERE campaign_key = ?", [key])
             if won is None or won[0] != token:
                 raise LedgerConflict(f"campaign {key} was moved by another writer first")
         out = self.get(key)
@@ -221,7 +227,7 @@ class Ledger:
         now = self.now()
         with self.wh.connect() as con, con.transaction():
             con.execute(
-                "UPDATE campaign_ledger SET test_sent_at = ?, test_recipients = ?, updated_at = ? "
+                f"UPDATE {con.own(TABLE)} SET test_sent_at = ?, test_recipients = ?, updated_at = ? "
                 "WHERE campaign_key = ?",
                 [now, ", ".join(recipients), now, key],
             )
@@ -231,19 +237,19 @@ class Ledger:
         and the oldest of them (when the rolling window frees a slot)."""
         with self.wh.connect() as con:
             row = con.fetchone(
-                "SELECT count(*), min(posting_at) FROM campaign_ledger WHERE provider = ? AND posting_at > ? "
+                f"SELECT count(*), min(posting_at) FROM {con.own(TABLE)} WHERE provider = ? AND posting_at > ? "
                 "AND status IN ('posting', 'sent', 'unknown')",
                 [provider, utc_naive(since)],
             )
         return (int(row[0]), row[1]) if row else (0, None)
 
     def rows(self, provider: str | None = None) -> list[LedgerRow]:
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM campaign_ledger"
         params: list[str] = []
-        if provider:
-            sql += " WHERE provider = ?"
-            params.append(provider)
         with self.wh.connect() as con:
+            sql = f"SELECT {', '.join(_COLUMNS)} FROM {con.own(TABLE)}"
+            if provider:
+                sql += " WHERE provider = ?"
+                params.append(provider)
             return [LedgerRow(*r) for r in con.fetchall(sql + " ORDER BY planned_at", params)]  # type: ignore[arg-type]
 
 

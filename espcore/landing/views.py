@@ -1,4 +1,5 @@
-"""DuckDB views over the landed Parquet, created idempotently (``CREATE OR REPLACE VIEW``).
+"""DuckDB views over the landed Parquet, created idempotently (``CREATE OR REPLACE VIEW``) in the product's own
+schema (``esp`` unless configured otherwise).
 
 ``lake_<dataset>`` reads every file of a dataset with pinned hive types; ``lake_<dataset>_latest`` keeps the
 newest ``date`` per provider for snapshot datasets. A dataset with no file yet gets an empty view with the
@@ -18,6 +19,7 @@ import pyarrow as pa
 
 from espcore.landing.schemas import DATASETS, SNAPSHOT_DATASETS, DatasetSchema
 from espcore.landing.store import RemoteLake, is_remote, local_root
+from espcore.warehouse import DEFAULT_OWN_SCHEMA, check_own_schema, quote_ident
 
 
 def duckdb_type(t: pa.DataType) -> str:
@@ -73,10 +75,15 @@ def create_lake_views(
     target: str | os.PathLike[str] | duckdb.DuckDBPyConnection,
     lake_root: str | os.PathLike[str],
     datasets: Iterable[str] | None = None,
+    *,
+    schema: str = DEFAULT_OWN_SCHEMA,
 ) -> list[str]:
-    """(Re)create ``lake_<d>`` (and ``lake_<d>_latest`` for snapshots) for each dataset; return the view names.
+    """(Re)create ``<schema>.lake_<d>`` (and ``<schema>.lake_<d>_latest`` for snapshots) for each dataset; return
+    the qualified view names. The views live in the product's own schema (created when missing), so they can
+    never replace a view of the user's.
 
     ``target`` is a DuckDB file path or an open connection (left open)."""
+    schema = check_own_schema(schema)
     remote = RemoteLake(os.fspath(lake_root)) if is_remote(lake_root) else None
     con = target if isinstance(target, duckdb.DuckDBPyConnection) else duckdb.connect(str(target))
     names: list[str] = []
@@ -89,14 +96,17 @@ def create_lake_views(
                     f"DuckDB needs its httpfs extension to read {remote.scheme}:// files "
                     f"(INSTALL httpfs once where extensions can be downloaded): {exc}"
                 ) from None
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
         for name in datasets or DATASETS:
             spec = DATASETS[name]
-            view = f"lake_{name}"
-            con.execute(f"CREATE OR REPLACE VIEW {view} AS {_source_sql(lake_root, remote, spec)}")
+            view = f"{schema}.lake_{name}"
+            qualified = f"{quote_ident(schema)}.{quote_ident('lake_' + name)}"
+            con.execute(f"CREATE OR REPLACE VIEW {qualified} AS {_source_sql(lake_root, remote, spec)}")
             names.append(view)
             if name in SNAPSHOT_DATASETS:
+                latest = f"{quote_ident(schema)}.{quote_ident('lake_' + name + '_latest')}"
                 con.execute(
-                    f"CREATE OR REPLACE VIEW {view}_latest AS SELECT * FROM {view} "
+                    f"CREATE OR REPLACE VIEW {latest} AS SELECT * FROM {qualified} "
                     "QUALIFY date = max(date) OVER (PARTITION BY provider)"
                 )
                 names.append(f"{view}_latest")

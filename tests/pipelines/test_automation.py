@@ -4,7 +4,8 @@ import json
 
 import dagster as dg
 
-from espcore.warehouse import Warehouse, build_demo_warehouse
+from espcore.demo import build_demo_warehouse
+from espcore.warehouse import Warehouse
 from pipelines.automation import build_segment_change_sensor
 from pipelines.config import Declarations
 from resources.warehouse import WarehouseResource

@@ -1,5 +1,6 @@
 """The code location loads, declares what the YAML says, and explains configuration mistakes."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +22,81 @@ def test_definitions_load_and_list_every_asset():
         assert any(k.startswith(f"{decl.provider}/books/") for k in keys)
     for provider in ("sendpulse", "pakat", "litestartup"):
         assert f"lake/{provider}/balances" in keys
-    assert "warehouse/customers" in keys
     job = defs.resolve_job_def("main")
     assert job is not None
+    # production never builds the demo's tables: the segments are external assets it only reads
+    assert "warehouse/customers" not in keys
+    assert "demo_warehouse" not in {n.name for n in job.graph.node_defs}
+    externals = {k.to_user_string() for k in defs.resolve_asset_graph().external_asset_keys}
+    assert {"warehouse/segment_active_eu", "warehouse/litestartup_enterprise_segment"} <= externals
+    # the segments' blocking source checks run in the main job before the syncs
+    assert any(n.endswith("_source_ok") for n in job.graph.node_dict)
+
+
+def test_the_demo_location_adds_the_demo_warehouse_on_sandboxes(monkeypatch, tmp_path):
+    from pipelines.demo_location import build_demo_location
+
+    monkeypatch.setenv("PAKAT_API_KEY", "real-looking-key")  # ignored by the demo
+    location = build_demo_location(tmp_path)
+    dg.Definitions.validate_loadable(location.defs)
+    keys = {k.to_user_string() for k in location.defs.resolve_asset_graph().get_all_asset_keys()}
+    assert "warehouse/customers" in keys
+    for provider in ("sendpulse", "pakat", "litestartup"):
+        resource = location.defs.resources[provider]
+        assert resource.sandbox_state is not None  # type: ignore[attr-defined]
+        assert Path(resource.sandbox_state).is_relative_to(tmp_path)  # type: ignore[attr-defined]
+
+
+def _load_production(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
+    return subprocess.run(
+        [sys.executable, "-c", "import pipelines.definitions"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+CONFIG_VARS = (
+    "SENDPULSE_CLIENT_ID",
+    "SENDPULSE_CLIENT_SECRET",
+    "PAKAT_API_KEY",
+    "LITESTARTUP_API_KEY",
+    "ESP_SANDBOX_DIR",
+)
+
+
+def test_production_without_credentials_fails_at_load_and_says_what_to_set():
+    """A forgotten variable never turns a real deployment into a silent no-op against an embedded sandbox."""
+    proc = _load_production({"SENDPULSE_CLIENT_ID": "id", "SENDPULSE_CLIENT_SECRET": "secret", "PAKAT_API_KEY": "k"})
+    assert proc.returncode != 0
+    assert "MissingCredentialsError" in proc.stderr
+    assert "litestartup is used by sync litestartup_enterprise" in proc.stderr
+    assert "LITESTARTUP_API_KEY" in proc.stderr and "ESP_SANDBOX_DIR" in proc.stderr
+    assert "secret" not in proc.stderr.replace("SENDPULSE_CLIENT_SECRET", "")
+
+
+def test_production_loads_with_credentials_or_an_explicit_sandbox(tmp_path):
+    real = {"SENDPULSE_CLIENT_ID": "i", "SENDPULSE_CLIENT_SECRET": "s", "PAKAT_API_KEY": "k", "LITESTARTUP_API_KEY": "l"}
+    assert _load_production(real).returncode == 0
+    assert _load_production({"ESP_SANDBOX_DIR": str(tmp_path)}).returncode == 0
+    mixed = _load_production({"ESP_SANDBOX_DIR": str(tmp_path), "PAKAT_API_KEY": "k"})
+    assert mixed.returncode != 0
+    assert "never mixes a real account with an emulator" in mixed.stderr
+
+
+def test_an_explicit_sandbox_is_the_only_way_to_a_sandbox(monkeypatch, tmp_path):
+    from pipelines.resources_setup import MissingCredentialsError, provider_resource
+
+    for name in CONFIG_VARS:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(MissingCredentialsError, match="PAKAT_API_KEY"):
+        provider_resource("pakat", ["sync x"])
+    monkeypatch.setenv("ESP_SANDBOX_DIR", str(tmp_path))
+    resource = provider_resource("pakat")
+    assert resource.sandbox_state == str(tmp_path.resolve() / "pakat.json")
 
 
 def test_definitions_load_without_deprecation_warnings():
@@ -59,20 +132,21 @@ def test_yaml_mistakes_name_the_file_entry_and_field(tmp_path, yaml_text, expect
 
 
 def test_half_configured_provider_is_an_error(monkeypatch):
-    from pipelines.resources_setup import MissingCredentialsError, sendpulse_resource
+    from pipelines.resources_setup import MissingCredentialsError, provider_resource
 
     monkeypatch.setenv("SENDPULSE_CLIENT_ID", "abc")
     monkeypatch.delenv("SENDPULSE_CLIENT_SECRET", raising=False)
     with pytest.raises(MissingCredentialsError, match="SENDPULSE_CLIENT_SECRET"):
-        sendpulse_resource()
+        provider_resource("sendpulse")
 
 
 def test_real_credentials_select_the_real_api(monkeypatch):
-    from pipelines.resources_setup import pakat_resource, sendpulse_resource
+    from pipelines.resources_setup import provider_resource
 
+    monkeypatch.delenv("ESP_SANDBOX_DIR", raising=False)
     monkeypatch.setenv("SENDPULSE_CLIENT_ID", "abc")
     monkeypatch.setenv("SENDPULSE_CLIENT_SECRET", "def")
     monkeypatch.setenv("PAKAT_API_KEY", "k")
-    for res in (sendpulse_resource(), pakat_resource()):
+    for res in (provider_resource("sendpulse"), provider_resource("pakat")):
         assert res.sandbox_state is None
         assert res.target_url().startswith("https://")

@@ -22,10 +22,13 @@ from psycopg import sql as pgsql
 from assets.campaigns import launch_key
 from assets.landing import VIEWS_KEY
 from assets.subscribers import book_key
+from espcore.demo import build_demo_warehouse
 from espcore.sandbox.embedded import build_sandbox
 from espcore.sandbox.server import SandboxServer
+from espcore.warehouse import PostgresWarehouse, Warehouse
 from pipelines import resources_setup
 from pipelines.definitions import DECLARATIONS, PROVIDER_SNAPSHOT_KEYS, defs
+from pipelines.location import providers_in_use
 from resources.litestartup import LiteStartupResource
 from tests.pg import DB_USER, PgServer
 
@@ -33,7 +36,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 PROD_INSTANCE_YAML = ROOT / "docs" / "dagster.prod.yaml"
-WAREHOUSE_SCHEMA: Final = "esp"
+WAREHOUSE_SCHEMA: Final = "analytics"  # the user's schema, through the URL's search_path
+OWN_SCHEMA: Final = "esp"  # the product's own tables
 REAL_CREDENTIALS = ("SENDPULSE_CLIENT_ID", "SENDPULSE_CLIENT_SECRET", "PAKAT_API_KEY", "LITESTARTUP_API_KEY")
 SYNC_KEYS = {d.name: book_key(d) for d in DECLARATIONS.syncs}
 LAUNCH_KEYS = {c.name: launch_key(c) for c in DECLARATIONS.campaigns}
@@ -60,19 +64,21 @@ def fresh_database(server: PgServer, prefix: str) -> Iterator[str]:
 def code_location_resources(
     monkeypatch: pytest.MonkeyPatch, data_dir: Path, warehouse_url: str | None
 ) -> Iterator[dict[str, object]]:
-    """The resources ``build_resources()`` makes for ``ESP_DATA_DIR=data_dir`` (and ``ESP_WAREHOUSE_URL`` when
-    given): the production warehouse selection and the embedded sandboxes, except that LiteStartup's free-plan
-    pace (client 1 request/s, sandbox 60/min) is lifted: its sandbox account, on the same state file, is served
-    by a loopback server without the rate limit and the client is unpaced."""
+    """The resources the production code location makes for ``ESP_DATA_DIR=data_dir`` and
+    ``ESP_SANDBOX_DIR=data_dir/sandbox`` (the explicit sandbox configuration; and ``ESP_WAREHOUSE_URL`` when
+    given), except that LiteStartup's free-plan pace (client 1 request/s, sandbox 60/min) is lifted: its sandbox
+    account, on the same state file, is served by a loopback server without the rate limit and the client is
+    unpaced."""
     for name in REAL_CREDENTIALS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ESP_DATA_DIR", str(data_dir))
-    monkeypatch.setattr(resources_setup, "DATA_DIR", data_dir)  # the module reads ESP_DATA_DIR once, at import
+    monkeypatch.setenv("ESP_SANDBOX_DIR", str(data_dir / "sandbox"))
+    monkeypatch.delenv("ESP_LAKE_ROOT", raising=False)
     if warehouse_url is None:
         monkeypatch.delenv("ESP_WAREHOUSE_URL", raising=False)
     else:
         monkeypatch.setenv("ESP_WAREHOUSE_URL", warehouse_url)
-    resources = resources_setup.build_resources()
+    resources = resources_setup.build_resources(providers_in_use(DECLARATIONS))
     litestartup = resources["litestartup"]
     assert isinstance(litestartup, LiteStartupResource)
     assert litestartup.sandbox_state is not None
@@ -134,6 +140,9 @@ def test_main_job_on_a_postgres_warehouse(tmp_path: Path, monkeypatch: pytest.Mo
         # the schema through libpq options, as documented in warehouse_from_url
         warehouse_url = f"{db_url}?options=-csearch_path%3D{WAREHOUSE_SCHEMA}"
         data_dir = tmp_path / "data"
+        # the user's own data: the customers table and segment views the declarations read
+        with PostgresWarehouse(warehouse_url) as user_wh:
+            build_demo_warehouse(user_wh)
         with (
             code_location_resources(monkeypatch, data_dir, warehouse_url) as resources,
             dg.instance_for_test() as instance,
@@ -153,20 +162,20 @@ def test_main_job_on_a_postgres_warehouse(tmp_path: Path, monkeypatch: pytest.Mo
             assert md["action"] == "created", (name, md)
             first_ids[name] = str(md["provider_campaign_id"])
 
-        # -- the warehouse tables live in PostgreSQL, in the schema of the URL
-        tables = {
-            r[0]
-            for r in pg_rows(
-                db_url, "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (WAREHOUSE_SCHEMA,)
-            )
-        }
-        assert {"customers", "sync_state", "sync_runs", "campaign_ledger"} <= tables, tables
-        public = pg_rows(db_url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
-        assert public == [], public
-        state = dict(pg_rows(db_url, f"SELECT provider, count(*) FROM {WAREHOUSE_SCHEMA}.sync_state GROUP BY provider"))
+        # -- the product's tables live in PostgreSQL, in its own schema; the user's schema holds only the user's
+        def tables_of(schema: str) -> set[str]:
+            query = "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+            return {r[0] for r in pg_rows(db_url, query, (schema,))}
+
+        tables = tables_of(OWN_SCHEMA)
+        assert {"sync_state", "sync_runs", "sync_lock", "campaign_ledger"} <= tables, tables
+        user = tables_of(WAREHOUSE_SCHEMA)
+        assert user == {"customers", "segment_active_eu", "segment_trial_users", "segment_all_active"}, user
+        assert tables_of("public") == set()
+        state = dict(pg_rows(db_url, f"SELECT provider, count(*) FROM {OWN_SCHEMA}.sync_state GROUP BY provider"))
         for decl in DECLARATIONS.syncs:
             assert state.get(decl.provider, 0) > 0, (decl.provider, state)
-        runs = pg_rows(db_url, f"SELECT run_id, sync_name, status FROM {WAREHOUSE_SCHEMA}.sync_runs")
+        runs = pg_rows(db_url, f"SELECT run_id, sync_name, status FROM {OWN_SCHEMA}.sync_runs")
         for run in (first, second):
             assert sorted((n, st) for r, n, st in runs if r == run.run_id) == [
                 (n, "success") for n in sorted(SYNC_KEYS)
@@ -174,7 +183,7 @@ def test_main_job_on_a_postgres_warehouse(tmp_path: Path, monkeypatch: pytest.Mo
         assert len(runs) == 2 * len(SYNC_KEYS), runs
         ledger = pg_rows(
             db_url,
-            f"SELECT campaign_name, status, provider_campaign_id, attempts FROM {WAREHOUSE_SCHEMA}.campaign_ledger",
+            f"SELECT campaign_name, status, provider_campaign_id, attempts FROM {OWN_SCHEMA}.campaign_ledger",
         )
         assert sorted(r[0] for r in ledger) == sorted(LAUNCH_KEYS), ledger  # one row per campaign: launched once
         for name, status, campaign_id, attempts in ledger:
@@ -200,7 +209,7 @@ def test_main_job_on_a_postgres_warehouse(tmp_path: Path, monkeypatch: pytest.Mo
         assert views_db == data_dir / "warehouse.duckdb"
         with duckdb.connect(str(views_db), read_only=True) as con:
             members = con.execute(
-                "SELECT provider, count(*) FROM lake_book_members_latest GROUP BY provider"
+                "SELECT provider, count(*) FROM esp.lake_book_members_latest GROUP BY provider"
             ).fetchall()
             relations = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         assert {p for p, n in members if n > 0} == {d.provider for d in DECLARATIONS.syncs}, members
@@ -229,6 +238,7 @@ def test_main_job_on_a_postgres_dagster_instance(tmp_path: Path, monkeypatch: py
         }.items():
             monkeypatch.setenv(name, value)
 
+        build_demo_warehouse(Warehouse(tmp_path / "data" / "warehouse.duckdb"))  # the user's data, in DuckDB
         with (
             code_location_resources(monkeypatch, tmp_path / "data", None) as resources,
             dg.DagsterInstance.get() as instance,

@@ -1,4 +1,4 @@
-"""The Dagster UI as a user sees it: the webserver on loopback lists every asset, materialises one through its
+"""The Dagster UI on the demo's code location as a user sees it: the webserver on loopback lists every asset, materialises one through its
 GraphQL API, and headless Chromium renders the asset graph (screenshots saved for the README)."""
 
 import base64
@@ -52,7 +52,7 @@ def webserver(tmp_path_factory):
         env.pop(var, None)  # the UI test always runs on the sandboxes
     log = open(home / "webserver.log", "w")  # noqa: SIM115 - closed in the teardown
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dagster_webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "dagster_webserver", "-m", "pipelines.demo_location", "-h", "127.0.0.1", "-p", str(port)],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -227,8 +227,8 @@ BALANCE_KEY = ["lake", "sendpulse", "balances"]
 
 def test_the_ui_lists_materialises_and_renders(webserver, tmp_path):
     """One flow, so it runs against one webserver whatever the test distribution."""
-    # 1. every asset the definitions declare is in the UI's asset graph
-    from pipelines.definitions import defs
+    # 1. every asset the demo's definitions declare is in the UI's asset graph
+    from pipelines.demo_location import defs
 
     expected = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     entries = gql(

@@ -109,7 +109,7 @@ def test_a_postgres_warehouse_keeps_the_lake_views_in_the_data_directory(tmp_pat
     from assets.landing import views_database
     from pipelines import resources_setup
 
-    monkeypatch.setattr(resources_setup, "DATA_DIR", tmp_path)
+    monkeypatch.setenv("ESP_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("ESP_WAREHOUSE_URL", f"postgresql://esp:{PASSWORD}@db.internal:5432/warehouse")
     res = resources_setup.warehouse_resource()
     assert res.url is not None

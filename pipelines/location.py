@@ -1,0 +1,167 @@
+"""One builder for a code location: every asset, check, job, schedule and sensor the declarations ask for.
+
+The production definitions (:mod:`pipelines.definitions`) and the demo (:mod:`pipelines.demo`) are both built
+here, from their own declarations and resources. Segments are external warehouse assets (the product reads them
+and never builds them); only the demo passes ``segment_assets`` that build its own demo tables.
+"""
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from assets.campaigns import build_campaign_defs
+from assets.checks import build_checks
+from assets.landing import (
+    build_balance_check,
+    build_landing_assets,
+    build_views_asset,
+    daily_landing_keys,
+    landing_condition,
+)
+from assets.subscribers import book_key, build_sync_asset
+from pipelines.automation import (
+    build_automation_sensor,
+    build_campaign_completed_sensor,
+    build_day_schedule,
+    build_main_schedule,
+    build_segment_change_sensor,
+)
+from pipelines.config import Declarations, SyncDecl
+
+
+def segment_key(decl: SyncDecl) -> dg.AssetKey:
+    """``warehouse/<relation>`` for a table or view (a schema-qualified name keeps its schema as a prefix),
+    ``warehouse/<sync>_segment`` for SQL."""
+    relation = decl.source.relation
+    if not relation:
+        return dg.AssetKey(["warehouse", f"{decl.name}_segment"])
+    parts = [re.sub(r"[^A-Za-z0-9_]+", "_", p.strip('"')).strip("_") or "_" for p in _split_name(relation)]
+    return dg.AssetKey(["warehouse", "__".join(parts)])
+
+
+def _split_name(name: str) -> list[str]:
+    """``a.b`` / ``"A b"."c"`` into its parts (dots inside double quotes do not split)."""
+    return [m.group(0) for m in re.finditer(r'"(?:[^"]|"")*"|[^.]+', name)]
+
+
+def providers_in_use(decls: Declarations) -> dict[str, list[str]]:
+    """Each provider the declarations use, with what uses it (for error messages)."""
+    used: dict[str, list[str]] = {}
+    for s in decls.syncs:
+        used.setdefault(s.provider, []).append(f"sync {s.name}")
+    for c in decls.campaigns:
+        used.setdefault(c.provider, []).append(f"campaign {c.name}")
+    return dict(sorted(used.items()))
+
+
+@dataclass
+class Location:
+    """What :func:`build_location` made, by kind, plus the merged ``defs``."""
+
+    declarations: Declarations
+    defs: dg.Definitions
+    providers: list[str]
+    segment_keys: dict[str, dg.AssetKey]
+    sync_assets: list[dg.AssetsDefinition]
+    landing_assets: list[dg.AssetsDefinition]
+    provider_snapshot_keys: dict[str, list[dg.AssetKey]]
+    daily_landing_keys: list[dg.AssetKey]
+    jobs: list[Any] = field(default_factory=list)
+
+
+def build_location(
+    decls: Declarations,
+    resources: Mapping[str, object],
+    *,
+    segment_assets: Sequence[dg.AssetsDefinition] = (),
+) -> Location:
+    """Assemble the definitions. ``segment_assets`` (the demo's) build some segment keys; every other segment
+    is an external asset of the user's warehouse."""
+    when = decls.automation
+    built = {k for a in segment_assets for k in a.keys}
+    segment_keys = {d.name: segment_key(d) for d in decls.syncs}
+    external_segments = [
+        dg.AssetSpec(key, group_name="warehouse", description="A warehouse table, view or query (read only).")
+        for key in dict.fromkeys(segment_keys.values())
+        if key not in built
+    ]
+    sync_assets = [build_sync_asset(d, segment_keys[d.name]) for d in decls.syncs]
+    providers = sorted({d.provider for d in decls.syncs} | {c.provider for c in decls.campaigns})
+    # the main job lands each provider's snapshots after that provider's syncs and launches
+    writes = {
+        p: [book_key(d) for d in decls.syncs if d.provider == p]
+        + [dg.AssetKey([c.provider, "campaigns", c.name]) for c in decls.campaigns if c.provider == p]
+        for p in providers
+    }
+    automation = landing_condition(when.landing_cron, when.timezone)
+    landing_assets = [a for p in providers for a in build_landing_assets(p, after=writes[p], automation=automation)]
+    snapshot_keys = {
+        p: [k for a in landing_assets for k in a.keys if k.path[1] == p and k not in daily_landing_keys(p)]
+        for p in providers
+    }
+    daily_keys = [k for p in providers for k in daily_landing_keys(p)]
+    views = build_views_asset([k for a in landing_assets for k in a.keys])
+    checks = build_checks(decls.syncs, segment_keys)
+
+    main_job = dg.define_asset_job(
+        "main",
+        # partitioned by DAILY through the daily landing assets; the segments' blocking source checks run first
+        selection=dg.AssetSelection.all() | dg.AssetSelection.checks_for_assets(*segment_keys.values()),
+        description="Sync every book, launch due campaigns, then land the provider snapshots and the day's stats "
+        "and events (run it for today's partition).",
+    )
+    land_daily_job = dg.define_asset_job(
+        "land_daily",
+        selection=dg.AssetSelection.assets(*daily_keys),  # partitioned by DAILY, inferred from the assets
+        description="Land each provider's daily campaign stats and delivery events for one day.",
+    )
+    provider_jobs = [
+        dg.define_asset_job(
+            f"{p}_sync_and_land",
+            selection=dg.AssetSelection.groups("warehouse", f"{p}_sync")
+            | dg.AssetSelection.checks_for_assets(*(segment_keys[d.name] for d in decls.syncs if d.provider == p))
+            | dg.AssetSelection.assets(*snapshot_keys[p]),
+            description=f"{p}: its syncs, then its landed snapshots (no campaign launch).",
+        )
+        for p in providers
+    ]
+    schedules = [
+        build_day_schedule(
+            "land_daily_schedule",
+            land_daily_job,
+            when.landing_cron,
+            when.timezone,
+            "Land today's campaign stats and delivery events (each provider's daily partition).",
+        ),
+        build_main_schedule(main_job, when.main_cron, when.timezone),
+    ]
+    sensors = [
+        build_segment_change_sensor(decls.syncs),
+        build_campaign_completed_sensor(land_daily_job, providers),
+        build_automation_sensor(),
+    ]
+    defs = dg.Definitions.merge(
+        build_campaign_defs(decls),  # guard + launch assets, a job per campaign, schedules
+        dg.Definitions(
+            assets=[*segment_assets, *external_segments, *sync_assets, *landing_assets, views],
+            asset_checks=[*checks, *(build_balance_check(p) for p in providers)],
+            jobs=[main_job, land_daily_job, *provider_jobs],
+            schedules=schedules,
+            sensors=sensors,
+            resources=dict(resources),
+        ),
+    )
+    return Location(
+        declarations=decls,
+        defs=defs,
+        providers=providers,
+        segment_keys=segment_keys,
+        sync_assets=sync_assets,
+        landing_assets=landing_assets,
+        provider_snapshot_keys=snapshot_keys,
+        daily_landing_keys=daily_keys,
+        jobs=[main_job, land_daily_job, *provider_jobs],
+    )
