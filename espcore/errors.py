@@ -135,5 +135,25 @@ class OutcomeUnknownError(EspError):
     """
 
 
+class UnexpectedResponseError(EspError):
+    """A 2xx answer that is not the documented success shape: an HTML page, an empty or truncated body, JSON of
+    the wrong type or with missing or mistyped fields, or the provider's error envelope sent with a success status.
+
+    Never retried and never taken as success: whatever the call was about stays unacknowledged. ``status`` is the
+    HTTP status, ``method`` and ``path`` the call (no query string), ``code`` the provider's error code when the
+    body was an error envelope, and ``body`` a short excerpt with every known secret removed.
+    """
+
+
+class UnexpectedOutcomeError(UnexpectedResponseError, OutcomeUnknownError):
+    """An unexpected answer to a write (POST, PUT, PATCH, DELETE): the request reached the provider, which may or
+    may not have acted on it.
+
+    Both an :class:`UnexpectedResponseError` and an :class:`OutcomeUnknownError`: a campaign launch records the
+    outcome as unknown and resolves it by looking the campaign up, never by sending again; a sync leaves the rows
+    pending, and the next run re-sends them (adds and removes of members are idempotent).
+    """
+
+
 class ConfigurationError(EspError):
     """The client was configured in a way that is unsafe or cannot work (e.g. a plain-http real URL)."""

@@ -7,22 +7,31 @@
 * Non-idempotent calls (campaign creates and sends) are never resent once they may have reached the server:
   a timeout or a 5xx after the request left becomes :class:`OutcomeUnknownError`.
 * A client-side rate limiter per provider account.
-* Credentials are redacted from every message, log line and error.
+* Every 2xx answer is checked against the call's documented success shape (:meth:`ProviderHttp.call`); anything
+  else (an HTML page, an empty or truncated body, the provider's error envelope sent with 200, wrong types) is an
+  :class:`UnexpectedResponseError`, never a success and never a raw Python exception.
+* Credentials are redacted from every message, log line and error, and no error the clients raise keeps the
+  httpx request (which carries them) in its exception chain.
 """
 
+import contextlib
 import email.utils
 import ipaddress
+import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
@@ -33,12 +42,19 @@ from espcore.errors import (
     RateLimitError,
     ServerError,
     TransportError,
+    UnexpectedOutcomeError,
+    UnexpectedResponseError,
 )
 
 log = logging.getLogger("espcore.http")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+#: characters of an unexpected answer's body kept in :attr:`UnexpectedResponseError.body`
+EXCERPT_CHARS = 300
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -136,6 +152,19 @@ class RateLimiter:
         return wait
 
 
+_SENSITIVE_NAME = r"[\w-]*(?:token|secret|api[_-]?key|password|passwd|authorization)[\w-]*"
+#: (pattern, replacement) pairs masking the values of secret-looking fields in a provider's answer
+_SECRET_FIELDS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # "access_token": "…", "client_secret": "…" (JSON, escaped quotes included)
+    (re.compile(rf'("{_SENSITIVE_NAME}"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE), r'\1"***"'),
+    # access_token=…, client_secret=… (forms and query strings)
+    (re.compile(rf"(\b{_SENSITIVE_NAME}=)[^&\s\"'<>]+", re.IGNORECASE), r"\1***"),
+    # Authorization: Bearer …, X-API-KEY: … (request headers echoed in a debug page)
+    (re.compile(r"(\bbearer\s+)[\w.~+/=-]+", re.IGNORECASE), r"\1***"),
+    (re.compile(rf"(\b{_SENSITIVE_NAME}\s*:\s*)(?!\*\*\*)[^\s\"',;<>]+", re.IGNORECASE), r"\1***"),
+)
+
+
 class Redactor:
     """Replaces every registered secret with ``***`` in any text."""
 
@@ -156,9 +185,79 @@ class Redactor:
                 text = text.replace(s, self.MASK)
         return text
 
+    def body(self, text: str, limit: int = 2000) -> str:
+        """A provider's answer made safe to keep in an error, cut to ``limit`` characters: the known secrets and
+        the values of secret-looking fields (``access_token``, ``client_secret``, ``secret``, ``api_key``,
+        ``Authorization: Bearer …``, even ones this client never saw) are masked."""
+        text = self(text)
+        for pattern, replacement in _SECRET_FIELDS:
+            text = pattern.sub(replacement, text)
+        return text[:limit]
+
+    def excerpt(self, text: str, limit: int = EXCERPT_CHARS) -> str:
+        """:meth:`body` with runs of white space collapsed and cut short (ending with ``…`` when cut)."""
+        flat = " ".join(self.body(text, len(text)).split())
+        return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
 
 ErrorParser = Callable[[httpx.Response], EspError]
 AuthHook = Callable[[], Mapping[str, str]]
+#: reads a provider's error envelope from a decoded body: ``(code, message)``, or None when it is not one
+EnvelopeReader = Callable[[Any], "tuple[str | int | None, str] | None"]
+
+
+class AnswerMismatch(Exception):
+    """Raised by an answer parser when a decoded body is not the documented success shape.
+
+    :meth:`ProviderHttp.call` turns it into :class:`UnexpectedResponseError`; it never leaves this package.
+    ``problem`` names the first mismatch without quoting any value from the body.
+    """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+class Shape(Generic[T]):
+    """The documented success shape of an answer (or of a part of one): a pydantic type, compiled on first use.
+
+    Calling it validates a decoded body and returns the value; a mismatch raises :class:`AnswerMismatch`
+    naming the first bad field (prefixed with ``at``, the place of the value in the whole answer).
+    """
+
+    def __init__(self, tp: Any) -> None:
+        """``tp`` is any type pydantic validates (a ``TypedDict``, ``list[...]``, a union, ``Annotated``); declare
+        the variable holding the shape as ``Shape[tp]``, so type checkers know what a call returns."""
+        self._tp = tp
+        self._adapter: TypeAdapter[T] | None = None
+
+    def __call__(self, value: Any, *, at: str = "") -> T:
+        adapter = self._adapter
+        if adapter is None:
+            adapter = self._adapter = TypeAdapter(self._tp)
+        try:
+            return adapter.validate_python(value)
+        except PydanticValidationError as exc:
+            problem = describe_mismatch(exc, at=at)
+        raise AnswerMismatch(problem)  # outside the handler: the pydantic error (which quotes the body) is not kept
+
+    def __repr__(self) -> str:
+        return f"Shape({self._tp!r})"
+
+
+def describe_mismatch(exc: PydanticValidationError, *, at: str = "") -> str:
+    """``data.0.id: Field required (and 2 more)``: the first error's place and message, never the input value."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    if not errors:
+        return "the body does not match"
+    first = errors[0]
+    loc = ".".join(str(part) for part in ((at,) if at else ()) + tuple(first["loc"]))
+    text = f"{loc or 'the body'}: {first['msg']}"
+    return text + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+
+
+Expect = Callable[[Any], T]
+_NOT_JSON = object()
 
 
 @dataclass
@@ -179,9 +278,11 @@ class CallStats:
 class ProviderHttp:
     """An httpx client bound to one provider account and the shared policy.
 
-    ``error_parser`` turns a non-2xx response into the right :class:`EspError` subclass; it is the only
-    provider-specific part. ``auth_headers`` is called before each attempt (so a refreshed token is picked
-    up); ``on_auth_failure`` is called once on a 401 and, if it returns True, the call is repeated once.
+    ``error_parser`` turns a non-2xx response into the right :class:`EspError` subclass; it and
+    ``error_envelope`` (which recognises the provider's error envelope in a 2xx body, to name it in an
+    :class:`UnexpectedResponseError`) are the provider-specific parts. ``auth_headers`` is called before each
+    attempt (so a refreshed token is picked up); ``on_auth_failure`` is called once on a 401 and, if it returns
+    True, the call is repeated once.
     """
 
     def __init__(
@@ -193,6 +294,7 @@ class ProviderHttp:
         error_parser: ErrorParser,
         auth_headers: AuthHook | None = None,
         on_auth_failure: Callable[[], bool] | None = None,
+        error_envelope: EnvelopeReader | None = None,
         secrets: Iterable[str | None] = (),
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -203,6 +305,7 @@ class ProviderHttp:
         self.policy = policy or HttpPolicy()
         self.redact = Redactor(secrets)
         self._parse_error = error_parser
+        self._error_envelope = error_envelope
         self._auth_headers = auth_headers
         self._on_auth_failure = on_auth_failure
         self._sleep = sleep
@@ -272,6 +375,97 @@ class ProviderHttp:
         )
         return retrying(attempt)
 
+    def call(
+        self,
+        method: str,
+        path: str,
+        expect: Expect[T],
+        *,
+        idempotent: bool | None = None,
+        changes: bool | None = None,
+        **kwargs: Any,
+    ) -> T:
+        """:meth:`request`, then the 2xx answer checked against the call's documented success shape.
+
+        ``expect`` is a :class:`Shape`, or any function of the decoded JSON body that returns the value or
+        raises :class:`AnswerMismatch` (or a pydantic ``ValidationError``). An empty, non-JSON or mismatching body
+        raises :class:`UnexpectedResponseError` (:class:`UnexpectedOutcomeError` for a write, which may have
+        taken effect). ``changes`` says whether the call changes anything at the provider (default: every method
+        but GET, HEAD and OPTIONS); a read sent as a POST passes False.
+        """
+        method = method.upper()
+        response = self.request(method, path, idempotent=idempotent, **kwargs)
+        return self.check(response, expect, method=method, path=path, changes=changes)
+
+    def check(
+        self, response: httpx.Response, expect: Expect[T], *, method: str, path: str, changes: bool | None = None
+    ) -> T:
+        """The value ``expect`` makes of ``response``'s JSON body, or :class:`UnexpectedResponseError`."""
+        payload: Any = _NOT_JSON
+        if response.content.strip():
+            with contextlib.suppress(ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, deep nesting
+                payload = json.loads(response.content)
+        if payload is _NOT_JSON:
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+            problem = f"the body is not JSON ({kind})" if response.content.strip() else "the body is empty"
+            payload = None
+        else:
+            try:
+                return expect(payload)
+            except AnswerMismatch as exc:
+                problem = exc.problem
+            except PydanticValidationError as exc:
+                problem = describe_mismatch(exc)
+        # raised outside the handlers above: nothing of the body's parsing is chained to the error
+        raise self.unexpected(
+            method=method,
+            path=path,
+            problem=problem,
+            status=response.status_code,
+            text=response.text,
+            payload=payload,
+            changes=changes,
+        )
+
+    def unexpected(
+        self,
+        *,
+        method: str,
+        path: str,
+        problem: str,
+        status: int | None,
+        text: str = "",
+        payload: Any = None,
+        changes: bool | None = None,
+    ) -> UnexpectedResponseError:
+        """The error for an answer that is not the documented success shape (see :meth:`check`): ``text`` is the
+        body (kept as a redacted excerpt), ``payload`` the decoded JSON, if any. The answer to a call that changes
+        something (``changes``, by default every method but GET, HEAD and OPTIONS) is an
+        :class:`UnexpectedOutcomeError`: the provider may have acted on it."""
+        method = method.upper()
+        if changes is None:
+            changes = method not in READ_METHODS
+        envelope = self._error_envelope(payload) if payload is not None and self._error_envelope else None
+        code: str | int | None = None
+        if envelope is not None:
+            code, said = envelope
+            message = f"HTTP {status} with an error answer: {said or 'no message'}"
+        else:
+            message = f"the answer is not the documented success shape: {problem}"
+        cls = UnexpectedResponseError
+        if changes:
+            cls = UnexpectedOutcomeError
+            message += "; the request reached the provider and may have taken effect"
+        return cls(
+            self.redact(message),
+            provider=self.provider,
+            status=status,
+            code=code,
+            method=method,
+            path=path,
+            body=self.redact.excerpt(text),
+        )
+
     # -- internals ------------------------------------------------------------------------------------------
 
     def _attempt(self, method: str, path: str, *, safe: bool, authenticated: bool, **kwargs: Any) -> httpx.Response:
@@ -317,32 +511,43 @@ class ProviderHttp:
         if headers:
             all_headers.update(headers)
         self.stats.add("requests")
+        # httpx's exceptions hold the request, and with it the credentials (headers, the OAuth body). The errors
+        # below are raised after the handlers have ended, so not even __context__ keeps them.
         try:
             return self._client.request(method, path, headers=all_headers, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            failure, sent = type(exc).__name__, False
+        except httpx.DecodingError as exc:  # the answer came, but its content encoding is broken
+            failure, sent = type(exc).__name__, None
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            failure, sent = type(exc).__name__, True
+        except (httpx.ProxyError, httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+            failure, sent = type(exc).__name__, False  # refused before anything was sent
+        if sent is None:
+            problem = f"the body cannot be decoded ({failure})"
+            raise self.unexpected(method=method, path=path, problem=problem, status=None)
+        if not sent:
             raise TransportError(
-                self.redact(f"could not connect: {type(exc).__name__}"),
+                self.redact(f"could not connect: {failure}"),
                 provider=self.provider,
                 method=method,
                 path=path,
                 sent=False,
-            ) from None
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            if not safe:
-                raise OutcomeUnknownError(
-                    f"{type(exc).__name__} after the request was sent — it may have taken effect; "
-                    "look it up before acting again",
-                    provider=self.provider,
-                    method=method,
-                    path=path,
-                ) from None
-            raise TransportError(
-                self.redact(f"{type(exc).__name__} during the call"),
+            )
+        if not safe:
+            raise OutcomeUnknownError(
+                f"{failure} after the request was sent — it may have taken effect; look it up before acting again",
                 provider=self.provider,
                 method=method,
                 path=path,
-                sent=True,
-            ) from None
+            )
+        raise TransportError(
+            self.redact(f"{failure} during the call"),
+            provider=self.provider,
+            method=method,
+            path=path,
+            sent=True,
+        )
 
     def _finish_error(self, err: EspError, method: str, path: str, response: httpx.Response) -> None:
         err.provider = self.provider
@@ -352,7 +557,7 @@ class ProviderHttp:
         err.message = self.redact(err.message)
         err.fields = {k: self.redact(v) for k, v in err.fields.items()}
         if err.body is not None:
-            err.body = self.redact(err.body)[:2000]
+            err.body = self.redact.body(err.body)
         if isinstance(err, RateLimitError) and err.retry_after is None:
             err.retry_after = parse_retry_after(response.headers.get("Retry-After"))
         err.args = (err._render(),)

@@ -1,6 +1,6 @@
 """LiteStartup REST API v2: a typed client and the provider-neutral adapter.
 
-The client follows the seed's doc set (``/work/shared/providers/litestartup.md``): base ``/client/v2``, REST
+The client follows the seed's doc set (the LiteStartup API digest): base ``/client/v2``, REST
 paths, mixed envelopes (bare ``uuid``/``messageId``, ``{"success","data"}``, ``pagination``) and symbolic
 error codes. Everything that differs in LiteStartup's newer doc set (paths, envelope unwrapping, error
 mapping) lives in one :class:`LiteStartupDialect` object, so another dialect can be plugged in later.
@@ -18,10 +18,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Annotated, Any, Generic, Literal, NotRequired, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
+from pydantic import Field
+from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from Python 3.12
 
 from espcore.errors import (
     AuthError,
@@ -35,9 +37,19 @@ from espcore.errors import (
     RateLimitError,
     ServerError,
     TransportError,
+    UnexpectedResponseError,
     ValidationError,
 )
-from espcore.http import HttpPolicy, ProviderClient, ProviderHttp, json_or_text, parse_retry_after
+from espcore.http import (
+    AnswerMismatch,
+    HttpPolicy,
+    ProviderClient,
+    ProviderHttp,
+    Shape,
+    json_or_text,
+    parse_retry_after,
+)
+from espcore.providers.answers import Id, Int, answer
 from espcore.providers.base import (
     Balance,
     Book,
@@ -52,7 +64,7 @@ from espcore.providers.base import (
     RowResult,
     Suppression,
 )
-from espcore.providers.coerce import as_int, opt_int
+from espcore.providers.coerce import as_int
 
 LITESTARTUP_BASE_URL = "https://api.litestartup.com/client/v2"
 PROVIDER = "litestartup"
@@ -72,6 +84,7 @@ WEBHOOK_EVENTS = (
 NOT_EXPOSED = "not_exposed"
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 # -- parsing helpers ---------------------------------------------------------------------------------------
@@ -333,20 +346,151 @@ class LsWebhook:
         )
 
 
+# -- answers: the documented success shapes of the objects (API digest §2), the fields the client reads -------
+
+
+@answer
+class _Contact(TypedDict):
+    id: Id
+    email: str
+    name: NotRequired[str | None]
+    attributes: NotRequired[dict[str, Any] | list[Any] | None]  # PHP writes an empty object as []
+    tags: NotRequired[list[Id] | str | None]
+    subscribed: NotRequired[bool | None]
+
+
+@answer
+class _Template(TypedDict):
+    id: Id
+    name: str
+    subject: NotRequired[str | None]
+    html: NotRequired[str | None]
+    text: NotRequired[str | None]
+    variables: NotRequired[list[str] | None]
+    description: NotRequired[str | None]
+
+
+@answer
+class _Campaign(TypedDict):
+    id: Id
+    status: str
+    name: NotRequired[str | None]
+    subject: NotRequired[str | None]
+    recipient_list: NotRequired[str | None]
+
+
+@answer
+class _CampaignSend(TypedDict):
+    status: str
+    id: NotRequired[Id | None]
+
+
+@answer
+class _Stats(TypedDict):
+    sent: Int
+    delivered: Int
+    bounced: Int
+    opened: Int
+    clicked: Int
+    unsubscribed: NotRequired[Int | None]
+    spam_reported: NotRequired[Int | None]
+    open_rate: NotRequired[float | None]
+    click_rate: NotRequired[float | None]
+    id: NotRequired[Id | None]
+    name: NotRequired[str | None]
+
+
+@answer
+class _Email(TypedDict):
+    id: Id
+    status: str
+    to: NotRequired[str | list[str] | None]
+    subject: NotRequired[str | None]
+    bounced: NotRequired[bool | None]
+    spam_reported: NotRequired[bool | None]
+    unsubscribed: NotRequired[bool | None]
+
+
+@answer
+class _Webhook(TypedDict):
+    id: Id
+    url: str
+    events: NotRequired[list[str] | None]
+    active: NotRequired[bool | None]
+    secret: NotRequired[str | None]
+
+
+CONTACT: Shape[_Contact] = Shape(_Contact)
+TEMPLATE: Shape[_Template] = Shape(_Template)
+CAMPAIGN: Shape[_Campaign] = Shape(_Campaign)
+CAMPAIGN_SEND: Shape[_CampaignSend] = Shape(_CampaignSend)
+STATS: Shape[_Stats] = Shape(_Stats)
+EMAIL: Shape[_Email] = Shape(_Email)
+WEBHOOK: Shape[_Webhook] = Shape(_Webhook)
+
+# -- the seed's envelopes ------------------------------------------------------------------------------------------
+
+
+@answer
+class _Single(TypedDict):
+    """``{"success": true, "data": {..}}``"""
+
+    success: NotRequired[Literal[True]]
+    data: dict[str, Any]
+
+
+@answer
+class _Pagination(TypedDict, total=False):
+    page: Int | None
+    limit: Int | None
+    total: Int | None
+    pages: Int | None
+
+
+@answer
+class _Listing(TypedDict):
+    """``{"success": true, "data": [..], "pagination": {page, limit, total, pages}}``"""
+
+    success: NotRequired[Literal[True]]
+    data: list[Any]
+    pagination: NotRequired[_Pagination | None]
+
+
+@answer
+class _Done(TypedDict):
+    """``{"success": true, "message": "Template deleted"}``"""
+
+    success: Literal[True]
+    message: NotRequired[str | None]
+
+
+_SINGLE: Shape[_Single] = Shape(_Single)
+_LISTING: Shape[_Listing] = Shape(_Listing)
+_DONE: Shape[_Done] = Shape(_Done)
+_TEXT: Shape[str] = Shape(Annotated[Id, Field(min_length=1)])
+
+
 # -- the dialect: paths, envelopes, errors --------------------------------------------------------------------
 
 
 class LiteStartupDialect(Protocol):
-    """Everything that differs between LiteStartup doc sets: paths, envelope unwrapping and error mapping."""
+    """Everything that differs between LiteStartup doc sets: paths, envelopes and error mapping.
+
+    The envelope readers take a decoded 2xx body and an object shape, return what the body holds, and raise
+    :class:`espcore.http.AnswerMismatch` when the body is not the documented success (the client reports it as
+    :class:`UnexpectedResponseError`).
+    """
 
     name: str
 
     def path(self, op: str, **ids: str) -> str: ...
-    def unwrap(self, payload: Any) -> Any: ...
-    def unwrap_list(self, payload: Any, *, page: int, limit: int) -> tuple[list[Any], PageInfo]: ...
+    def single(self, payload: Any, item: Shape[T]) -> T: ...
+    def listing(self, payload: Any, item: Shape[T], *, page: int, limit: int) -> tuple[list[T], PageInfo]: ...
     def scalar(self, payload: Any, key: str) -> str: ...
+    def done(self, payload: Any) -> None: ...
     def is_send_endpoint(self, method: str, path: str) -> bool: ...
     def parse_error(self, response: httpx.Response) -> EspError: ...
+    def error_envelope(self, payload: Any) -> tuple[str | int | None, str] | None: ...
 
 
 _QUOTA_TEXT = re.compile(r"quota|usage exceeded", re.IGNORECASE)
@@ -375,36 +519,68 @@ class SeedDialect:
     def path(self, op: str, **ids: str) -> str:
         return self.PATHS[op].format(**{k: quote(str(v), safe="") for k, v in ids.items()})
 
-    def unwrap(self, payload: Any) -> Any:
-        """``{"success":true,"data":X}`` → X (a bare object is returned as is)."""
-        if isinstance(payload, Mapping) and "data" in payload:
-            return payload["data"]
-        return payload
+    def single(self, payload: Any, item: Shape[T]) -> T:
+        """``{"success":true,"data":{..}}`` → the object, checked against ``item``."""
+        self._not_an_error(payload)
+        return item(_SINGLE(payload)["data"], at="data")
 
-    def unwrap_list(self, payload: Any, *, page: int, limit: int) -> tuple[list[Any], PageInfo]:
-        data = self.unwrap(payload)
-        items = list(data) if isinstance(data, list) else []
-        pag = payload.get("pagination") if isinstance(payload, Mapping) else None
-        pag = pag if isinstance(pag, Mapping) else {}
+    def listing(self, payload: Any, item: Shape[T], *, page: int, limit: int) -> tuple[list[T], PageInfo]:
+        """``{"success":true,"data":[..],"pagination":{..}}`` → the items (each checked) and the paging."""
+        self._not_an_error(payload)
+        env = _LISTING(payload)
+        items = [item(x, at=f"data.{i}") for i, x in enumerate(env["data"])]
+        pag = env.get("pagination") or {}
         info = PageInfo(
-            page=as_int(pag.get("page"), page),
-            limit=as_int(pag.get("limit"), limit) or limit,
-            total=opt_int(pag.get("total")),
-            pages=opt_int(pag.get("pages")),
+            page=pag.get("page") or page,
+            limit=pag.get("limit") or limit,
+            total=pag.get("total"),
+            pages=pag.get("pages"),
         )
         return items, info
 
     def scalar(self, payload: Any, key: str) -> str:
         """A bare ``{"uuid"}``/``{"messageId"}`` value, tolerating ``data``-wrapped answers."""
+        self._not_an_error(payload)
         if isinstance(payload, Mapping):
-            if payload.get(key) is not None:
-                return str(payload[key])
+            if key in payload:
+                return _TEXT(payload[key], at=key)
             data = payload.get("data")
             if isinstance(data, Mapping):
                 for k in (key, "id"):
-                    if data.get(k) is not None:
-                        return str(data[k])
-        raise ServerError(f"answer without {key!r}", provider=PROVIDER, body=str(payload)[:500])
+                    if k in data:
+                        return _TEXT(data[k], at=f"data.{k}")
+        raise AnswerMismatch(f"{key}: Field required")
+
+    def done(self, payload: Any) -> None:
+        """``{"success":true,"message":".."}`` (a delete)."""
+        self._not_an_error(payload)
+        _DONE(payload)
+
+    def _not_an_error(self, payload: Any) -> None:
+        if self.error_envelope(payload) is not None:
+            raise AnswerMismatch("the body is an error answer")
+
+    def error_envelope(self, payload: Any) -> tuple[str | int | None, str] | None:
+        """``(code, message)`` of an error body: the seed's ``{"error"}``, the sandbox's ``{"success":false,
+        "error","code"}``, the newer doc set's ``{"code":4xx/5xx,"message"}``; None for anything else."""
+        if not isinstance(payload, Mapping):
+            return None
+        code = payload.get("code")
+        newer_error = isinstance(code, int) and not isinstance(code, bool) and code >= 300
+        if not (payload.get("success") is False or "error" in payload or newer_error):
+            return None
+        data = payload.get("data")
+        for candidate in (
+            payload.get("error"),
+            payload.get("message"),
+            data.get("error") if isinstance(data, Mapping) else None,
+        ):
+            if isinstance(candidate, str) and candidate.strip():
+                message = candidate.strip()
+                break
+        else:
+            message = "the answer says the call failed"
+        return (code if isinstance(code, str | int) and not isinstance(code, bool) else None), message
 
     def is_send_endpoint(self, method: str, path: str) -> bool:
         p = path.rstrip("/")
@@ -541,6 +717,7 @@ class LiteStartupClient(ProviderClient):
             base_url,
             policy=self.policy,
             error_parser=dialect.parse_error,
+            error_envelope=dialect.error_envelope,
             auth_headers=lambda: {"Authorization": f"Bearer {key}"},
             secrets=[key],
             transport=transport,
@@ -556,34 +733,40 @@ class LiteStartupClient(ProviderClient):
         self,
         method: str,
         op: str,
+        expect: Callable[[Any], T],
         *,
         ids: Mapping[str, str] | None = None,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         idempotent: bool | None = None,
-    ) -> Any:
+    ) -> T:
+        """One call, its answer checked by ``expect`` (a dialect envelope reader)."""
         path = self.dialect.path(op, **(ids or {}))
-        response = self.http.request(
-            method, path, params=_clean(params or {}) or None, json=json, idempotent=idempotent
+        return self.http.call(
+            method, path, expect, params=_clean(params or {}) or None, json=json, idempotent=idempotent
         )
-        payload = json_or_text(response)
-        if not isinstance(payload, Mapping | list):
-            raise ServerError(
-                "answer is not JSON", provider=PROVIDER, status=response.status_code, method=method, path=path
-            )
-        return payload
 
-    def _page(self, op: str, parse: Callable[[Mapping[str, Any]], T], page: int, limit: int, **params: Any) -> Page[T]:
-        payload = self._call("GET", op, params={**params, "page": page, "limit": limit})
-        raw, info = self.dialect.unwrap_list(payload, page=page, limit=limit)
-        return Page([parse(x) for x in raw if isinstance(x, Mapping)], info)
+    def _one(self, item: Shape[R]) -> Callable[[Any], R]:
+        return lambda payload: self.dialect.single(payload, item)
+
+    def _done(self, payload: Any) -> None:
+        self.dialect.done(payload)
+
+    def _page(self, op: str, item: Shape[R], parse: Callable[[R], T], page: int, limit: int, **params: Any) -> Page[T]:
+        raw, info = self._call(
+            "GET",
+            op,
+            lambda payload: self.dialect.listing(payload, item, page=page, limit=limit),
+            params={**params, "page": page, "limit": limit},
+        )
+        return Page([parse(x) for x in raw], info)
 
     def _all(
-        self, op: str, parse: Callable[[Mapping[str, Any]], T], *, page_size: int = PAGE_MAX, **params: Any
+        self, op: str, item: Shape[R], parse: Callable[[R], T], *, page_size: int = PAGE_MAX, **params: Any
     ) -> Iterator[T]:
         page = 1
         while True:
-            result = self._page(op, parse, page, page_size, **params)
+            result = self._page(op, item, parse, page, page_size, **params)
             yield from result.items
             info = result.info
             limit = info.limit or page_size
@@ -599,7 +782,7 @@ class LiteStartupClient(ProviderClient):
 
     def verify(self) -> LsVerify:
         """Check the API key (``GET /verify``); returns the account uuid."""
-        return LsVerify(uuid=self.dialect.scalar(self._call("GET", "verify"), "uuid"))
+        return LsVerify(uuid=self._call("GET", "verify", lambda payload: self.dialect.scalar(payload, "uuid")))
 
     def balance(self) -> Balance:
         """The seed's API has no quota, usage or balance endpoint: report that, never made-up numbers."""
@@ -628,7 +811,8 @@ class LiteStartupClient(ProviderClient):
         search: str | None = None,
     ) -> Page[LsContact]:
         """One page of contacts, optionally filtered by tag, subscription and email/name substring."""
-        return self._page("contacts", LsContact.from_api, page, limit, **self._contact_filters(tag, subscribed, search))
+        filters = self._contact_filters(tag, subscribed, search)
+        return self._page("contacts", CONTACT, LsContact.from_api, page, limit, **filters)
 
     def list_contacts(
         self,
@@ -639,9 +823,8 @@ class LiteStartupClient(ProviderClient):
         page_size: int = PAGE_MAX,
     ) -> Iterator[LsContact]:
         """Every contact matching the filters, paging automatically."""
-        return self._all(
-            "contacts", LsContact.from_api, page_size=page_size, **self._contact_filters(tag, subscribed, search)
-        )
+        filters = self._contact_filters(tag, subscribed, search)
+        return self._all("contacts", CONTACT, LsContact.from_api, page_size=page_size, **filters)
 
     def find_contact_by_email(self, email: str) -> LsContact | None:
         """The contact whose email equals ``email`` (case-insensitive), via ``search``; None if absent."""
@@ -653,7 +836,7 @@ class LiteStartupClient(ProviderClient):
 
     def get_contact(self, contact_id: str) -> LsContact:
         """One contact with attributes, tags and subscription."""
-        return LsContact.from_api(self.dialect.unwrap(self._call("GET", "contact", ids={"id": contact_id})))
+        return LsContact.from_api(self._call("GET", "contact", self._one(CONTACT), ids={"id": contact_id}))
 
     def create_contact(
         self,
@@ -675,8 +858,7 @@ class LiteStartupClient(ProviderClient):
                 "subscribed": subscribed,
             }
         )
-        payload = self._call("POST", "contacts", json=body, idempotent=retry_safe)
-        return LsContact.from_api(self.dialect.unwrap(payload))
+        return LsContact.from_api(self._call("POST", "contacts", self._one(CONTACT), json=body, idempotent=retry_safe))
 
     def update_contact(
         self,
@@ -698,12 +880,11 @@ class LiteStartupClient(ProviderClient):
                 "subscribed": subscribed,
             }
         )
-        payload = self._call("PUT", "contact", ids={"id": contact_id}, json=body)
-        return LsContact.from_api(self.dialect.unwrap(payload))
+        return LsContact.from_api(self._call("PUT", "contact", self._one(CONTACT), ids={"id": contact_id}, json=body))
 
     def delete_contact(self, contact_id: str) -> None:
         """Delete a contact."""
-        self._call("DELETE", "contact", ids={"id": contact_id})
+        self._call("DELETE", "contact", self._done, ids={"id": contact_id})
 
     def set_contact_attributes(
         self, contact_id: str, attributes: Mapping[str, Any], *, merge: bool = True
@@ -750,15 +931,15 @@ class LiteStartupClient(ProviderClient):
                 "description": description,
             }
         )
-        return LsTemplate.from_api(self.dialect.unwrap(self._call("POST", "templates", json=body)))
+        return LsTemplate.from_api(self._call("POST", "templates", self._one(TEMPLATE), json=body))
 
     def get_template(self, template_id: str) -> LsTemplate:
         """One template with its content."""
-        return LsTemplate.from_api(self.dialect.unwrap(self._call("GET", "template", ids={"id": template_id})))
+        return LsTemplate.from_api(self._call("GET", "template", self._one(TEMPLATE), ids={"id": template_id}))
 
     def list_templates(self, *, page_size: int = PAGE_MAX) -> Iterator[LsTemplate]:
         """Every template (id, name, created_at), paging automatically."""
-        return self._all("templates", LsTemplate.from_api, page_size=page_size)
+        return self._all("templates", TEMPLATE, LsTemplate.from_api, page_size=page_size)
 
     def update_template(
         self,
@@ -782,12 +963,12 @@ class LiteStartupClient(ProviderClient):
                 "description": description,
             }
         )
-        payload = self._call("PUT", "template", ids={"id": template_id}, json=body)
-        return LsTemplate.from_api(self.dialect.unwrap(payload))
+        data = self._call("PUT", "template", self._one(TEMPLATE), ids={"id": template_id}, json=body)
+        return LsTemplate.from_api(data)
 
     def delete_template(self, template_id: str) -> None:
         """Delete a template."""
-        self._call("DELETE", "template", ids={"id": template_id})
+        self._call("DELETE", "template", self._done, ids={"id": template_id})
 
     # -- emails ------------------------------------------------------------------------------------------
 
@@ -816,8 +997,10 @@ class LiteStartupClient(ProviderClient):
                 "bcc": list(bcc) if bcc else None,
             }
         )
-        payload = self._call("POST", "emails", json=body, idempotent=False)
-        return LsSendResult(message_id=self.dialect.scalar(payload, "messageId"))
+        message_id = self._call(
+            "POST", "emails", lambda payload: self.dialect.scalar(payload, "messageId"), json=body, idempotent=False
+        )
+        return LsSendResult(message_id=message_id)
 
     @staticmethod
     def _email_filters(
@@ -857,7 +1040,7 @@ class LiteStartupClient(ProviderClient):
     ) -> Page[LsEmail]:
         """One page of sent emails with filters and sort (``created_at``|``status``, ``asc``|``desc``)."""
         filters = self._email_filters(status, from_email, to, tag, created_after, created_before, sort, order)
-        return self._page("emails", LsEmail.from_api, page, limit, **filters)
+        return self._page("emails", EMAIL, LsEmail.from_api, page, limit, **filters)
 
     def list_emails(
         self,
@@ -874,11 +1057,11 @@ class LiteStartupClient(ProviderClient):
     ) -> Iterator[LsEmail]:
         """Every sent email matching the filters, paging automatically."""
         filters = self._email_filters(status, from_email, to, tag, created_after, created_before, sort, order)
-        return self._all("emails", LsEmail.from_api, page_size=page_size, **filters)
+        return self._all("emails", EMAIL, LsEmail.from_api, page_size=page_size, **filters)
 
     def get_email(self, email_id: str) -> LsEmail:
         """One sent email with its timestamps and flags (by id or messageId)."""
-        return LsEmail.from_api(self.dialect.unwrap(self._call("GET", "email", ids={"id": email_id})))
+        return LsEmail.from_api(self._call("GET", "email", self._one(EMAIL), ids={"id": email_id}))
 
     # -- campaigns ---------------------------------------------------------------------------------------
 
@@ -905,8 +1088,7 @@ class LiteStartupClient(ProviderClient):
                 "scheduled_at": _iso(scheduled_at) if scheduled_at else None,
             }
         )
-        payload = self._call("POST", "campaigns", json=body, idempotent=False)
-        created = self.dialect.unwrap(payload)
+        created = self._call("POST", "campaigns", self._one(CAMPAIGN), json=body, idempotent=False)
         merged = {"subject": subject, "from": from_email, "recipient_list": recipient_list, **created}
         if scheduled_at and "scheduled_at" not in created:
             merged["scheduled_at"] = _iso(scheduled_at)
@@ -914,11 +1096,11 @@ class LiteStartupClient(ProviderClient):
 
     def get_campaign(self, campaign_id: str) -> LsCampaign:
         """One campaign with its status."""
-        return LsCampaign.from_api(self.dialect.unwrap(self._call("GET", "campaign", ids={"id": campaign_id})))
+        return LsCampaign.from_api(self._call("GET", "campaign", self._one(CAMPAIGN), ids={"id": campaign_id}))
 
     def list_campaigns(self, *, status: str | None = None, page_size: int = PAGE_MAX) -> Iterator[LsCampaign]:
         """Every campaign (newest first), optionally by status, paging automatically."""
-        return self._all("campaigns", LsCampaign.from_api, page_size=page_size, status=status)
+        return self._all("campaigns", CAMPAIGN, LsCampaign.from_api, page_size=page_size, status=status)
 
     def update_campaign(
         self,
@@ -947,35 +1129,34 @@ class LiteStartupClient(ProviderClient):
         )
         if unschedule:
             body["scheduled_at"] = None
-        payload = self._call("PUT", "campaign", ids={"id": campaign_id}, json=body)
-        return LsCampaign.from_api(self.dialect.unwrap(payload))
+        return LsCampaign.from_api(
+            self._call("PUT", "campaign", self._one(CAMPAIGN), ids={"id": campaign_id}, json=body)
+        )
 
     def delete_campaign(self, campaign_id: str) -> None:
         """Delete a draft or scheduled campaign."""
-        self._call("DELETE", "campaign", ids={"id": campaign_id})
+        self._call("DELETE", "campaign", self._done, ids={"id": campaign_id})
 
     def send_campaign(self, campaign_id: str) -> LsCampaignSend:
-        """Send now (``POST /campaigns/{id}/send``); never retried once it may have left."""
-        payload = self._call("POST", "campaign_send", ids={"id": campaign_id}, idempotent=False)
-        data = self.dialect.unwrap(payload)
-        data = data if isinstance(data, Mapping) else {}
-        return LsCampaignSend(id=_id(data.get("id") or campaign_id), status=str(data.get("status") or "sending"))
+        """Send now (``POST /campaigns/{id}/send``); never retried once it may have left. An answer that is not
+        the documented one raises :class:`espcore.errors.UnexpectedOutcomeError` (the send may have happened)."""
+        data = self._call("POST", "campaign_send", self._one(CAMPAIGN_SEND), ids={"id": campaign_id}, idempotent=False)
+        return LsCampaignSend(id=data.get("id") or campaign_id, status=data["status"])
 
     def campaign_stats(self, campaign_id: str) -> LsCampaignStats:
         """Cumulative counters and open/click rates of a campaign."""
-        payload = self._call("GET", "campaign_stats", ids={"id": campaign_id})
-        return LsCampaignStats.from_api(self.dialect.unwrap(payload))
+        return LsCampaignStats.from_api(self._call("GET", "campaign_stats", self._one(STATS), ids={"id": campaign_id}))
 
     # -- webhooks ----------------------------------------------------------------------------------------
 
     def create_webhook(self, url: str, events: Sequence[str], *, active: bool = True) -> LsWebhook:
         """Subscribe a URL to events; the answer is the only place the signing ``secret`` appears."""
-        payload = self._call("POST", "webhooks", json={"url": url, "events": list(events), "active": active})
-        return LsWebhook.from_api(self.dialect.unwrap(payload))
+        body = {"url": url, "events": list(events), "active": active}
+        return LsWebhook.from_api(self._call("POST", "webhooks", self._one(WEBHOOK), json=body))
 
     def list_webhooks(self) -> Iterator[LsWebhook]:
         """Every webhook (without secrets)."""
-        return self._all("webhooks", LsWebhook.from_api)
+        return self._all("webhooks", WEBHOOK, LsWebhook.from_api)
 
     def update_webhook(
         self,
@@ -987,12 +1168,11 @@ class LiteStartupClient(ProviderClient):
     ) -> LsWebhook:
         """PUT webhook fields."""
         body = _clean({"url": url, "events": list(events) if events is not None else None, "active": active})
-        payload = self._call("PUT", "webhook", ids={"id": webhook_id}, json=body)
-        return LsWebhook.from_api(self.dialect.unwrap(payload))
+        return LsWebhook.from_api(self._call("PUT", "webhook", self._one(WEBHOOK), ids={"id": webhook_id}, json=body))
 
     def delete_webhook(self, webhook_id: str) -> None:
         """Delete a webhook."""
-        self._call("DELETE", "webhook", ids={"id": webhook_id})
+        self._call("DELETE", "webhook", self._done, ids={"id": webhook_id})
 
     @staticmethod
     def verify_signature(secret: str, body: bytes, signature: str | None) -> bool:
@@ -1105,6 +1285,8 @@ class LiteStartupProvider:
                             email=row.email, ok=False, error="conflict, but contact not found", transient=True
                         )
             return self._update_existing(book_id, row, existing, name, attrs)
+        except UnexpectedResponseError:
+            raise  # a 2xx that did not say it worked: the row stays unacknowledged (also an OutcomeUnknownError)
         except _TRANSIENT as exc:
             return RowResult(email=row.email, ok=False, error=exc.message, transient=True)
         except _ROW_REJECTIONS as exc:
@@ -1141,6 +1323,8 @@ class LiteStartupProvider:
                 elif book_id in contact.tags:
                     self.client.update_contact(contact.id, tags=[t for t in contact.tags if t != book_id])
                 out.append(RowResult(email=email, ok=True, provider_id=contact.id))
+            except UnexpectedResponseError:
+                raise  # a 2xx that did not say it worked: the rows stay unacknowledged
             except _TRANSIENT as exc:
                 out.append(RowResult(email=email, ok=False, error=exc.message, transient=True))
             except _ROW_REJECTIONS as exc:

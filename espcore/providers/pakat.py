@@ -1,6 +1,6 @@
 """Pakat (a hosted MailWizz EMA 2.x): the typed HTTP client and the provider-neutral adapter.
 
-Wire facts the client relies on (``/work/shared/providers/pakat.md``):
+Wire facts the client relies on (the Pakat API digest):
 
 * ``X-API-KEY`` header only; a bad key answers **400** (not 401).
 * POST bodies are forms (urlencoded here; the service also reads multipart, never JSON). PUT bodies are
@@ -19,11 +19,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any, Literal, NotRequired, TypeVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import httpx
+from pydantic import AfterValidator
+from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from Python 3.12
 
 from espcore.errors import (
     AuthError,
@@ -36,7 +38,8 @@ from espcore.errors import (
     ServerError,
     ValidationError,
 )
-from espcore.http import HttpPolicy, ProviderClient, ProviderHttp, json_or_text
+from espcore.http import AnswerMismatch, Expect, HttpPolicy, ProviderClient, ProviderHttp, Shape, json_or_text
+from espcore.providers.answers import Int, Obj, Text, answer
 from espcore.providers.base import (
     Balance,
     Book,
@@ -52,6 +55,9 @@ from espcore.providers.base import (
     Suppression,
 )
 from espcore.providers.coerce import as_int
+
+T = TypeVar("T")
+Rec = TypeVar("Rec", bound=Mapping[str, Any])
 
 PAKAT_BASE_URL = "https://new.pakat.net/api"
 PROVIDER = "pakat"
@@ -134,6 +140,362 @@ def parse_pakat_error(response: httpx.Response) -> EspError:
             return ConflictError(message, **kwargs)
         return ValidationError(message, **kwargs)
     return EspError(message, **kwargs)
+
+
+def error_envelope(payload: Any) -> tuple[str | int | None, str] | None:
+    """``(None, message)`` when a decoded body is MailWizz's ``{"status":"error","error": string | {field:
+    message}}``, else None."""
+    if not isinstance(payload, dict) or payload.get("status") != "error":
+        return None
+    err = payload.get("error")
+    if isinstance(err, dict | list):
+        message = "; ".join(_flatten_errors(err).values())
+    else:
+        message = " ".join(str(err or "").replace("<br />", "\n").split())
+    return None, message or "the answer says the call failed"
+
+
+# -- answers: the documented success shapes (API digest §1-2), the fields the client reads -----------------------------
+
+
+@answer
+class _Success(TypedDict):
+    """``{"status":"success"}`` (an action; creates add a top-level ``<kind>_uid``)."""
+
+    status: Literal["success"]
+
+
+@answer
+class _Page(TypedDict):
+    records: list[Any]
+    count: NotRequired[Int | None]  # a string ("13"); null when empty
+    next_page: NotRequired[Int | None]
+
+
+@answer
+class _Collection(TypedDict):
+    """``{"status":"success","data":{"count","total_pages","current_page","next_page","prev_page","records"}}``"""
+
+    status: Literal["success"]
+    data: _Page
+
+
+@answer
+class _RecordsData(TypedDict):
+    records: list[Any]
+
+
+@answer
+class _Records(TypedDict):
+    """``{"status":"success","data":{"records":[..]}}`` (list fields, the all-lists search)."""
+
+    status: Literal["success"]
+    data: _RecordsData
+
+
+@answer
+class _RecordData(TypedDict):
+    record: dict[str, Any]
+
+
+@answer
+class _Single(TypedDict):
+    """``{"status":"success","data":{"record":{..}}}``"""
+
+    status: Literal["success"]
+    data: _RecordData
+
+
+@answer
+class _Data(TypedDict):
+    """``{"status":"success","data":{..}}`` (search by email, stats, a delivery log)."""
+
+    status: Literal["success"]
+    data: dict[str, Any]
+
+
+@answer
+class _CampaignStatus(TypedDict):
+    status: str
+
+
+@answer
+class _Toggle(TypedDict):
+    """``{"status":"success","campaign":{"status":"paused"}}``"""
+
+    status: Literal["success"]
+    campaign: _CampaignStatus
+
+
+@answer
+class _QuotaCounts(TypedDict):
+    used: Int
+    allowed: Int | str | None  # "∞" when unlimited
+    percentage: NotRequired[str | float | None]
+
+
+@answer
+class _Quota(TypedDict):
+    """``{"status":"ok","quota":{"percentage":"25%","used":2500,"allowed":10000}}``"""
+
+    status: Literal["ok", "success"]
+    quota: _QuotaCounts
+
+
+@answer
+class _General(TypedDict):
+    list_uid: Text
+    name: str
+
+
+@answer
+class _ListRecord(TypedDict):
+    general: _General
+    defaults: NotRequired[Obj | None]
+    notifications: NotRequired[Obj | None]
+    company: NotRequired[Obj | None]
+
+
+@answer
+class _FieldRecord(TypedDict):
+    tag: Text
+    label: NotRequired[str | None]
+    required: NotRequired[str | None]
+
+
+@answer
+class _SubscriberRecord(TypedDict):
+    """A subscriber: ``EMAIL`` in listings and reads, ``email`` in create and update answers."""
+
+    subscriber_uid: Text
+    EMAIL: NotRequired[str]
+    email: NotRequired[str]
+    status: NotRequired[str | None]
+    source: NotRequired[str | None]
+    ip_address: NotRequired[str | None]
+
+
+def _has_email(record: _SubscriberRecord) -> _SubscriberRecord:
+    if not (record.get("EMAIL") or record.get("email")):
+        raise ValueError("a subscriber without EMAIL")
+    return record
+
+
+@answer
+class _SubscriberRef(TypedDict):
+    subscriber_uid: Text
+    status: str
+
+
+@answer
+class _ListRef(TypedDict):
+    list_uid: Text
+    name: NotRequired[str | None]
+
+
+@answer
+class _Membership(TypedDict):
+    subscriber_uid: Text
+    email: str
+    status: str
+    list: _ListRef
+
+
+@answer
+class _BulkRecord(TypedDict):
+    data: Obj
+    errors: NotRequired[Obj | list[Any] | str | None]
+
+
+@answer
+class _BulkData(TypedDict):
+    records: list[_BulkRecord]
+
+
+@answer
+class _Bulk(TypedDict):
+    """``{"status":"success","data":{"records":[{"data":{..},"errors":{..}}, ..]}}``, one record per item."""
+
+    status: Literal["success"]
+    data: _BulkData
+
+
+@answer
+class _SegmentRecord(TypedDict):
+    segment_uid: Text
+    name: str
+
+
+@answer
+class _TemplateRecord(TypedDict):
+    name: str
+    content: NotRequired[str | None]
+    screenshot: NotRequired[str | None]
+
+
+@answer
+class _TemplateRow(TypedDict):
+    template_uid: Text
+    name: str
+    screenshot: NotRequired[str | None]
+
+
+@answer
+class _CampaignRecord(TypedDict):
+    campaign_uid: Text
+    name: str
+    status: str
+    type: NotRequired[str | None]
+    from_name: NotRequired[str | None]
+    from_email: NotRequired[str | None]
+    reply_to: NotRequired[str | None]
+    subject: NotRequired[str | None]
+    list: NotRequired[Obj | None]
+    segment: NotRequired[Obj | None]
+
+
+@answer
+class _Stats(TypedDict):
+    campaign_status: str
+    subscribers_count: Int
+    processed_count: Int
+
+
+@answer
+class _Who(TypedDict, total=False):
+    subscriber_uid: str | None
+    email: str | None
+
+
+@answer
+class _CampaignRef(TypedDict, total=False):
+    campaign_uid: str | None
+
+
+@answer
+class _DeliveryLogRecord(TypedDict):
+    subscriber: _Who
+    status: str
+    campaign: NotRequired[_CampaignRef | list[Any] | None]
+    message: NotRequired[str | None]
+    email_message_id: NotRequired[str | None]
+    delivery_confirmed: NotRequired[str | bool | None]
+
+
+@answer
+class _BounceRecord(TypedDict):
+    subscriber: _Who
+    bounce_type: str
+    message: NotRequired[str | None]
+
+
+@answer
+class _UnsubscribeRecord(TypedDict):
+    subscriber: _Who
+    reason: NotRequired[str | None]
+
+
+@answer
+class _TransactionalRecord(TypedDict):
+    email_uid: Text
+    status: str
+    to_email: NotRequired[str | None]
+    subject: NotRequired[str | None]
+    to_name: NotRequired[str | None]
+    from_name: NotRequired[str | None]
+    from_email: NotRequired[str | None]
+
+
+_SUCCESS: Shape[_Success] = Shape(_Success)
+_COLLECTION: Shape[_Collection] = Shape(_Collection)
+_SINGLE: Shape[_Single] = Shape(_Single)
+_DATA: Shape[_Data] = Shape(_Data)
+_RECORDS: Shape[_Records] = Shape(_Records)
+_TOGGLE: Shape[_Toggle] = Shape(_Toggle)
+_QUOTA: Shape[_Quota] = Shape(_Quota)
+_BULK: Shape[_Bulk] = Shape(_Bulk)
+_UID: Shape[str] = Shape(Text)
+LIST: Shape[_ListRecord] = Shape(_ListRecord)
+FIELD: Shape[_FieldRecord] = Shape(_FieldRecord)
+SUBSCRIBER: Shape[_SubscriberRecord] = Shape(Annotated[_SubscriberRecord, AfterValidator(_has_email)])
+SUBSCRIBER_REF: Shape[_SubscriberRef] = Shape(_SubscriberRef)
+MEMBERSHIP: Shape[_Membership] = Shape(_Membership)
+SEGMENT: Shape[_SegmentRecord] = Shape(_SegmentRecord)
+TEMPLATE: Shape[_TemplateRecord] = Shape(_TemplateRecord)
+TEMPLATE_ROW: Shape[_TemplateRow] = Shape(_TemplateRow)
+CAMPAIGN: Shape[_CampaignRecord] = Shape(_CampaignRecord)
+STATS: Shape[_Stats] = Shape(_Stats)
+DELIVERY_LOG: Shape[_DeliveryLogRecord] = Shape(_DeliveryLogRecord)
+BOUNCE: Shape[_BounceRecord] = Shape(_BounceRecord)
+UNSUBSCRIBE: Shape[_UnsubscribeRecord] = Shape(_UnsubscribeRecord)
+TRANSACTIONAL: Shape[_TransactionalRecord] = Shape(_TransactionalRecord)
+
+
+def _record(item: Shape[T]) -> Expect[T]:
+    """``{"status":"success","data":{"record":{..}}}`` → the record, checked against ``item``."""
+    return lambda payload: item(_SINGLE(payload)["data"]["record"], at="data.record")
+
+
+def _collection(item: Shape[T]) -> Expect[tuple[list[T], int | None]]:
+    """A collection page → its records (each checked against ``item``) and ``next_page`` (null on the last)."""
+
+    def read(payload: Any) -> tuple[list[T], int | None]:
+        data = _COLLECTION(payload)["data"]
+        return [item(rec, at=f"data.records.{i}") for i, rec in enumerate(data["records"])], data.get("next_page")
+
+    return read
+
+
+def _created(key: str) -> Expect[str]:
+    """``{"status":"success","<key>":"<uid>"}`` (201) → the new uid (also found under ``data``)."""
+
+    def read(payload: Any) -> str:
+        _SUCCESS(payload)
+        if key in payload:
+            return _UID(payload[key], at=key)
+        data = payload.get("data")
+        if isinstance(data, dict) and key in data:
+            return _UID(data[key], at=f"data.{key}")
+        raise AnswerMismatch(f"{key}: Field required")
+
+    return read
+
+
+def _action(payload: Any) -> None:
+    """``{"status":"success"}``"""
+    _SUCCESS(payload)
+
+
+def _data(item: Shape[T]) -> Expect[T]:
+    """``{"status":"success","data":{..}}`` → ``data``, checked against ``item``."""
+    return lambda payload: item(_DATA(payload)["data"], at="data")
+
+
+def _records(item: Shape[T]) -> Expect[list[T]]:
+    """``{"status":"success","data":{"records":[..]}}`` (unpaginated) → the records, each checked."""
+
+    def read(payload: Any) -> list[T]:
+        return [item(r, at=f"data.records.{i}") for i, r in enumerate(_RECORDS(payload)["data"]["records"])]
+
+    return read
+
+
+def _field_created(payload: Any) -> "_FieldRecord | None":
+    """A created list field: ``{"status":"success"}``, echoing the field under ``data.record`` or ``field``
+    where the service does [U]."""
+    _SUCCESS(payload)
+    data = payload.get("data")
+    if isinstance(data, dict) and "record" in data:
+        return FIELD(data["record"], at="data.record")
+    if "field" in payload:
+        return FIELD(payload["field"], at="field")
+    return None
+
+
+def _log(payload: Any) -> "_DeliveryLogRecord":
+    """One delivery log: ``data.record``, or (per Pakat's spec) ``data`` itself."""
+    data = _DATA(payload)["data"]
+    return DELIVERY_LOG(data["record"], at="data.record") if "record" in data else DELIVERY_LOG(data, at="data")
 
 
 # -- encoding helpers -------------------------------------------------------------------------------------------
@@ -548,6 +910,7 @@ class PakatClient(ProviderClient):
             base_url,
             policy=policy,
             error_parser=parse_pakat_error,
+            error_envelope=error_envelope,
             auth_headers=lambda: {"X-API-KEY": self._api_key},
             secrets=[api_key],
             transport=transport,
@@ -559,80 +922,69 @@ class PakatClient(ProviderClient):
 
     # -- transport ----------------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, expect: Expect[T], **kwargs: Any) -> T:
         delay = 0.5
         for attempt in range(1, self.mutex_attempts + 1):
             try:
-                response = self.http.request(method, path, **kwargs)
+                return self.http.call(method, path, expect, **kwargs)
             except PakatMutexError:
                 if attempt >= self.mutex_attempts:
                     raise
                 self._sleep(delay)
                 delay = min(delay * 2, 8.0)
-                continue
-            if not response.content:
-                return {}
-            body = json_or_text(response)
-            if not isinstance(body, dict):
-                raise ServerError(
-                    "unexpected non-JSON answer",
-                    provider=PROVIDER,
-                    method=method,
-                    path=path,
-                    status=response.status_code,
-                )
-            return body
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return self._call("GET", path, params=dict(params or {}))
+    def _get(self, path: str, expect: Expect[T], params: Mapping[str, Any] | None = None) -> T:
+        return self._call("GET", path, expect, params=dict(params or {}))
 
     def _post(
-        self, path: str, fields: Mapping[str, Any] | None = None, *, idempotent: bool | None = None
-    ) -> dict[str, Any]:
-        return self._call("POST", path, data=flatten_form(fields or {}), idempotent=idempotent)
+        self,
+        path: str,
+        expect: Expect[T],
+        fields: Mapping[str, Any] | None = None,
+        *,
+        idempotent: bool | None = None,
+    ) -> T:
+        return self._call("POST", path, expect, data=flatten_form(fields or {}), idempotent=idempotent)
 
-    def _put(self, path: str, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def _put(self, path: str, expect: Expect[T], fields: Mapping[str, Any] | None = None) -> T:
         # Always an urlencoded body built here: a multipart PUT is silently ignored by the service.
         body = urlencode(list(flatten_form(fields or {}).items())).encode("ascii")
-        return self._call("PUT", path, content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return self._call("PUT", path, expect, content=body, headers=headers)
 
-    def _delete(self, path: str) -> dict[str, Any]:
-        return self._call("DELETE", path)
+    def _delete(self, path: str) -> None:
+        self._call("DELETE", path, _action)
 
     def _paginate(
-        self, path: str, uid_key: str | None, params: Mapping[str, Any] | None = None, per_page: int = 50
-    ) -> Iterator[dict[str, Any]]:
+        self,
+        path: str,
+        item: Shape[Rec],
+        uid_key: str | None,
+        params: Mapping[str, Any] | None = None,
+        per_page: int = 50,
+    ) -> Iterator[Rec]:
         per_page = min(PER_PAGE_MAX, max(PER_PAGE_MIN, per_page))
         seen: set[str] = set()
         page = 1
         while True:
-            body = self._get(path, {**(params or {}), "page": page, "per_page": per_page})
-            data = body.get("data") or {}
-            for rec in data.get("records") or []:
+            records, nxt = self._get(path, _collection(item), {**(params or {}), "page": page, "per_page": per_page})
+            for rec in records:
                 key = _dig(rec, uid_key) if uid_key else None
                 if key:
                     if key in seen:
                         continue
                     seen.add(key)
                 yield rec
-            nxt = data.get("next_page")
-            if not nxt or as_int(nxt) <= page:
+            if not nxt or nxt <= page:
                 return
-            page = as_int(nxt)
-
-    @staticmethod
-    def _uid(body: Mapping[str, Any], key: str) -> str:
-        uid = body.get(key) or (body.get("data") or {}).get(key)
-        if not uid:
-            raise ServerError(f"answer without {key}", provider=PROVIDER, body=str(body)[:500])
-        return str(uid)
+            page = nxt
 
     # -- account ------------------------------------------------------------------------------------------
 
     def quota(self) -> PakatQuota:
         """The sending quota (``GET /quota/index``), Pakat's "balance"; also the key check."""
-        q = self._get("/quota/index").get("quota") or {}
+        q = self._get("/quota/index", _QUOTA)["quota"]
         allowed_raw = q.get("allowed")
         unlimited = isinstance(allowed_raw, str) and allowed_raw.strip() in ("∞", "")
         allowed = None if unlimited or allowed_raw is None else as_int(allowed_raw)
@@ -651,12 +1003,12 @@ class PakatClient(ProviderClient):
 
     def lists(self, *, per_page: int = 50) -> Iterator[PakatList]:
         """Every list, newest first, auto-paginating and de-duplicated by uid."""
-        for rec in self._paginate("/lists", "general.list_uid", per_page=per_page):
+        for rec in self._paginate("/lists", LIST, "general.list_uid", per_page=per_page):
             yield PakatList.from_api(rec)
 
     def get_list(self, list_uid: str) -> PakatList:
         """One list."""
-        return PakatList.from_api((self._get(f"/lists/{list_uid}").get("data") or {}).get("record") or {})
+        return PakatList.from_api(self._get(f"/lists/{list_uid}", _record(LIST)))
 
     @staticmethod
     def _list_fields(
@@ -694,7 +1046,7 @@ class PakatClient(ProviderClient):
         fields = self._list_fields(
             name, description, from_name, from_email, reply_to, subject, opt_in, notifications, company
         )
-        return self._uid(self._post("/lists", fields), "list_uid")
+        return self._post("/lists", _created("list_uid"), fields)
 
     def update_list(
         self,
@@ -714,7 +1066,7 @@ class PakatClient(ProviderClient):
         fields = self._list_fields(
             name, description, from_name, from_email, reply_to, subject, opt_in, notifications, company
         )
-        self._put(f"/lists/{list_uid}", fields)
+        self._put(f"/lists/{list_uid}", _action, fields)
 
     def delete_list(self, list_uid: str) -> None:
         """Delete a list and its subscribers."""
@@ -722,20 +1074,19 @@ class PakatClient(ProviderClient):
 
     def copy_list(self, list_uid: str) -> str:
         """Copy a list (settings and fields) and return the new uid."""
-        return self._uid(self._post(f"/lists/{list_uid}/copy"), "list_uid")
+        return self._post(f"/lists/{list_uid}/copy", _created("list_uid"))
 
     def list_fields(self, list_uid: str) -> list[PakatField]:
         """The custom fields of a list (unpaginated)."""
-        data = self._get(f"/lists/{list_uid}/fields").get("data") or {}
-        return [PakatField.from_api(r) for r in data.get("records") or []]
+        return [PakatField.from_api(r) for r in self._get(f"/lists/{list_uid}/fields", _records(FIELD))]
 
     def create_list_field(
         self, list_uid: str, tag: str, label: str, *, type: str = "text", required: bool = False
     ) -> PakatField | None:
         """Create a custom field (TAG upper case); returns it when the service echoes it."""
-        body = self._post(f"/lists/{list_uid}/fields", {"type": type, "label": label, "tag": tag, "required": required})
-        rec = (body.get("data") or {}).get("record") or body.get("field")
-        return PakatField.from_api(rec) if isinstance(rec, Mapping) else None
+        fields = {"type": type, "label": label, "tag": tag, "required": required}
+        rec = self._post(f"/lists/{list_uid}/fields", _field_created, fields)
+        return PakatField.from_api(rec) if rec is not None else None
 
     # -- subscribers --------------------------------------------------------------------------------------
 
@@ -744,7 +1095,7 @@ class PakatClient(ProviderClient):
     ) -> Iterator[PakatSubscriber]:
         """Subscribers of a list, newest first, optionally by status (checked client-side too)."""
         params = {"status": status} if status else {}
-        for rec in self._paginate(f"/lists/{list_uid}/subscribers", "subscriber_uid", params, per_page):
+        for rec in self._paginate(f"/lists/{list_uid}/subscribers", SUBSCRIBER, "subscriber_uid", params, per_page):
             sub = PakatSubscriber.from_api(rec)
             if status and sub.status != status:
                 continue  # the service ignores unknown status filters
@@ -755,43 +1106,38 @@ class PakatClient(ProviderClient):
         params: dict[str, Any] = {"page": 1, "per_page": PER_PAGE_MIN}
         if status:
             params["status"] = status
-        return as_int((self._get(f"/lists/{list_uid}/subscribers", params).get("data") or {}).get("count"))
+        return self._get(f"/lists/{list_uid}/subscribers", _COLLECTION, params)["data"].get("count") or 0
 
     def get_subscriber(self, list_uid: str, subscriber_uid: str) -> PakatSubscriber:
         """One subscriber (no ``date_added`` in this answer)."""
-        rec = (self._get(f"/lists/{list_uid}/subscribers/{subscriber_uid}").get("data") or {}).get("record") or {}
-        return PakatSubscriber.from_api(rec)
+        return PakatSubscriber.from_api(
+            self._get(f"/lists/{list_uid}/subscribers/{subscriber_uid}", _record(SUBSCRIBER))
+        )
 
     def search_subscriber(self, list_uid: str, email: str) -> SubscriberRef | None:
         """Find a subscriber of a list by email; None when absent (the service answers 404)."""
         try:
-            body = self._get(f"/lists/{list_uid}/subscribers/search-by-email", {"EMAIL": email})
+            data = self._get(f"/lists/{list_uid}/subscribers/search-by-email", _data(SUBSCRIBER_REF), {"EMAIL": email})
         except NotFoundError as exc:
             if "does not exist in this list" in exc.message.lower():
                 return None
             raise  # the list itself is missing
-        data = body.get("data") or {}
-        return SubscriberRef(
-            _str(data.get("subscriber_uid")), _str(data.get("status")), parse_date(data.get("date_added"))
-        )
+        return SubscriberRef(data["subscriber_uid"], data["status"], parse_date(data.get("date_added")))
 
     def search_subscriber_in_all_lists(self, email: str) -> list[SubscriberMembership]:
         """Every list an email is in (max 100, unpaginated)."""
-        data = self._get("/lists/subscribers/search-by-email-in-all-lists", {"EMAIL": email}).get("data") or {}
-        out = []
-        for r in data.get("records") or []:
-            lst = r.get("list") or {}
-            out.append(
-                SubscriberMembership(
-                    subscriber_uid=_str(r.get("subscriber_uid")),
-                    email=_str(r.get("email")),
-                    status=_str(r.get("status")),
-                    list_uid=_str(lst.get("list_uid")),
-                    list_name=lst.get("name"),
-                    date_added=parse_date(r.get("date_added")),
-                )
+        records = self._get("/lists/subscribers/search-by-email-in-all-lists", _records(MEMBERSHIP), {"EMAIL": email})
+        return [
+            SubscriberMembership(
+                subscriber_uid=r["subscriber_uid"],
+                email=r["email"],
+                status=r["status"],
+                list_uid=r["list"]["list_uid"],
+                list_name=r["list"].get("name"),
+                date_added=parse_date(r.get("date_added")),
             )
-        return out
+            for r in records
+        ]
 
     @staticmethod
     def _subscriber_fields(
@@ -819,10 +1165,8 @@ class PakatClient(ProviderClient):
         ip_address: str | None = None,
     ) -> PakatSubscriber:
         """Add a subscriber (an unsubscribed one is re-subscribed in place: look up first when that matters)."""
-        body = self._post(
-            f"/lists/{list_uid}/subscribers", self._subscriber_fields(email, fields, status, source, ip_address)
-        )
-        return PakatSubscriber.from_api(((body.get("data") or {}).get("record")) or {})
+        payload = self._subscriber_fields(email, fields, status, source, ip_address)
+        return PakatSubscriber.from_api(self._post(f"/lists/{list_uid}/subscribers", _record(SUBSCRIBER), payload))
 
     def update_subscriber(
         self,
@@ -837,8 +1181,8 @@ class PakatClient(ProviderClient):
     ) -> PakatSubscriber:
         """Update the TAGs sent (required fields other than EMAIL must be re-sent)."""
         payload = self._subscriber_fields(email, fields, status, source, ip_address)
-        body = self._put(f"/lists/{list_uid}/subscribers/{subscriber_uid}", payload)
-        return PakatSubscriber.from_api(((body.get("data") or {}).get("record")) or {})
+        path = f"/lists/{list_uid}/subscribers/{subscriber_uid}"
+        return PakatSubscriber.from_api(self._put(path, _record(SUBSCRIBER), payload))
 
     def delete_subscriber(self, list_uid: str, subscriber_uid: str) -> None:
         """Delete a subscriber from a list."""
@@ -846,11 +1190,11 @@ class PakatClient(ProviderClient):
 
     def unsubscribe(self, list_uid: str, subscriber_uid: str) -> None:
         """Unsubscribe a subscriber (a silent no-op unless confirmed)."""
-        self._put(f"/lists/{list_uid}/subscribers/{subscriber_uid}/unsubscribe")
+        self._put(f"/lists/{list_uid}/subscribers/{subscriber_uid}/unsubscribe", _action)
 
     def unsubscribe_from_all_lists(self, email: str) -> None:
         """Unsubscribe an email from every list."""
-        self._put("/lists/subscribers/unsubscribe-by-email-from-all-lists", {"EMAIL": email})
+        self._put("/lists/subscribers/unsubscribe-by-email-from-all-lists", _action, {"EMAIL": email})
 
     def bulk_add_subscribers(
         self,
@@ -875,19 +1219,22 @@ class PakatClient(ProviderClient):
                 if status is not None:
                     item["details"] = {**dict(item.get("details") or {}), "status": status}
                 items[str(i)] = item
-            body = self._post(f"/lists/{list_uid}/subscribers/bulk", {"subscribers": items}, idempotent=True)
-            records = (body.get("data") or {}).get("records") or []
+            # Only the documented envelope says which items were taken; anything else raises (an
+            # UnexpectedOutcomeError) and no item of the chunk counts as added. Per-item errors are answers.
+            body = self._post(f"/lists/{list_uid}/subscribers/bulk", _BULK, {"subscribers": items}, idempotent=True)
+            records = body["data"]["records"]
             for i, row in enumerate(chunk):
                 email = _str(row.get("EMAIL"))
-                if i >= len(records) or not isinstance(records[i], Mapping):
+                if i >= len(records):
                     results.append(
                         BulkItemResult(start + i, email, False, errors={"_common": "no result returned"}, missing=True)
                     )
                     continue
                 rec = records[i]
-                data = rec.get("data") or {}
+                data = rec["data"] if isinstance(rec["data"], dict) else {}
                 errors = _flatten_errors(rec.get("errors")) if rec.get("errors") else {}
                 uid = data.get("subscriber_uid") if not errors else None
+                uid = str(uid) if uid else None
                 results.append(BulkItemResult(start + i, email, not errors and bool(uid), uid, errors))
         return results
 
@@ -895,20 +1242,20 @@ class PakatClient(ProviderClient):
 
     def segments(self, list_uid: str, *, per_page: int = 50) -> Iterator[PakatSegment]:
         """Segments of a list."""
-        for r in self._paginate(f"/lists/{list_uid}/segments", "segment_uid", per_page=per_page):
-            yield PakatSegment(_str(r.get("segment_uid")), _str(r.get("name")), as_int(r.get("subscribers_count")))
+        for r in self._paginate(f"/lists/{list_uid}/segments", SEGMENT, "segment_uid", per_page=per_page):
+            yield PakatSegment(r["segment_uid"], r["name"], as_int(r.get("subscribers_count")))
 
     def create_segment(
         self, list_uid: str, name: str, conditions: Sequence[Mapping[str, Any]] = (), *, operator_match: str = "any"
     ) -> str:
         """Create a segment (conditions: field_id, operator_id, value) and return its uid."""
         payload = {"name": name, "operator_match": operator_match, "conditions": [dict(c) for c in conditions]}
-        return self._uid(self._post(f"/lists/{list_uid}/segments", payload), "segment_uid")
+        return self._post(f"/lists/{list_uid}/segments", _created("segment_uid"), payload)
 
     def segment_subscribers(self, list_uid: str, segment_uid: str, *, per_page: int = 50) -> Iterator[PakatSubscriber]:
         """Subscribers matching a segment."""
         path = f"/lists/{list_uid}/segments/{segment_uid}/subscribers"
-        for rec in self._paginate(path, "subscriber_uid", per_page=per_page):
+        for rec in self._paginate(path, SUBSCRIBER, "subscriber_uid", per_page=per_page):
             yield PakatSubscriber.from_api(rec)
 
     # -- templates ----------------------------------------------------------------------------------------
@@ -916,22 +1263,23 @@ class PakatClient(ProviderClient):
     def templates(self, *, name: str | None = None, per_page: int = 50) -> Iterator[PakatTemplate]:
         """Templates, optionally filtered by name."""
         params = {"filter[name]": name} if name else {}
-        for r in self._paginate("/templates", "template_uid", params, per_page):
-            yield PakatTemplate(_str(r.get("template_uid")), _str(r.get("name")), None, r.get("screenshot"))
+        for r in self._paginate("/templates", TEMPLATE_ROW, "template_uid", params, per_page):
+            yield PakatTemplate(r["template_uid"], r["name"], None, r.get("screenshot"))
 
     def get_template(self, template_uid: str) -> PakatTemplate:
         """One template with its HTML."""
-        rec = (self._get(f"/templates/{template_uid}").get("data") or {}).get("record") or {}
-        return PakatTemplate(template_uid, _str(rec.get("name")), rec.get("content"), rec.get("screenshot"))
+        rec = self._get(f"/templates/{template_uid}", _record(TEMPLATE))
+        return PakatTemplate(template_uid, rec["name"], rec.get("content"), rec.get("screenshot"))
 
     def create_template(self, name: str, html: str, *, inline_css: bool | None = None) -> str:
         """Create a template (HTML sent base64) and return its uid."""
         payload = {"template": {"name": name, "content": b64(html), "inline_css": inline_css}}
-        return self._uid(self._post("/templates", payload), "template_uid")
+        return self._post("/templates", _created("template_uid"), payload)
 
     def update_template(self, template_uid: str, *, name: str | None = None, html: str | None = None) -> None:
         """Update a template's name and/or HTML."""
-        self._put(f"/templates/{template_uid}", {"template": {"name": name, "content": b64(html) if html else None}})
+        payload = {"template": {"name": name, "content": b64(html) if html else None}}
+        self._put(f"/templates/{template_uid}", _action, payload)
 
     def delete_template(self, template_uid: str) -> None:
         """Delete a template."""
@@ -951,13 +1299,12 @@ class PakatClient(ProviderClient):
     def campaigns(self, *, list_uid: str | None = None, per_page: int = 50) -> Iterator[PakatCampaign]:
         """Campaign summaries, newest first (``list_uid`` sent, but the service may ignore it)."""
         params = {"list_uid": list_uid} if list_uid else {}
-        for r in self._paginate("/campaigns", "campaign_uid", params, per_page):
+        for r in self._paginate("/campaigns", CAMPAIGN, "campaign_uid", params, per_page):
             yield PakatCampaign.from_api(r)
 
     def get_campaign(self, campaign_uid: str) -> PakatCampaign:
         """One campaign with sender, subject, send_at and list."""
-        rec = (self._get(f"/campaigns/{campaign_uid}").get("data") or {}).get("record") or {}
-        return PakatCampaign.from_api(rec)
+        return PakatCampaign.from_api(self._get(f"/campaigns/{campaign_uid}", _record(CAMPAIGN)))
 
     def _campaign_payload(
         self,
@@ -1031,7 +1378,9 @@ class PakatClient(ProviderClient):
             options=options,
             send_at_default=True,
         )
-        return self._uid(self._post("/campaigns", payload), "campaign_uid")
+        # Not resend-safe: an answer that is not the documented one raises UnexpectedOutcomeError (an
+        # OutcomeUnknownError), so a launch looks the campaign up by name instead of creating it again.
+        return self._post("/campaigns", _created("campaign_uid"), payload)
 
     def update_campaign(
         self,
@@ -1068,21 +1417,19 @@ class PakatClient(ProviderClient):
             options=options,
             send_at_default=False,
         )
-        self._put(f"/campaigns/{campaign_uid}", payload)
+        self._put(f"/campaigns/{campaign_uid}", _action, payload)
 
     def copy_campaign(self, campaign_uid: str) -> str:
         """Copy a campaign and return the new uid (not idempotent)."""
-        return self._uid(self._post(f"/campaigns/{campaign_uid}/copy"), "campaign_uid")
+        return self._post(f"/campaigns/{campaign_uid}/copy", _created("campaign_uid"))
 
     def pause_unpause_campaign(self, campaign_uid: str) -> str:
         """Toggle paused/sending and return the new status."""
-        body = self._put(f"/campaigns/{campaign_uid}/pause-unpause")
-        return _str((body.get("campaign") or {}).get("status"))
+        return self._put(f"/campaigns/{campaign_uid}/pause-unpause", _TOGGLE)["campaign"]["status"]
 
     def mark_campaign_sent(self, campaign_uid: str) -> str:
         """Mark a sending or paused campaign as sent; returns the new status."""
-        body = self._put(f"/campaigns/{campaign_uid}/mark-sent")
-        return _str((body.get("campaign") or {}).get("status"))
+        return self._put(f"/campaigns/{campaign_uid}/mark-sent", _TOGGLE)["campaign"]["status"]
 
     def delete_campaign(self, campaign_uid: str) -> None:
         """Delete a campaign (refused while it is sending)."""
@@ -1090,34 +1437,34 @@ class PakatClient(ProviderClient):
 
     def campaign_stats(self, campaign_uid: str) -> PakatCampaignStats:
         """Counters and rates of a campaign."""
-        return PakatCampaignStats.from_api(self._get(f"/campaigns/{campaign_uid}/stats").get("data") or {})
+        return PakatCampaignStats.from_api(self._get(f"/campaigns/{campaign_uid}/stats", _data(STATS)))
 
     def delivery_logs(self, campaign_uid: str, *, per_page: int = 50) -> Iterator[DeliveryLog]:
         """Delivery logs of a campaign."""
-        for r in self._paginate(f"/campaigns/{campaign_uid}/delivery-logs", "email_message_id", per_page=per_page):
+        path = f"/campaigns/{campaign_uid}/delivery-logs"
+        for r in self._paginate(path, DELIVERY_LOG, "email_message_id", per_page=per_page):
             yield DeliveryLog.from_api(r)
 
     def delivery_log_by_message_id(self, email_message_id: str) -> DeliveryLog:
         """One delivery log by its Message-ID."""
-        data = self._get(f"/campaigns/delivery-logs/email-message-id/{email_message_id}").get("data") or {}
-        return DeliveryLog.from_api(data.get("record") or data)
+        return DeliveryLog.from_api(self._get(f"/campaigns/delivery-logs/email-message-id/{email_message_id}", _log))
 
     def campaign_bounces(self, campaign_uid: str, *, per_page: int = 50) -> Iterator[CampaignBounce]:
         """Bounces of a campaign."""
-        for r in self._paginate(f"/campaigns/{campaign_uid}/bounces", None, per_page=per_page):
-            sub = r.get("subscriber") or {}
+        for r in self._paginate(f"/campaigns/{campaign_uid}/bounces", BOUNCE, None, per_page=per_page):
+            sub = r["subscriber"]
             yield CampaignBounce(
                 _str(sub.get("subscriber_uid")),
                 _str(sub.get("email")),
-                _str(r.get("bounce_type")),
+                r["bounce_type"],
                 r.get("message"),
                 parse_date(r.get("date_added")),
             )
 
     def campaign_unsubscribes(self, campaign_uid: str, *, per_page: int = 50) -> Iterator[CampaignUnsubscribe]:
         """Unsubscribes of a campaign."""
-        for r in self._paginate(f"/campaigns/{campaign_uid}/unsubscribes", None, per_page=per_page):
-            sub = r.get("subscriber") or {}
+        for r in self._paginate(f"/campaigns/{campaign_uid}/unsubscribes", UNSUBSCRIBE, None, per_page=per_page):
+            sub = r["subscriber"]
             yield CampaignUnsubscribe(
                 _str(sub.get("subscriber_uid")),
                 _str(sub.get("email")),
@@ -1165,17 +1512,16 @@ class PakatClient(ProviderClient):
             "send_at": when.strftime(DATE_FMT),
             "attachments": [{"name": a.name, "type": a.mime_type, "data": b64(a.data)} for a in attachments] or None,
         }
-        return self._uid(self._post("/transactional-emails", {"email": email}), "email_uid")
+        return self._post("/transactional-emails", _created("email_uid"), {"email": email})
 
     def transactional_emails(self, *, per_page: int = 50) -> Iterator[TransactionalEmail]:
         """Transactional emails, newest first."""
-        for r in self._paginate("/transactional-emails", "email_uid", per_page=per_page):
+        for r in self._paginate("/transactional-emails", TRANSACTIONAL, "email_uid", per_page=per_page):
             yield TransactionalEmail.from_api(r)
 
     def get_transactional_email(self, email_uid: str) -> TransactionalEmail:
         """One transactional email."""
-        rec = (self._get(f"/transactional-emails/{email_uid}").get("data") or {}).get("record") or {}
-        return TransactionalEmail.from_api(rec)
+        return TransactionalEmail.from_api(self._get(f"/transactional-emails/{email_uid}", _record(TRANSACTIONAL)))
 
     def delete_transactional_email(self, email_uid: str) -> None:
         """Delete a transactional email."""

@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any, Literal, NotRequired, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
+from pydantic import Field
+from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from Python 3.12
 
 from espcore.errors import (
     AuthError,
@@ -30,7 +32,8 @@ from espcore.errors import (
     ServerError,
     ValidationError,
 )
-from espcore.http import HttpPolicy, ProviderClient, ProviderHttp, json_or_text
+from espcore.http import Expect, HttpPolicy, ProviderClient, ProviderHttp, Shape, json_or_text
+from espcore.providers.answers import Id, Int, answer
 from espcore.providers.base import (
     Balance,
     Book,
@@ -45,6 +48,9 @@ from espcore.providers.base import (
     Suppression,
 )
 from espcore.providers.coerce import opt_int
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 SENDPULSE_BASE_URL = "https://api.sendpulse.com"
 PAGE_MAX = 100
@@ -110,9 +116,277 @@ def parse_error(response: httpx.Response) -> EspError:
     return ValidationError(message, **kwargs)
 
 
+def error_envelope(payload: Any) -> tuple[str | int | None, str] | None:
+    """``(error_code, message)`` when a decoded body is one of SendPulse's error answers (``{"message",
+    "error_code"}``, the OAuth ``{"error","error_description"}``, ``{"result": false}``), else None."""
+    if isinstance(payload, list) and len(payload) == 1:
+        payload = payload[0]
+    if not isinstance(payload, dict):
+        return None
+    failed = payload.get("result") is False or payload.get("success") is False
+    if not (failed or "error_code" in payload or "error" in payload or set(payload) == {"message"}):
+        return None
+    code = payload.get("error_code")
+    message = payload.get("message") or payload.get("error_description") or payload.get("error")
+    return (
+        code if isinstance(code, str | int) and not isinstance(code, bool) else None,
+        str(message) if message else "the answer says the call failed",
+    )
+
+
 def _seg(value: object) -> str:
     """One URL path segment: an address or variable value may hold ``?``, ``#``, ``%`` or spaces."""
     return quote(str(value), safe="@+!$&'()*,;=:~")
+
+
+# -- answers: the documented success shapes (API digest §2), the fields the client reads -----------------------
+
+#: a number as SendPulse writes it (money is a string in one answer, a float in the next), kept as sent
+Number = str | int | float
+
+
+@answer
+class _Ok(TypedDict):
+    """``{"result": true}``; some actions add ``id``, ``email`` or ``real_id``."""
+
+    result: Literal[True]
+
+
+@answer
+class _V2Ok(TypedDict):
+    """``{"success": true, "data": [true]}`` of a webhook update or delete (the seed; ``data`` an object tolerated)."""
+
+    success: Literal[True]
+    data: list[Any] | dict[str, Any]
+
+
+@answer
+class _Token(TypedDict):
+    access_token: Annotated[str, Field(min_length=1)]
+    expires_in: NotRequired[float | None]
+
+
+@answer
+class _Created(TypedDict):
+    id: Int
+
+
+@answer
+class _TemplateCreated(TypedDict):
+    real_id: Int
+
+
+@answer
+class _BookRow(TypedDict):
+    id: Int
+    name: str
+
+
+@answer
+class _ContactRow(TypedDict):
+    email: str
+    status: Int
+
+
+@answer
+class _Total(TypedDict):
+    total: Int
+
+
+@answer
+class _VariableRow(TypedDict):
+    name: str
+    type: NotRequired[str | None]
+
+
+@answer
+class _Cost(TypedDict):
+    cur: str
+    result: bool
+
+
+@answer
+class _BookCampaignRow(TypedDict):
+    task_id: Int
+    task_name: NotRequired[str | None]
+
+
+@answer
+class _StatRow(TypedDict):
+    code: Int
+    count: NotRequired[Int | None]
+    explain: NotRequired[str | None]
+
+
+@answer
+class _CampaignMessage(TypedDict, total=False):
+    sender_name: str | None
+    sender_email: str | None
+    subject: str | None
+    body: str | None
+
+
+@answer
+class _CampaignRow(TypedDict):
+    id: Int
+    status: Int
+    name: NotRequired[str | None]
+    message: NotRequired[_CampaignMessage | list[Any] | None]  # PHP writes an empty object as []
+    statistics: NotRequired[list[_StatRow] | dict[str, Any] | None]  # list items: an object of totals (§7.2)
+    overdraft_currency: NotRequired[str | None]
+    permalink: NotRequired[str | None]
+
+
+@answer
+class _CampaignCreated(TypedDict):
+    id: Int
+
+
+@answer
+class _Referral(TypedDict):
+    link: str
+    count: NotRequired[Int | None]
+
+
+@answer
+class _RecipientStatus(TypedDict):
+    global_status: Int
+    global_status_explain: NotRequired[str | None]
+
+
+@answer
+class _TemplateRow(TypedDict):
+    id: Id
+    real_id: Int
+    name: NotRequired[str | None]
+    lang: NotRequired[str | None]
+    owner: NotRequired[str | None]
+    body: NotRequired[str | None]
+
+
+@answer
+class _SenderRow(TypedDict):
+    email: str
+    name: NotRequired[str | None]
+    status: NotRequired[str | None]
+
+
+@answer
+class _Balance(TypedDict):
+    currency: str
+    balance_currency: Decimal
+
+
+@answer
+class _Money(TypedDict, total=False):
+    main: Number | None
+    bonus: Number | None
+    currency: str | None
+
+
+@answer
+class _EmailPlan(TypedDict, total=False):
+    tariff_name: str | None
+    finished_time: str | None
+    emails_left: Number | None
+    maximum_subscribers: Number | None
+    current_subscribers: Number | None
+
+
+@answer
+class _BalanceDetail(TypedDict):
+    balance: _Money
+    email: _EmailPlan
+
+
+@answer
+class _MembershipRow(TypedDict):
+    book_id: Int
+    email: NotRequired[str | None]
+    status: NotRequired[Int | None]
+
+
+@answer
+class _BookDetailRow(TypedDict):
+    list_id: Int
+    list_name: NotRequired[str | None]
+    add_date: NotRequired[str | None]
+    source: NotRequired[str | None]
+
+
+@answer
+class _CampaignCounts(TypedDict, total=False):
+    sent: Int | None
+    open: Int | None
+    link: Int | None
+
+
+@answer
+class _EmailCampaigns(TypedDict):
+    statistic: _CampaignCounts
+    blacklist: bool
+
+
+@answer
+class _BookRef(TypedDict):
+    id: Int
+    name: NotRequired[str | None]
+
+
+@answer
+class _EmailCampaignsEntry(TypedDict, total=False):
+    sent: Int | None
+    open: Int | None
+    link: Int | None
+    adressbooks: list[_BookRef] | None  # (sic)
+    blacklist: bool | None
+
+
+@answer
+class _Hook(TypedDict):
+    id: Id
+    url: NotRequired[str | None]
+    action: NotRequired[str | None]
+    user_id: NotRequired[Id | None]
+
+
+@answer
+class _Hooks(TypedDict):
+    success: Literal[True]
+    data: list[_Hook]
+
+
+_OK: Shape[_Ok] = Shape(_Ok)
+_V2_OK: Shape[_V2Ok] = Shape(_V2Ok)
+_TOKEN: Shape[_Token] = Shape(_Token)
+_CREATED: Shape[_Created] = Shape(_Created)
+_TEMPLATE_CREATED: Shape[_TemplateCreated] = Shape(_TemplateCreated)
+_BOOKS: Shape[list[_BookRow]] = Shape(list[_BookRow])
+#: ``GET /addressbooks/{id}`` answers a one-element array (a bare object is tolerated)
+_ONE_BOOK: Shape[list[_BookRow] | _BookRow] = Shape(Annotated[list[_BookRow], Field(min_length=1)] | _BookRow)
+_CONTACTS: Shape[list[_ContactRow]] = Shape(list[_ContactRow])
+_CONTACT: Shape[_ContactRow] = Shape(_ContactRow)
+_TOTAL: Shape[_Total] = Shape(_Total)
+_VARIABLES: Shape[list[_VariableRow]] = Shape(list[_VariableRow])
+_COST: Shape[_Cost] = Shape(_Cost)
+_BOOK_CAMPAIGNS: Shape[list[_BookCampaignRow]] = Shape(list[_BookCampaignRow])
+_CAMPAIGNS: Shape[list[_CampaignRow]] = Shape(list[_CampaignRow])
+_CAMPAIGN: Shape[_CampaignRow] = Shape(_CampaignRow)
+_CAMPAIGN_CREATED: Shape[_CampaignCreated] = Shape(_CampaignCreated)
+_COUNTRIES: Shape[dict[str, Int]] = Shape(dict[str, Int])
+_REFERRALS: Shape[list[_Referral]] = Shape(list[_Referral])
+_RECIPIENT: Shape[_RecipientStatus] = Shape(_RecipientStatus)
+_TEMPLATES: Shape[list[_TemplateRow]] = Shape(list[_TemplateRow])
+_TEMPLATE: Shape[_TemplateRow] = Shape(_TemplateRow)
+_SENDERS: Shape[list[_SenderRow]] = Shape(list[_SenderRow])
+_BLACKLIST: Shape[list[str]] = Shape(list[str])
+_BALANCE: Shape[_Balance] = Shape(_Balance)
+_BALANCE_DETAIL: Shape[_BalanceDetail] = Shape(_BalanceDetail)
+_MEMBERSHIPS: Shape[list[_MembershipRow]] = Shape(list[_MembershipRow])
+_BOOK_DETAILS: Shape[list[_BookDetailRow]] = Shape(list[_BookDetailRow])
+_EMAIL_CAMPAIGNS: Shape[_EmailCampaigns] = Shape(_EmailCampaigns)
+_EMAILS_CAMPAIGNS: Shape[dict[str, _EmailCampaignsEntry]] = Shape(dict[str, _EmailCampaignsEntry])
+_HOOKS: Shape[_Hooks] = Shape(_Hooks)
 
 
 # -- records ------------------------------------------------------------------------------------------------
@@ -447,6 +721,7 @@ class SendPulseClient(ProviderClient):
             base_url,
             policy=policy or HttpPolicy(requests_per_second=10.0),
             error_parser=parse_error,
+            error_envelope=error_envelope,
             auth_headers=self._auth_header,
             on_auth_failure=self._refresh_after_401,
             secrets=[client_id, client_secret],
@@ -462,9 +737,10 @@ class SendPulseClient(ProviderClient):
 
     def _fetch_token(self) -> None:
         issued = self._clock()  # the lifetime runs from the server's issue, not from when the answer arrived
-        resp = self.http.request(
+        data = self.http.call(
             "POST",
             "/oauth/access_token",
+            self._token_answer,
             json={
                 "grant_type": "client_credentials",
                 "client_id": self._client_id,
@@ -473,17 +749,19 @@ class SendPulseClient(ProviderClient):
             authenticated=False,
             idempotent=True,  # asking for a token twice has no side effect
         )
-        data = resp.json()
-        token = data.get("access_token")
-        if not token:
-            raise AuthError("token endpoint answered without access_token", provider="sendpulse")
-        self.http.redact.add(token)
+        token = data["access_token"]
         ttl = float(data.get("expires_in") or 3600)
-        self._token = str(token)
+        self._token = token
         self._token_expires = issued + ttl
         # Renew 60 s early; a short-lived token (a test account) is renewed at half its life instead, so that
         # it is not fetched anew before every call.
         self._refresh_margin = min(self.REFRESH_MARGIN_S, ttl / 2)
+
+    def _token_answer(self, payload: Any) -> _Token:
+        """The token answer; its token is registered as a secret first, so no error can quote it."""
+        if isinstance(payload, dict) and isinstance(payload.get("access_token"), str):
+            self.http.redact.add(payload["access_token"])
+        return _TOKEN(payload)
 
     def _token_due(self) -> bool:
         return self._token is None or self._clock() >= self._token_expires - self._refresh_margin
@@ -515,15 +793,19 @@ class SendPulseClient(ProviderClient):
 
     # -- plumbing -----------------------------------------------------------------------------------
 
-    def _get(self, path: str, **params: Any) -> Any:
-        return self.http.request("GET", path, params=params or None).json()
+    def _get(self, path: str, shape: Expect[T], **params: Any) -> T:
+        return self.http.call("GET", path, shape, params=params or None)
 
-    def _pages(self, path: str, limit: int = PAGE_MAX) -> Iterator[dict[str, Any]]:
+    def _write(self, method: str, path: str, shape: Expect[T] = _OK, **kwargs: Any) -> T:
+        """A call that changes something, its answer checked (``{"result": true}`` unless said otherwise)."""
+        return self.http.call(method, path, shape, **kwargs)
+
+    def _pages(
+        self, path: str, shape: Shape[list[R]], params: Mapping[str, Any] | None = None, limit: int = PAGE_MAX
+    ) -> Iterator[R]:
         offset = 0
         while True:
-            page = self._get(path, limit=limit, offset=offset)
-            if not isinstance(page, list):
-                return
+            page = self._get(path, shape, **(params or {}), limit=limit, offset=offset)
             yield from page
             if len(page) < limit:
                 return
@@ -538,16 +820,13 @@ class SendPulseClient(ProviderClient):
 
     def list_books(self) -> Iterator[AddressBook]:
         """All address books, paging through limit/offset."""
-        for d in self._pages("/addressbooks"):
+        for d in self._pages("/addressbooks", _BOOKS):
             yield AddressBook.from_api(d)
 
     def get_book(self, book_id: int) -> AddressBook:
         """One address book (the API answers a one-element array)."""
-        data = self._get(f"/addressbooks/{book_id}")
-        item = data[0] if isinstance(data, list) and data else data
-        if not isinstance(item, dict):
-            raise NotFoundError("Book not found", provider="sendpulse", code=213)
-        return AddressBook.from_api(item)
+        data = self._get(f"/addressbooks/{book_id}", _ONE_BOOK)
+        return AddressBook.from_api(data[0] if isinstance(data, list) else data)
 
     def create_book(self, name: str) -> int:
         """Create an address book; returns its id (203 ConflictError if the name is taken).
@@ -555,40 +834,40 @@ class SendPulseClient(ProviderClient):
         Names are unique, so a resend cannot make a second book: a transient failure is retried, and a retry
         after a lost answer meets 203 (the book exists; look it up by name).
         """
-        return int(self.http.request("POST", "/addressbooks", json={"bookName": name}, idempotent=True).json()["id"])
+        return self._write("POST", "/addressbooks", _CREATED, json={"bookName": name}, idempotent=True)["id"]
 
     def rename_book(self, book_id: int, name: str) -> None:
         """Rename an address book."""
-        self.http.request("PUT", f"/addressbooks/{book_id}", json={"name": name})
+        self._write("PUT", f"/addressbooks/{book_id}", json={"name": name})
 
     def delete_book(self, book_id: int) -> None:
         """Delete an address book."""
-        self.http.request("DELETE", f"/addressbooks/{book_id}")
+        self._write("DELETE", f"/addressbooks/{book_id}")
 
     def book_variables(self, book_id: int) -> list[BookVariable]:
         """Variables defined on a book."""
         return [
-            BookVariable(str(v["name"]), str(v.get("type", "string")))
-            for v in self._get(f"/addressbooks/{book_id}/variables")
+            BookVariable(v["name"], v.get("type") or "string")
+            for v in self._get(f"/addressbooks/{book_id}/variables", _VARIABLES)
         ]
 
     def find_by_variable(self, book_id: int, name: str, value: str) -> list[BookContact]:
         """Contacts of a book whose variable ``name`` equals ``value``."""
-        data = self._get(f"/addressbooks/{book_id}/variables/{_seg(name)}/{_seg(value)}")
-        return [BookContact.from_api(d, book_id) for d in data] if isinstance(data, list) else []
+        data = self._get(f"/addressbooks/{book_id}/variables/{_seg(name)}/{_seg(value)}", _CONTACTS)
+        return [BookContact.from_api(d, book_id) for d in data]
 
     def book_emails(self, book_id: int) -> Iterator[BookContact]:
         """Every contact of a book, paging through limit/offset."""
-        for d in self._pages(f"/addressbooks/{book_id}/emails"):
+        for d in self._pages(f"/addressbooks/{book_id}/emails", _CONTACTS):
             yield BookContact.from_api(d, book_id)
 
     def book_email_total(self, book_id: int) -> int:
         """Number of contacts in a book."""
-        return int(self._get(f"/addressbooks/{book_id}/emails/total").get("total", 0))
+        return self._get(f"/addressbooks/{book_id}/emails/total", _TOTAL)["total"]
 
     def book_email(self, book_id: int, email: str) -> BookContact:
         """One contact of a book with its status and variables."""
-        return BookContact.from_api(self._get(f"/addressbooks/{book_id}/emails/{_seg(email)}"), book_id)
+        return BookContact.from_api(self._get(f"/addressbooks/{book_id}/emails/{_seg(email)}", _CONTACT), book_id)
 
     def add_emails(
         self,
@@ -628,13 +907,14 @@ class SendPulseClient(ProviderClient):
                 payload["disable_webhook"] = int(disable_webhook)
             if tags:
                 payload["tags"] = list(tags)
-            # An add is an upsert keyed by email: resending it cannot double anything.
-            self.http.request("POST", f"/addressbooks/{book_id}/emails", json=payload, idempotent=True)
+            # An add is an upsert keyed by email: resending it cannot double anything. Only {"result": true} says
+            # the book took the chunk; any other answer raises, and nothing of the chunk counts as added.
+            self._write("POST", f"/addressbooks/{book_id}/emails", json=payload, idempotent=True)
 
     def delete_emails(self, book_id: int, emails: Sequence[str]) -> None:
         """Remove contacts from one book (100 per call)."""
         for start in range(0, len(emails), EMAILS_PER_CALL):
-            self.http.request(
+            self._write(
                 "DELETE",
                 f"/addressbooks/{book_id}/emails",
                 json={"emails": list(emails[start : start + EMAILS_PER_CALL])},
@@ -649,7 +929,7 @@ class SendPulseClient(ProviderClient):
         """
         for start in range(0, len(emails), EMAILS_PER_CALL):
             try:
-                self.http.request(
+                self._write(
                     "POST",
                     f"/addressbooks/{book_id}/emails/unsubscribe",
                     json={"emails": list(emails[start : start + EMAILS_PER_CALL])},
@@ -661,7 +941,7 @@ class SendPulseClient(ProviderClient):
 
     def set_email_variables(self, book_id: int, email: str, variables: Mapping[str, Any]) -> None:
         """Change variables of one contact in a book."""
-        self.http.request(
+        self._write(
             "POST",
             f"/addressbooks/{book_id}/emails/variable",
             json={"email": email, "variables": [{"name": k, "value": v} for k, v in variables.items()]},
@@ -670,7 +950,7 @@ class SendPulseClient(ProviderClient):
 
     def book_cost(self, book_id: int) -> BookCost:
         """What a campaign to this book would cost, and whether the balance covers it."""
-        d = self._get(f"/addressbooks/{book_id}/cost")
+        d = self._get(f"/addressbooks/{book_id}/cost", _COST)
         return BookCost(
             currency=d.get("cur"),
             sent_emails_qty=opt_int(d.get("sent_emails_qty")),
@@ -678,13 +958,13 @@ class SendPulseClient(ProviderClient):
             addresses_delta_from_balance=opt_int(d.get("addressesDeltaFromBalance")),
             addresses_delta_from_tariff=opt_int(d.get("addressesDeltaFromTariff")),
             max_emails_per_task=opt_int(d.get("max_emails_per_task")),
-            enough=bool(d.get("result")),
+            enough=d["result"],
         )
 
     def book_campaigns(self, book_id: int) -> Iterator[BookCampaign]:
         """Campaigns sent to a book."""
-        for d in self._pages(f"/addressbooks/{book_id}/campaigns"):
-            yield BookCampaign(int(d["task_id"]), str(d.get("task_name") or ""), opt_int(d.get("task_status")) or 0)
+        for d in self._pages(f"/addressbooks/{book_id}/campaigns", _BOOK_CAMPAIGNS):
+            yield BookCampaign(d["task_id"], d.get("task_name") or "", opt_int(d.get("task_status")) or 0)
 
     # -- campaigns -------------------------------------------------------------------------------------
 
@@ -742,9 +1022,11 @@ class SendPulseClient(ProviderClient):
             }
         if send_test_only:
             payload["send_test_only"] = list(send_test_only)
-        d = self.http.request("POST", "/campaigns", json=payload, idempotent=False).json()
+        # Not a resend-safe call: an answer that is not the documented one raises UnexpectedOutcomeError (an
+        # OutcomeUnknownError), so a launch looks the campaign up by name instead of posting it again.
+        d = self._write("POST", "/campaigns", _CAMPAIGN_CREATED, json=payload, idempotent=False)
         return CampaignCreated(
-            id=int(d["id"]),
+            id=d["id"],
             status=opt_int(d.get("status")) or 0,
             count=opt_int(d.get("count")),
             tariff_email_qty=opt_int(d.get("tariff_email_qty")),
@@ -783,15 +1065,15 @@ class SendPulseClient(ProviderClient):
             payload["send_date"] = self._format_send_date(send_date)
         if send_test_only:
             payload["send_test_only"] = list(send_test_only)
-        self.http.request("PATCH", f"/campaigns/{campaign_id}", json=payload, idempotent=not send_test_only)
+        self._write("PATCH", f"/campaigns/{campaign_id}", json=payload, idempotent=not send_test_only)
 
     def get_campaign(self, campaign_id: int) -> CampaignInfo:
         """One campaign with its statistics."""
-        return CampaignInfo.from_api(self._get(f"/campaigns/{campaign_id}"))
+        return CampaignInfo.from_api(self._get(f"/campaigns/{campaign_id}", _CAMPAIGN))
 
     def list_campaigns(self) -> Iterator[CampaignInfo]:
         """All campaigns (list items carry no statistics)."""
-        for d in self._pages("/campaigns"):
+        for d in self._pages("/campaigns", _CAMPAIGNS):
             yield CampaignInfo.from_api(d)
 
     def find_campaign_by_name(self, suffix: str) -> CampaignInfo | None:
@@ -801,26 +1083,24 @@ class SendPulseClient(ProviderClient):
 
     def campaign_countries(self, campaign_id: int) -> dict[str, int]:
         """Opens per country code."""
-        d = self._get(f"/campaigns/{campaign_id}/countries")
-        return {str(k): int(v) for k, v in d.items()} if isinstance(d, dict) else {}
+        return self._get(f"/campaigns/{campaign_id}/countries", _COUNTRIES)
 
     def campaign_referrals(self, campaign_id: int) -> dict[str, int]:
         """Clicks per link."""
-        d = self._get(f"/campaigns/{campaign_id}/referrals")
-        return {str(x["link"]): int(x.get("count") or 0) for x in d} if isinstance(d, list) else {}
+        return {x["link"]: x.get("count") or 0 for x in self._get(f"/campaigns/{campaign_id}/referrals", _REFERRALS)}
 
     def campaign_recipient(self, campaign_id: int, email: str) -> CampaignRecipientStatus:
         """One recipient's delivery status in a campaign."""
-        d = self._get(f"/campaigns/{campaign_id}/email/{_seg(email)}")
+        d = self._get(f"/campaigns/{campaign_id}/email/{_seg(email)}", _RECIPIENT)
         return CampaignRecipientStatus(
             _dt(d.get("sent_date")),
-            opt_int(d.get("global_status")) or 0,
-            str(d.get("global_status_explain") or ""),
+            d["global_status"],
+            d.get("global_status_explain") or "",
         )
 
     def cancel_campaign(self, campaign_id: int) -> None:
         """Cancel a campaign that has not been sent yet."""
-        self.http.request("DELETE", f"/campaigns/{campaign_id}")
+        self._write("DELETE", f"/campaigns/{campaign_id}")
 
     # -- templates ----------------------------------------------------------------------------------
 
@@ -832,58 +1112,45 @@ class SendPulseClient(ProviderClient):
         }
         if name:
             payload["name"] = name
-        return int(self.http.request("POST", "/template", json=payload, idempotent=False).json()["real_id"])
+        return self._write("POST", "/template", _TEMPLATE_CREATED, json=payload, idempotent=False)["real_id"]
 
     def edit_template(self, template_id: int | str, body_html: str, *, lang: str = "en") -> None:
         """Replace a template's body."""
         payload = {"body": base64.b64encode(body_html.encode("utf-8")).decode("ascii"), "lang": lang}
-        self.http.request("POST", f"/template/edit/{_seg(template_id)}", json=payload, idempotent=True)
+        self._write("POST", f"/template/edit/{_seg(template_id)}", json=payload, idempotent=True)
 
     def get_template(self, template_id: int | str) -> Template:
         """One template with its decoded body."""
-        return Template.from_api(self._get(f"/template/{_seg(template_id)}"))
+        return Template.from_api(self._get(f"/template/{_seg(template_id)}", _TEMPLATE))
 
     def list_templates(self, *, owner: str | None = "me", lang: str | None = None) -> Iterator[Template]:
         """Templates, the account's own by default."""
         path = f"/templates/{_seg(lang)}" if lang else "/templates"
-        offset = 0
-        while True:
-            params: dict[str, Any] = {"limit": PAGE_MAX, "offset": offset}
-            if owner:
-                params["owner"] = owner
-            page = self.http.request("GET", path, params=params).json()
-            if not isinstance(page, list):
-                return
-            for d in page:
-                yield Template.from_api(d)
-            if len(page) < PAGE_MAX:
-                return
-            offset += PAGE_MAX
+        for d in self._pages(path, _TEMPLATES, {"owner": owner} if owner else None):
+            yield Template.from_api(d)
 
     # -- senders ---------------------------------------------------------------------------------------
 
     def list_senders(self) -> list[Sender]:
         """Sender addresses and their activation status."""
-        return [
-            Sender(str(d.get("name") or ""), str(d["email"]), str(d.get("status") or "")) for d in self._get("/senders")
-        ]
+        return [Sender(d.get("name") or "", d["email"], d.get("status") or "") for d in self._get("/senders", _SENDERS)]
 
     def add_sender(self, email: str, name: str) -> None:
         """Register a sender; it needs activation by code before use (902 ConflictError if it exists, which a
         retry after a lost answer also meets: addresses are unique, so a resend cannot double it)."""
-        self.http.request("POST", "/senders", json={"email": email, "name": name}, idempotent=True)
+        self._write("POST", "/senders", json={"email": email, "name": name}, idempotent=True)
 
     def delete_sender(self, email: str) -> None:
         """Remove a sender."""
-        self.http.request("DELETE", "/senders", json={"email": email})
+        self._write("DELETE", "/senders", json={"email": email})
 
     def request_sender_code(self, email: str) -> None:
         """Mail the activation code to the sender address."""
-        self._get(f"/senders/{_seg(email)}/code")
+        self._get(f"/senders/{_seg(email)}/code", _OK)
 
     def activate_sender(self, email: str, code: str) -> None:
         """Activate a sender with the code it received."""
-        self.http.request("POST", f"/senders/{_seg(email)}/code", json={"code": code}, idempotent=True)
+        self._write("POST", f"/senders/{_seg(email)}/code", json={"code": code}, idempotent=True)
 
     # -- blacklist ------------------------------------------------------------------------------------
 
@@ -893,10 +1160,7 @@ class SendPulseClient(ProviderClient):
 
     def blacklist(self) -> list[str]:
         """Every account-wide blacklisted address."""
-        out: list[str] = []
-        for item in self._pages("/blacklist"):
-            out.append(str(item))
-        return out
+        return list(self._pages("/blacklist", _BLACKLIST))
 
     def add_to_blacklist(self, emails: Sequence[str], comment: str | None = None) -> None:
         """Blacklist addresses account-wide (nothing to send for an empty list)."""
@@ -905,26 +1169,26 @@ class SendPulseClient(ProviderClient):
         payload: dict[str, Any] = {"emails": self._b64_list(emails)}
         if comment:
             payload["comment"] = comment
-        self.http.request("POST", "/blacklist", json=payload, idempotent=True)
+        self._write("POST", "/blacklist", json=payload, idempotent=True)
 
     def remove_from_blacklist(self, emails: Sequence[str]) -> None:
         """Take addresses off the blacklist (nothing to send for an empty list)."""
         if not emails:
             return
-        self.http.request("DELETE", "/blacklist", json={"emails": self._b64_list(emails)})
+        self._write("DELETE", "/blacklist", json={"emails": self._b64_list(emails)})
 
     # -- balance --------------------------------------------------------------------------------------
 
     def balance(self, currency: str | None = None) -> CurrencyBalance:
         """Account balance in the account currency, or converted to ``currency``."""
-        d = self._get(f"/balance/{_seg(currency)}" if currency else "/balance")
-        return CurrencyBalance(str(d.get("currency") or ""), _dec(d.get("balance_currency")) or Decimal(0))
+        d = self._get(f"/balance/{_seg(currency)}" if currency else "/balance", _BALANCE)
+        return CurrencyBalance(d["currency"], d["balance_currency"])
 
     def balance_detail(self) -> BalanceDetail:
         """Money, bonus and plan letters left."""
-        d = self._get("/user/balance/detail")
-        bal = d.get("balance") or {}
-        em = d.get("email") or {}
+        d = self._get("/user/balance/detail", _BALANCE_DETAIL)
+        bal = d["balance"]
+        em = d["email"]
         return BalanceDetail(
             main=_dec(bal.get("main")),
             bonus=_dec(bal.get("bonus")),
@@ -934,89 +1198,70 @@ class SendPulseClient(ProviderClient):
             emails_left=opt_int(em.get("emails_left")),
             maximum_subscribers=opt_int(em.get("maximum_subscribers")),
             current_subscribers=opt_int(em.get("current_subscribers")),
-            raw=d,
+            raw=dict(d),
         )
 
     # -- email information --------------------------------------------------------------------------
 
     def email_memberships(self, email: str) -> list[EmailMembership]:
         """The books an address belongs to, with status and variables."""
-        data = self._get(f"/emails/{_seg(email)}")
         return [
-            EmailMembership(
-                int(d["book_id"]),
-                str(d.get("email", email)),
-                opt_int(d.get("status")) or 0,
-                _vars(d.get("variables")),
-            )
-            for d in (data if isinstance(data, list) else [])
+            EmailMembership(d["book_id"], d.get("email") or email, d.get("status") or 0, _vars(d.get("variables")))
+            for d in self._get(f"/emails/{_seg(email)}", _MEMBERSHIPS)
         ]
 
     def email_details(self, email: str) -> list[EmailBookDetail]:
         """When and how an address joined each book."""
-        data = self._get(f"/emails/{_seg(email)}/details")
         return [
-            EmailBookDetail(str(d.get("list_name") or ""), int(d["list_id"]), _dt(d.get("add_date")), d.get("source"))
-            for d in (data if isinstance(data, list) else [])
+            EmailBookDetail(d.get("list_name") or "", d["list_id"], _dt(d.get("add_date")), d.get("source"))
+            for d in self._get(f"/emails/{_seg(email)}/details", _BOOK_DETAILS)
         ]
 
     def email_campaigns(self, email: str) -> EmailCampaignSummary:
         """Campaign statistics and blacklist flag of one address."""
-        d = self._get(f"/emails/{_seg(email)}/campaigns")
-        st = d.get("statistic") or {}
-        return EmailCampaignSummary(
-            int(st.get("sent") or 0),
-            int(st.get("open") or 0),
-            int(st.get("link") or 0),
-            bool(d.get("blacklist")),
-        )
+        d = self._get(f"/emails/{_seg(email)}/campaigns", _EMAIL_CAMPAIGNS)
+        st = d["statistic"]
+        return EmailCampaignSummary(st.get("sent") or 0, st.get("open") or 0, st.get("link") or 0, d["blacklist"])
 
     def emails_campaigns(self, emails: Sequence[str]) -> dict[str, EmailCampaignSummary]:
         """Campaign statistics of several addresses at once."""
-        d = self.http.request("POST", "/emails/campaigns", json={"emails": list(emails)}, idempotent=True).json()
+        body = {"emails": list(emails)}
+        d = self._write("POST", "/emails/campaigns", _EMAILS_CAMPAIGNS, json=body, idempotent=True, changes=False)
         out: dict[str, EmailCampaignSummary] = {}
-        for email, v in (d or {}).items():
-            books = tuple((int(b["id"]), str(b.get("name") or "")) for b in v.get("adressbooks") or [])
+        for email, v in d.items():
+            books = tuple((b["id"], b.get("name") or "") for b in v.get("adressbooks") or [])
             out[email] = EmailCampaignSummary(
-                int(v.get("sent") or 0),
-                int(v.get("open") or 0),
-                int(v.get("link") or 0),
-                bool(v.get("blacklist")),
-                books,
+                v.get("sent") or 0, v.get("open") or 0, v.get("link") or 0, bool(v.get("blacklist")), books
             )
         return out
 
     def delete_email_everywhere(self, email: str) -> None:
         """Remove an address from every book."""
-        self.http.request("DELETE", f"/emails/{_seg(email)}")
+        self._write("DELETE", f"/emails/{_seg(email)}")
 
     # -- webhooks -------------------------------------------------------------------------------------
 
     def list_webhooks(self) -> list[Webhook]:
         """Registered webhooks (one per action)."""
-        d = self._get("/v2/email-service/webhook")
-        return [_webhook(x) for x in d.get("data", [])]
+        return [_webhook(x) for x in self._get("/v2/email-service/webhook", _HOOKS)["data"]]
 
     def create_webhook(self, url: str, actions: Sequence[str]) -> list[Webhook]:
         """Register ``url`` for each action; one hook per action."""
-        d = self.http.request(
-            "POST", "/v2/email-service/webhook", json={"url": url, "actions": list(actions)}, idempotent=False
-        ).json()
-        return [_webhook(x) for x in d.get("data", [])]
+        body = {"url": url, "actions": list(actions)}
+        d = self._write("POST", "/v2/email-service/webhook", _HOOKS, json=body, idempotent=False)
+        return [_webhook(x) for x in d["data"]]
 
     def update_webhook(self, webhook_id: str, url: str) -> None:
         """Point a webhook at a new URL."""
-        self.http.request("PUT", f"/v2/email-service/webhook/{_seg(webhook_id)}", json={"url": url})
+        self._write("PUT", f"/v2/email-service/webhook/{_seg(webhook_id)}", _V2_OK, json={"url": url})
 
     def delete_webhook(self, webhook_id: str) -> None:
         """Delete a webhook."""
-        self.http.request("DELETE", f"/v2/email-service/webhook/{_seg(webhook_id)}")
+        self._write("DELETE", f"/v2/email-service/webhook/{_seg(webhook_id)}", _V2_OK)
 
 
-def _webhook(d: Mapping[str, Any]) -> Webhook:
-    return Webhook(
-        str(d["id"]), str(d.get("url") or ""), str(d.get("action") or ""), str(d.get("user_id") or "") or None
-    )
+def _webhook(d: _Hook) -> Webhook:
+    return Webhook(d["id"], d.get("url") or "", d.get("action") or "", d.get("user_id") or None)
 
 
 # -- status maps (sendpulse.md §6) --------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from espcore.errors import (
     ValidationError,
 )
 from espcore.http import HttpPolicy
+from espcore.providers import sendpulse
 from espcore.providers.sendpulse import (
     SENDPULSE_BASE_URL,
     CampaignCreated,
@@ -580,7 +581,7 @@ def test_typed_errors_for_not_found_conflict_and_paging(live: SendPulseClient, l
         live.create_book("dup")
     assert cf.value.code == 203
     with pytest.raises(ValidationError, match="Argument limit may not be greater than 100"):
-        list(live._pages("/addressbooks", limit=101))
+        list(live._pages("/addressbooks", sendpulse._BOOKS, limit=101))
     with pytest.raises(ValidationError, match="Argument offset must be at least 0"):
         live.http.request("GET", "/campaigns", params={"offset": -1})
     with pytest.raises(NotFoundError):
