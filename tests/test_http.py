@@ -1,11 +1,13 @@
 """The shared HTTP policy: what is retried, how long it waits, what is never resent, what is never leaked."""
 
 import logging
+import traceback
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
 import pytest
+from typing_extensions import TypedDict
 
 from espcore.errors import (
     ConfigurationError,
@@ -15,9 +17,20 @@ from espcore.errors import (
     RateLimitError,
     ServerError,
     TransportError,
+    UnexpectedOutcomeError,
+    UnexpectedResponseError,
     ValidationError,
 )
-from espcore.http import HttpPolicy, ProviderHttp, RateLimiter, check_base_url, parse_retry_after
+from espcore.http import (
+    EXCERPT_CHARS,
+    HttpPolicy,
+    ProviderHttp,
+    RateLimiter,
+    Shape,
+    check_base_url,
+    parse_retry_after,
+)
+from espcore.providers.answers import answer
 
 SECRET = "sk_live_SUPERSECRET_0123456789"
 
@@ -248,3 +261,104 @@ def test_secret_never_leaks(caplog):
     for text in emitted:
         assert SECRET not in text
     assert "***" in str(info.value)
+
+
+# -- answers checked against their documented shape -----------------------------------------------------------------
+
+
+@answer
+class _Thing(TypedDict):
+    id: int
+    name: str
+
+
+THING: Shape[_Thing] = Shape(_Thing)
+
+
+def _answering(status: int, content: bytes, content_type: str = "application/json") -> ProviderHttp:
+    return make(Script(httpx.Response(status, content=content, headers={"Content-Type": content_type})), [])
+
+
+def test_call_returns_the_checked_answer():
+    http = _answering(200, b'{"id": "7", "name": "seven", "extra": [1]}')
+    assert http.call("GET", "/things/7", THING) == {"id": 7, "name": "seven", "extra": [1]}
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "the body is empty"),
+        (b"<html><body>Whoops</body></html>", "the body is not JSON (text/html)"),
+        (b'{"id": 7', "the body is not JSON"),
+        (b"[]", "the body: Input should be a valid dictionary"),
+        (b'{"id": 7}', "name: Field required"),
+        (b'{"id": "seven", "name": "x"}', "id: Input should be a valid integer"),
+    ],
+)
+def test_a_2xx_that_is_not_the_documented_shape_is_an_unexpected_response(content: bytes, problem: str):
+    ctype = "text/html" if content.startswith(b"<") else "application/json"
+    with pytest.raises(UnexpectedResponseError) as info:
+        _answering(200, content, ctype).call("GET", "/things/7", THING, params={"q": "x"})
+    err = info.value
+    assert problem in err.message
+    assert (err.status, err.method, err.path, err.provider) == (200, "GET", "/things/7", "test")
+    assert not isinstance(err, OutcomeUnknownError)
+    assert not err.retryable
+    assert err.__context__ is None
+    assert err.__cause__ is None
+    assert err.body is not None
+    assert len(err.body) <= EXCERPT_CHARS
+
+
+def test_an_unexpected_answer_to_a_write_may_have_taken_effect():
+    http = _answering(200, b"<html>ok?</html>", "text/html")
+    with pytest.raises(UnexpectedOutcomeError) as info:
+        http.call("POST", "/things", THING, json={"name": "x"}, idempotent=True)
+    assert isinstance(info.value, OutcomeUnknownError)
+    assert "may have taken effect" in info.value.message
+    # a read sent as a POST says so
+    with pytest.raises(UnexpectedResponseError) as read:
+        http.call("POST", "/things/search", THING, json={"name": "x"}, changes=False)
+    assert not isinstance(read.value, OutcomeUnknownError)
+
+
+def test_unexpected_answer_excerpt_is_short_flat_and_redacted():
+    page = b"<html>\n\n<p>token " + SECRET.encode() + b"</p>" + b"x" * 5000 + b"</html>"
+    with pytest.raises(UnexpectedResponseError) as info:
+        _answering(200, page, "text/html").call("GET", "/a", THING)
+    body = info.value.body or ""
+    assert SECRET not in body
+    assert "\n" not in body
+    assert len(body) == EXCERPT_CHARS
+    assert body.endswith("…")
+
+
+def test_error_envelope_at_200_is_named():
+    http = ProviderHttp(
+        "test",
+        "http://127.0.0.1:9",
+        error_parser=_parser,
+        error_envelope=lambda p: (p["code"], p["error"]) if isinstance(p, dict) and "error" in p else None,
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"error": "Nope", "code": "E1"})),
+        sleep=lambda s: None,
+    )
+    with pytest.raises(UnexpectedResponseError) as info:
+        http.call("GET", "/a", THING)
+    assert info.value.code == "E1"
+    assert "HTTP 200 with an error answer: Nope" in str(info.value)
+
+
+@pytest.mark.parametrize("failure", [httpx.ConnectError, httpx.ReadTimeout, httpx.RemoteProtocolError])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_transport_errors_keep_nothing_of_the_httpx_request(failure, method):
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise failure(f"failed with {request.headers['Authorization']}", request=request)
+
+    with pytest.raises(EspError) as info:
+        make(Script(fail), [], max_attempts=2).request(method, "/a")
+    err = info.value
+    assert isinstance(err, TransportError | OutcomeUnknownError)
+    assert err.__context__ is None
+    assert err.__cause__ is None
+    assert SECRET not in str(err)
+    assert SECRET not in "".join(traceback.format_exception(err))
