@@ -174,8 +174,12 @@ class FaultRule:
     """One kind of injected fault.
 
     kind: ``latency`` (delay, then normal answer), ``status`` (answer ``status`` with the provider's error
-    envelope, or an HTML page when ``html``), ``timeout`` (hang ``seconds`` so the client times out),
-    ``reset`` (drop the connection without an answer).
+    envelope carrying ``message`` and ``code``, an HTML page when ``html``, or ``body`` verbatim with
+    ``content_type``), ``timeout`` (hang ``seconds`` so the client times out), ``reset`` (drop the connection
+    without an answer).
+    A ``status`` of 200 makes the answers real services give when a proxy or a bug gets in the way: a 200 HTML
+    page, the provider's error envelope sent with 200, a truncated body; with ``after_handler`` the request took
+    effect first.
     Matching: ``path`` regex and ``method``; fires with ``probability`` (seeded), at most ``times`` times.
     """
 
@@ -189,6 +193,9 @@ class FaultRule:
     seconds: float = 0.0
     html: bool = False
     message: str | None = None
+    code: Any = None  # the provider's error code in the envelope (default: the provider's own for the status)
+    body: str | None = None  # sent verbatim instead of the envelope
+    content_type: str = "application/json"
     after_handler: bool = False  # fire after the request took effect (for "did it happen?" tests)
     fired: int = 0
 
@@ -404,13 +411,15 @@ class ProviderSandbox:
         """Advance time-driven state (lifecycles, delayed activations) up to ``now``."""
 
     def fault_response(self, rule: FaultRule) -> Response:
+        if rule.body is not None:
+            return Response(rule.body, status_code=rule.status, media_type=rule.content_type)
         if rule.html:
             return HTMLResponse(
                 rule.message or "<html><body>Whoops, looks like something went wrong.</body></html>",
                 status_code=rule.status,
             )
         headers = {"Retry-After": rule.retry_after} if rule.retry_after is not None else None
-        resp = self.error(rule.status, rule.message or _default_reason(rule.status))
+        resp = self.error(rule.status, rule.message or _default_reason(rule.status), rule.code)
         if headers:
             resp.headers.update(headers)
         return resp
