@@ -30,7 +30,6 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg.types.string import TextLoader
 
-from espcore import demo
 from espcore.errors import ConfigurationError
 
 # -- dialects ---------------------------------------------------------------------------------------------------
@@ -98,6 +97,21 @@ def _lit(text: str) -> str:
     return text.replace("'", "''")
 
 
+#: the schema of the product's own tables unless configured otherwise
+DEFAULT_OWN_SCHEMA = "esp"
+_OWN_SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def check_own_schema(name: str) -> str:
+    """A valid own-schema name (lower-case letters, digits and underscores), or a ConfigurationError."""
+    if not isinstance(name, str) or not _OWN_SCHEMA_RE.fullmatch(name):
+        raise ConfigurationError(
+            f"invalid schema name {name!r} for the product's own tables: use lower-case letters, digits and "
+            "underscores (e.g. esp)"
+        )
+    return name
+
+
 def quote_ident(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name):
         return '"' + name.replace('"', '""') + '"'
@@ -108,9 +122,30 @@ def quote_ident(name: str) -> str:
 
 
 class WarehouseConnection(ABC):
-    """One open connection; ``?`` parameters; autocommit outside a ``transaction()`` block."""
+    """One open connection; ``?`` parameters; autocommit outside a ``transaction()`` block.
+
+    ``own_schema`` is the schema holding the product's own tables (sync state, plan, changelog, runs, locks,
+    campaign ledger, lake views); :meth:`own` names one of them, schema-qualified and quoted. Nothing else in the
+    warehouse is ever created, replaced or dropped."""
 
     dialect: Dialect
+    own_schema: str = DEFAULT_OWN_SCHEMA
+
+    def own(self, table: str) -> str:
+        """``"<own schema>"."<table>"``: one of the product's own tables."""
+        return f"{quote_ident(self.own_schema)}.{quote_ident(table)}"
+
+    def ensure_own_schema(self) -> None:
+        """Create the own schema when it is missing (idempotent; a schema that exists is left as it is, so a
+        database user without CREATE on the database works once an administrator has created it)."""
+        if self.own_schema_exists():
+            return
+        with self.transaction(lock="espcore.own_schema"):
+            self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.own_schema)}")
+
+    def own_schema_exists(self) -> bool:
+        row = self.fetchone("SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?", [self.own_schema])
+        return bool(row and row[0])
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None: ...
@@ -139,14 +174,29 @@ class WarehouseConnection(ABC):
         whatever the connection (PostgreSQL: an advisory transaction lock, so across processes too; DuckDB: a
         process-wide lock, as only one process can open a DuckDB file for writing)."""
 
+    @abstractmethod
+    def read_only(self) -> AbstractContextManager[None]:
+        """Run the block in a read-only transaction, rolled back at its end: any write in it (a stray DML or DDL,
+        ``nextval``, ``COPY ... FROM``) fails instead of changing the warehouse. For reads that must not write,
+        such as a segment's health or change signature. It opens its own transaction: not inside another one
+        (PostgreSQL: ``BEGIN; SET TRANSACTION READ ONLY``; DuckDB: ``BEGIN TRANSACTION READ ONLY``)."""
+
 
 class DuckDBConnection(WarehouseConnection):
     """A DuckDB connection. ``load_temp`` registers the Arrow table as a view of this connection."""
 
-    def __init__(self, raw: duckdb.DuckDBPyConnection, dialect: Dialect, *, scope: str = "") -> None:
+    def __init__(
+        self,
+        raw: duckdb.DuckDBPyConnection,
+        dialect: Dialect,
+        *,
+        scope: str = "",
+        own_schema: str = DEFAULT_OWN_SCHEMA,
+    ) -> None:
         self.raw = raw
         self.dialect = dialect
         self._scope = scope
+        self.own_schema = own_schema
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self.raw.execute(sql, list(params or []))
@@ -180,6 +230,14 @@ class DuckDBConnection(WarehouseConnection):
                 self.raw.execute("ROLLBACK")
                 raise
             self.raw.execute("COMMIT")
+
+    @contextmanager
+    def read_only(self) -> Iterator[None]:
+        self.raw.execute("BEGIN TRANSACTION READ ONLY")
+        try:
+            yield
+        finally:
+            self.raw.execute("ROLLBACK")
 
 
 _NAMED_LOCKS: dict[str, threading.Lock] = {}
@@ -320,9 +378,12 @@ class PostgresConnection(WarehouseConnection):
     """A PostgreSQL connection (psycopg 3, autocommit). ``?`` becomes ``%s``; ``load_temp`` is a TEMP table
     filled with COPY; json/jsonb results come back as text, as on DuckDB."""
 
-    def __init__(self, raw: psycopg.Connection[tuple[Any, ...]], dialect: Dialect) -> None:
+    def __init__(
+        self, raw: psycopg.Connection[tuple[Any, ...]], dialect: Dialect, *, own_schema: str = DEFAULT_OWN_SCHEMA
+    ) -> None:
         self.raw = raw
         self.dialect = dialect
+        self.own_schema = own_schema
         self.temps: set[str] = set()
 
     def _cursor(self, sql: str, params: Sequence[Any] | None) -> psycopg.Cursor[tuple[Any, ...]]:
@@ -388,6 +449,14 @@ class PostgresConnection(WarehouseConnection):
                 self.raw.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(lock)])
             yield
 
+    @contextmanager
+    def read_only(self) -> Iterator[None]:
+        if self.raw.info.transaction_status != TransactionStatus.IDLE:
+            raise RuntimeError("read_only() opens its own transaction: call it outside transaction()")
+        with self.raw.transaction(force_rollback=True):
+            self.raw.execute("SET TRANSACTION READ ONLY")
+            yield
+
 
 def _lock_key(name: str) -> int:
     """A stable signed 64-bit advisory lock key for a lock name."""
@@ -401,6 +470,8 @@ class BaseWarehouse(ABC):
     """What the sync engine needs from a warehouse: short-lived connections and a dialect."""
 
     dialect: ClassVar[Dialect]
+    #: the schema of the product's own tables (see :class:`WarehouseConnection`)
+    own_schema: str = DEFAULT_OWN_SCHEMA
 
     @property
     @abstractmethod
@@ -436,8 +507,11 @@ class Warehouse(BaseWarehouse):
         *,
         lock_wait_s: float = 1800.0,
         memory_limit: str | None = None,
+        own_schema: str = DEFAULT_OWN_SCHEMA,
     ) -> None:
-        """``memory_limit`` (e.g. ``"1GB"``) caps DuckDB's memory: big plans spill to disk instead."""
+        """``memory_limit`` (e.g. ``"1GB"``) caps DuckDB's memory: big plans spill to disk instead.
+        ``own_schema``: where the product's own tables live inside the file."""
+        self.own_schema = check_own_schema(own_schema)
         self.path = Path(path)
         self.lock_wait_s = lock_wait_s
         self.memory_limit = memory_limit or os.environ.get("ESP_DUCKDB_MEMORY_LIMIT")
@@ -498,7 +572,7 @@ class Warehouse(BaseWarehouse):
         scope = str(self.path.resolve())
         held = getattr(self._local, "raw", None)
         if held is not None:
-            yield DuckDBConnection(held, self.dialect, scope=scope)
+            yield DuckDBConnection(held, self.dialect, scope=scope, own_schema=self.own_schema)
             return
         # Threads of one process share one DuckDB instance per file (duckdb's instance cache); opening and
         # closing connections concurrently races in that cache (a fresh connection can miss the Arrow scan
@@ -506,7 +580,7 @@ class Warehouse(BaseWarehouse):
         with _named_lock(f"{scope}\0open"):
             raw = self._open()
         try:
-            yield DuckDBConnection(raw, self.dialect, scope=scope)
+            yield DuckDBConnection(raw, self.dialect, scope=scope, own_schema=self.own_schema)
         finally:
             with _named_lock(f"{scope}\0open"):
                 raw.close()
@@ -538,7 +612,9 @@ class PostgresWarehouse(BaseWarehouse):
         max_idle: int = 4,
         max_idle_s: float = 30.0,
         application_name: str = "espcore",
+        own_schema: str = DEFAULT_OWN_SCHEMA,
     ) -> None:
+        self.own_schema = check_own_schema(own_schema)
         self._url = url
         self.schema = schema
         self.connect_timeout_s = connect_timeout_s
@@ -548,12 +624,12 @@ class PostgresWarehouse(BaseWarehouse):
         self._idle: list[tuple[psycopg.Connection[tuple[Any, ...]], float]] = []
         self._pool_lock = threading.Lock()
         self._pid = os.getpid()
-        try:
-            self._parts = conninfo_to_dict(url)
-        except psycopg.ProgrammingError:
-            raise ConfigurationError(
-                "invalid PostgreSQL connection string (not shown: it may hold a password)"
-            ) from None
+        parts: dict[str, Any] | None = None
+        with suppress(psycopg.ProgrammingError):  # raised below, outside the handler: libpq may quote the string
+            parts = conninfo_to_dict(url)
+        if parts is None:
+            raise ConfigurationError("invalid PostgreSQL connection string (not shown: it may hold a password)")
+        self._parts = parts
 
     def __repr__(self) -> str:
         return f"PostgresWarehouse({self.location})"
@@ -569,14 +645,27 @@ class PostgresWarehouse(BaseWarehouse):
 
     # -- pool ------------------------------------------------------------------------------------------------
 
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """``psycopg.connect``, whose errors carry the connection string (with its password) in their ``pgconn``
+        attribute and may quote it in their message: such an error is replaced by one of the same class with
+        the message redacted and nothing attached, raised outside the ``except`` block so that it chains to
+        nothing."""
+        scrubbed: psycopg.Error | None = None
+        try:
+            return psycopg.connect(
+                self._url,
+                autocommit=True,
+                prepare_threshold=None,  # pooled sessions see tables dropped and re-created: no stale plans
+                connect_timeout=self.connect_timeout_s,
+                application_name=self.application_name,
+            )
+        except psycopg.Error as exc:
+            secrets = [str(self._parts.get(k) or "") for k in ("password", "sslpassword", "oauth_client_secret")]
+            scrubbed = _scrubbed_error(exc, redact_dsn(str(exc), secrets=secrets))
+        raise scrubbed
+
     def _new_raw(self) -> psycopg.Connection[tuple[Any, ...]]:
-        raw = psycopg.connect(
-            self._url,
-            autocommit=True,
-            prepare_threshold=None,  # pooled sessions see tables dropped and re-created: no stale prepared plans
-            connect_timeout=self.connect_timeout_s,
-            application_name=self.application_name,
-        )
+        raw = self._connect()
         try:
             for json_type in ("json", "jsonb"):
                 raw.adapters.register_loader(json_type, TextLoader)
@@ -643,11 +732,124 @@ class PostgresWarehouse(BaseWarehouse):
     @contextmanager
     def connect(self) -> Iterator[PostgresConnection]:
         raw = self._acquire()
-        con = PostgresConnection(raw, self.dialect)
+        con = PostgresConnection(raw, self.dialect, own_schema=self.own_schema)
         try:
             yield con
         finally:
             self._release(raw, temps=bool(con.temps))
+
+    @contextmanager
+    def dedicated(self) -> Iterator[PostgresConnection]:
+        """A connection of its own, never pooled and closed when the block ends: for session state that must
+        end with its holder (a session-level advisory lock is released when this connection drops, so by a
+        killed process at once)."""
+        raw = self._new_raw()
+        try:
+            yield PostgresConnection(raw, self.dialect, own_schema=self.own_schema)
+        finally:
+            raw.close()
+
+
+def _scrubbed_error(exc: psycopg.Error, message: str) -> psycopg.Error:
+    """A fresh error of ``exc``'s class with ``message`` only: no ``pgconn``, diagnostics, cause or context."""
+    try:
+        fresh = type(exc)(message)
+    except Exception:  # a subclass with another constructor
+        fresh = psycopg.OperationalError(message)
+    return fresh
+
+
+_SECRET_KEYS = r"password|sslpassword|passwd|pwd|pass|secret|token|oauth_client_secret|api_key|apikey"  # noqa: S105
+#: ``password=...`` in a key/value DSN (quoted values may hold spaces and escaped quotes) or a URL query string
+_SECRET_PAIR = re.compile(rf"(?i)(?<![A-Za-z0-9_])({_SECRET_KEYS})(\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&;]*)")
+_URL_AUTHORITY = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)([^/?#\s]*)")
+
+
+def _mask_userinfo(m: re.Match[str]) -> str:
+    authority = m.group(2)
+    if "@" not in authority:
+        return m.group(0)
+    userinfo, host = authority.rsplit("@", 1)
+    if ":" not in userinfo:
+        return m.group(0)
+    user = userinfo.split(":", 1)[0]
+    return f"{m.group(1)}{user}:***@{host}"
+
+
+def redact_dsn(text: str, *, secrets: Sequence[str] = ()) -> str:
+    """``text`` with every password masked (``***``), whatever the form: ``scheme://user:password@host`` URLs,
+    ``password=`` (and other secret keys) in key/value DSNs and query strings, and any literal ``secrets``
+    (e.g. the password itself, where an error message quotes it). For messages and logs."""
+    out = _URL_AUTHORITY.sub(_mask_userinfo, text)
+    out = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}***", out)
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        out = out.replace(secret, "***")
+    return out
+
+
+_DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
+#: ``keyword = value`` of a libpq key/value connection string (a value is a word or a quoted string)
+_DSN_PAIR = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']*)(?=\s|$)")
+_LIBPQ_FALLBACK = frozenset(
+    {
+        *("host", "hostaddr", "port", "dbname", "user", "password", "passfile", "channel_binding", "service"),
+        *("connect_timeout", "client_encoding", "options", "application_name", "fallback_application_name"),
+        *("keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout"),
+        *("replication", "gssencmode", "krbsrvname", "gsslib", "gssdelegation", "target_session_attrs"),
+        *("sslmode", "requiressl", "sslcompression", "sslcert", "sslkey", "sslpassword", "sslcertmode"),
+        *("sslrootcert", "sslcrl", "sslcrldir", "sslsni", "requirepeer", "require_auth", "sslnegotiation"),
+        *("ssl_min_protocol_version", "ssl_max_protocol_version", "load_balance_hosts"),
+    }
+)
+
+
+@lru_cache(maxsize=1)
+def _libpq_keywords() -> frozenset[str]:
+    """The connection keywords of the libpq psycopg runs on (a built-in list if it cannot say)."""
+    try:
+        found = {o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults() if o.keyword}
+    except Exception:
+        return _LIBPQ_FALLBACK
+    return frozenset(found) or _LIBPQ_FALLBACK
+
+
+def keyword_dsn_keys(text: str) -> list[str] | None:
+    """The keywords of ``text`` when it is a sequence of libpq-style ``keyword=value`` pairs, else None."""
+    keys: list[str] = []
+    pos = 0
+    while pos < len(text):
+        m = _DSN_PAIR.match(text, pos)
+        if m is None or m.end() == pos:
+            return None
+        keys.append(m.group(1).lower())
+        pos = m.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return keys or None
+
+
+def _refuse_path(reason: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"warehouse URL is not usable: {reason}. Give postgresql://user:password@host/db, a libpq key=value "
+        "string (host=... dbname=... user=...), duckdb:///path/to/file.duckdb, or a DuckDB file path ending in "
+        ".duckdb, .db or .ddb (the value is not shown: it may hold a password)"
+    )
+
+
+def _duckdb_path(path: str, *, explicit: bool) -> str:
+    """``path`` if it can name a DuckDB file; never a connection string, a sentence or a password."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+        raise _refuse_path("it holds a line break or control character")
+    if "password" in path.lower() or _SECRET_PAIR.search(path):
+        raise _refuse_path("it mentions a password")
+    if re.search(r"[A-Za-z_][A-Za-z0-9_]*\s*=", path):
+        raise _refuse_path("it holds key=value pairs but is not a PostgreSQL connection string")
+    if not explicit:
+        if re.search(r"\s", path):
+            raise _refuse_path("a plain path with spaces (write it as duckdb:///path if that is really a file)")
+        if not path.lower().endswith(_DUCKDB_SUFFIXES):
+            raise _refuse_path("a plain DuckDB path must end in .duckdb, .db or .ddb")
+    return path
 
 
 def warehouse_from_url(url: str | os.PathLike[str]) -> BaseWarehouse:
@@ -655,11 +857,19 @@ def warehouse_from_url(url: str | os.PathLike[str]) -> BaseWarehouse:
 
     * ``postgresql://user:password@host:5432/db`` (or ``postgres://``): PostgreSQL; libpq parameters such as
       ``sslmode`` or ``options=-csearch_path%3Dmy_schema`` go in the query string.
+    * a libpq key/value string (``host=db.internal dbname=wh user=esp password=...``, every keyword one libpq
+      knows): PostgreSQL.
     * ``duckdb:///relative/path.duckdb`` and ``duckdb:////absolute/path.duckdb`` (the SQLAlchemy convention),
-      ``duckdb:<path>`` (what :attr:`Warehouse.location` gives) or a plain path: a DuckDB file.
+      ``duckdb:<path>`` (what :attr:`Warehouse.location` gives), or a plain path ending in ``.duckdb``, ``.db`` or
+      ``.ddb``: a DuckDB file.
+
+    Anything else is a :class:`ConfigurationError` that does not repeat the value (it may hold a password): a
+    string that is not plausibly a path never becomes a file.
     """
     text = os.fspath(url).strip()
     lowered = text.lower()
+    if not text:
+        raise ConfigurationError("empty warehouse URL")
     if lowered.startswith(("postgresql://", "postgres://")):
         return PostgresWarehouse(text)
     if lowered.startswith("duckdb:"):
@@ -670,33 +880,17 @@ def warehouse_from_url(url: str | os.PathLike[str]) -> BaseWarehouse:
                 path = path[1:]
         if not path or path == ":memory:":
             raise ConfigurationError("a DuckDB warehouse is a file: give its path, e.g. duckdb:///data/wh.duckdb")
-        return Warehouse(path)
+        return Warehouse(_duckdb_path(path, explicit=True))
     if "://" in text:
         scheme = text.split("://", 1)[0]
-        raise ConfigurationError(f"unsupported warehouse URL scheme {scheme!r}: use postgresql:// or duckdb:///")
-    if not text:
-        raise ConfigurationError("empty warehouse URL")
-    return Warehouse(text)
-
-
-# -- demo --------------------------------------------------------------------------------------------------------
-
-
-def build_demo_warehouse(wh: BaseWarehouse, *, n: int = 200, seed: int = 7) -> dict[str, int]:
-    """Create (or replace) the deterministic demo tables and segment views; returns row counts."""
-    rows = demo.customers(n, seed)
-    with wh.connect() as con:
-        con.load_temp("demo_rows", pa.Table.from_pylist(rows))
-        with con.transaction():
-            for name in demo.SEGMENT_VIEWS:
-                con.execute(f"DROP VIEW IF EXISTS {quote_ident(name)}")
-            con.execute("DROP TABLE IF EXISTS customers")
-            con.execute("CREATE TABLE customers AS SELECT * FROM demo_rows")
-            for name, sql in demo.SEGMENT_VIEWS.items():
-                con.execute(f"CREATE VIEW {quote_ident(name)} AS {sql}")
-        con.drop_temp("demo_rows")
-        counts = {"customers": len(rows)}
-        for name in demo.SEGMENT_VIEWS:
-            row = con.fetchone(f"SELECT count(*) FROM {quote_ident(name)}")
-            counts[name] = int(row[0]) if row else 0
-    return counts
+        shown = scheme if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,20}", scheme) else "(not shown)"
+        raise ConfigurationError(f"unsupported warehouse URL scheme {shown!r}: use postgresql:// or duckdb:///")
+    keys = keyword_dsn_keys(text)
+    if keys is not None:
+        unknown = sorted(set(keys) - _libpq_keywords())
+        if unknown:
+            raise _refuse_path(
+                f"it looks like a key=value connection string, but libpq knows no keyword {', '.join(unknown)}"
+            )
+        return PostgresWarehouse(text)
+    return Warehouse(_duckdb_path(text, explicit=False))

@@ -3,7 +3,8 @@ changes (cheap change detection in the warehouse: row count, newest updated_at, 
 when a launched campaign completes at its provider."""
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,9 +15,35 @@ from assets.subscribers import book_key, to_spec
 from espcore.campaigns.ledger import Ledger, LedgerRow
 from espcore.providers.base import EspProvider
 from espcore.sync.signature import segment_signature
+from espcore.sync.source import check_segment_sql
+from espcore.sync.spec import SyncSpec
+from espcore.warehouse import BaseWarehouse, Dialect, WarehouseConnection
 from pipelines.config import SyncDecl
 from resources.base import ProviderResource
 from resources.warehouse import WarehouseResource
+
+
+class _GuardedSegmentReads:
+    """The warehouse as :func:`segment_signature` sees it: each connection first passes the segment's run-time
+    guard (:func:`check_segment_sql`), then reads in a read-only transaction (a write in it fails)."""
+
+    def __init__(self, warehouse: BaseWarehouse, segment_sql: str) -> None:
+        self.warehouse = warehouse
+        self.dialect: Dialect = warehouse.dialect
+        self.segment_sql = segment_sql
+
+    @contextmanager
+    def connect(self) -> Iterator[WarehouseConnection]:
+        with self.warehouse.connect() as con:
+            check_segment_sql(con, self.segment_sql)
+            with con.read_only():
+                yield con
+
+
+def read_segment_signature(spec: SyncSpec, warehouse: BaseWarehouse) -> str:
+    """A segment's change signature, read only after the segment passed the run-time guard, in a read-only
+    transaction."""
+    return segment_signature(spec, _GuardedSegmentReads(warehouse, spec.source_sql))
 
 
 def build_segment_change_sensor(decls: Sequence[SyncDecl], minimum_interval_seconds: int = 300) -> dg.SensorDefinition:
@@ -47,7 +74,7 @@ def build_segment_change_sensor(decls: Sequence[SyncDecl], minimum_interval_seco
         wh = warehouse.get_warehouse()
         for name, spec in specs.items():
             try:
-                current[name] = segment_signature(spec, wh)
+                current[name] = read_segment_signature(spec, wh)
             except Exception as exc:  # a broken segment must not stop the other syncs' detection
                 context.log.warning(f"{name}: cannot read the segment: {exc}")
                 if name in previous:

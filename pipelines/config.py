@@ -2,12 +2,14 @@
 entry and the field instead of a stack trace."""
 
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from espcore.sync.source import check_select, parse_relation, segment_sql
 
 PIPELINES_DIR = Path(__file__).resolve().parent
 PROVIDERS = ("sendpulse", "pakat", "litestartup")
@@ -18,6 +20,9 @@ class ConfigError(ValueError):
 
 
 class SourceDecl(BaseModel):
+    """The segment: a ``table`` or ``view`` name (``people``, ``crm.people``, ``"My Schema"."My Table"``) or one
+    read-only ``sql`` query over tables and views (see ``espcore.sync.source`` and docs/security.md)."""
+
     model_config = ConfigDict(extra="forbid")
     table: str | None = None
     view: str | None = None
@@ -27,6 +32,14 @@ class SourceDecl(BaseModel):
     def _exactly_one(self) -> "SourceDecl":
         if sum(x is not None for x in (self.table, self.view, self.sql)) != 1:
             raise ValueError("give exactly one of table, view or sql")
+        if self.table is not None:
+            parse_relation(self.table, what="segment table")
+        elif self.view is not None:
+            parse_relation(self.view, what="segment view")
+        elif self.sql is not None:
+            # the engine is not known here: the query must be safe in every dialect that parses it; the
+            # run-time guard checks it again in the warehouse's own
+            self.sql = check_select(self.sql)
         return self
 
     @property
@@ -34,7 +47,12 @@ class SourceDecl(BaseModel):
         return self.table or self.view
 
     def as_sql(self) -> str:
-        return self.sql if self.sql is not None else f"SELECT * FROM {self.relation}"
+        """The segment as one checked query: ``SELECT * FROM "schema"."name"`` for a table or view."""
+        if self.sql is not None:
+            return segment_sql("sql", self.sql)
+        if self.table is not None:
+            return segment_sql("table", self.table)
+        return segment_sql("view", self.view or "")
 
 
 class SyncDecl(BaseModel):
@@ -74,7 +92,9 @@ class CampaignDecl(BaseModel):
     sender_name: str = Field(min_length=1)
     sender_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     template_id: str | None = None
-    html_file: str | None = Field(default=None, description="HTML or Jinja file, relative to pipelines/.")
+    html_file: str | None = Field(
+        default=None, description="HTML or Jinja file, relative to pipelines/ (and inside it: no absolute path, no ..)."
+    )
     send_at: str = Field(default="now", description='"now", or an ISO date-time read in `timezone`.')
     timezone: str = "UTC"
     schedule: str | None = Field(default=None, description="Cron string of a recurring launch.")
@@ -118,7 +138,7 @@ class CampaignDecl(BaseModel):
     def _body(self) -> "CampaignDecl":
         if (self.template_id is None) == (self.html_file is None):
             raise ValueError("give exactly one of template_id or html_file")
-        if self.html_file is not None and not (PIPELINES_DIR / self.html_file).is_file():
+        if self.html_file is not None and not template_path(self.html_file).is_file():
             raise ValueError(f"html_file {self.html_file!r} not found under {PIPELINES_DIR}")
         if self.require_test_send and not self.test_recipients:
             raise ValueError("require_test_send needs test_recipients")
@@ -132,7 +152,25 @@ class CampaignDecl(BaseModel):
         return when if when.tzinfo is not None else when.replace(tzinfo=ZoneInfo(self.timezone))
 
     def html_path(self) -> Path | None:
-        return PIPELINES_DIR / self.html_file if self.html_file else None
+        return template_path(self.html_file) if self.html_file else None
+
+
+def template_path(name: str, root: Path = PIPELINES_DIR) -> Path:
+    """Where a template named in the declarations is: under ``root`` (the declarations' folder), symlinks
+    resolved. An absolute path, a ``..`` part, or a path (or symlink) leading outside ``root`` is a ValueError:
+    the declarations only ever read files of their own folder."""
+    if not name or "\x00" in name or "\\" in name:
+        raise ValueError(f"html_file {name!r} is not a relative path (use / between folders)")
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or name.startswith("~") or (len(name) > 1 and name[1] == ":"):
+        raise ValueError(f"html_file {name!r} must be relative to {root.name}/, not an absolute path")
+    if ".." in pure.parts:
+        raise ValueError(f"html_file {name!r} must stay inside {root.name}/: '..' is not allowed")
+    base = root.resolve()
+    resolved = (base / pure).resolve()
+    if not resolved.is_relative_to(base):
+        raise ValueError(f"html_file {name!r} leads outside {root.name}/ (through a symbolic link)")
+    return resolved
 
 
 def _cron(value: str) -> str:
@@ -206,13 +244,53 @@ def _describe(err: ValidationError, data: Any) -> str:
     return "; ".join(lines)
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping of a declarations file holds one key twice (YAML would silently keep the last)."""
+
+    def __init__(self, key: object, line: int, first_line: int) -> None:
+        self.key = key
+        self.line = line
+        self.first_line = first_line
+        super().__init__(f"line {line}: duplicate key {key!r} (first given on line {first_line})")
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (merge keys ``<<`` still override)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            line = key_node.start_mark.line + 1
+            if first is not None:
+                raise DuplicateKeyError(key, line, first)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_declarations(path: str | Path | None = None) -> Declarations:
-    """Parse and validate a declarations file (default ``pipelines/syncs.yaml``)."""
+    """Parse and validate a declarations file (default ``pipelines/syncs.yaml``): UTF-8 YAML, no key given twice
+    in one mapping, then the models' rules; every error is a :class:`ConfigError` naming the file."""
     path = Path(path) if path else PIPELINES_DIR / "syncs.yaml"
     try:
-        data = yaml.safe_load(path.read_text("utf-8")) or {}
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (line {line}, byte {exc.start}); save the file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    try:
+        data = yaml.load(text, Loader=UniqueKeyLoader) or {}  # noqa: S506  # a SafeLoader subclass
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     try:

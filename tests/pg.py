@@ -178,14 +178,15 @@ class PgServer:
 
     @contextmanager
     def schemas(self) -> Iterator[Callable[[], PostgresWarehouse]]:
-        """A factory of warehouses, each in a fresh schema; closed and dropped afterwards."""
+        """A factory of warehouses, each in a fresh schema with its own schema for the product's tables (so tests
+        never share state); closed and dropped afterwards."""
         made: list[tuple[PostgresWarehouse, str]] = []
 
         def make() -> PostgresWarehouse:
             schema = f"t_{uuid.uuid4().hex[:16]}"
             with self.admin() as con:
                 con.execute(pgsql.SQL("CREATE SCHEMA {}").format(pgsql.Identifier(schema)))
-            wh = PostgresWarehouse(self.url(), schema=schema)
+            wh = PostgresWarehouse(self.url(), schema=schema, own_schema=f"{schema}_esp")
             made.append((wh, schema))
             return wh
 
@@ -196,8 +197,9 @@ class PgServer:
                 wh.close()
             if made:
                 with self.admin() as con:
-                    for _, schema in made:
-                        con.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(schema)))
+                    for wh, schema in made:
+                        for name in (schema, wh.own_schema):
+                            con.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(name)))
 
 
 @contextmanager

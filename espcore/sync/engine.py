@@ -2,6 +2,14 @@
 
 The contract is ``design/sync-semantics.md``. In short:
 
+* **Own schema.** The engine's tables (``sync_state``, ``sync_plan``, ``sync_changelog``, ``sync_runs``,
+  ``sync_lock``, ``suppression``) live in the warehouse's own schema (``esp`` unless configured), never among
+  the user's tables; every reference goes through :meth:`WarehouseConnection.own`.
+* **One live run per book.** A run takes the book's lock, keyed by (provider, book *name*), before the book is
+  looked up or created, so two first syncs of a new book cannot create it twice. The lock dies with its holder:
+  on PostgreSQL it is a session-level advisory lock on a connection of its own (a killed process drops it at
+  once); on DuckDB it is a ``sync_lock`` row naming the holder process (host, pid, process start time, boot id)
+  and refreshed by a heartbeat, taken over at once when that process is gone.
 * **Plan** is one set-based join, pushed down into the warehouse, of the fingerprinted segment against the
   book's ``sync_state``; it is stored in ``sync_plan`` under the run id. Rows whose key is missing, malformed or
   duplicated with conflicting values are *invalid*: rejected with a reason, never blocking the valid rows.
@@ -11,16 +19,28 @@ The contract is ``design/sync-semantics.md``. In short:
   sent once (the HTTP layer retries transient faults only) and acknowledged per row in one transaction. A row
   leaves the plan only once acknowledged, so a crash or kill at any point is resumed by the next run with
   nothing lost, and acknowledged rows are never resent.
+* **Rejects and pending rows.** A row the provider rejects for good keeps the fingerprint it was rejected with
+  and is not sent again until its mapped values change (or a ``full_resync``); it is counted as
+  ``rejected_unchanged``. A row left undecided (a transient per-row result, a failed batch) stays ``pending``
+  and is retried by every run. A run that leaves rows pending or had rows rejected ends ``partial``.
 * A dry run stops after the plan and writes nothing to the provider or to ``sync_state``.
 """
 
+import hashlib
 import json
 import logging
+import os
+import socket
+import threading
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -29,41 +49,81 @@ from espcore.errors import EspError
 from espcore.providers.base import EspProvider, MemberInput, RowResult
 from espcore.sync.spec import SyncOptions, SyncSpec
 from espcore.sync.validate import email_problem, mask_email, value_problem
-from espcore.warehouse import BaseWarehouse, WarehouseConnection, quote_ident
+from espcore.warehouse import BaseWarehouse, PostgresConnection, PostgresWarehouse, WarehouseConnection, quote_ident
 
 log = logging.getLogger("espcore.sync")
 
-DDL = [
-    """CREATE TABLE IF NOT EXISTS sync_state (
+#: the engine's tables, in the own schema
+TABLES = ("sync_state", "sync_plan", "sync_changelog", "sync_runs", "sync_lock", "suppression")
+
+# ``{t}`` is the schema-qualified table name
+DDL: list[tuple[str, str]] = [
+    (
+        "sync_state",
+        """CREATE TABLE IF NOT EXISTS {t} (
         provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL, pk VARCHAR NOT NULL,
         synced_fp VARCHAR, status VARCHAR NOT NULL, pending_op VARCHAR, pending_fp VARCHAR,
         provider_status VARCHAR, provider_id VARCHAR, attempts INTEGER NOT NULL DEFAULT 0,
         last_error VARCHAR, last_attempt_at TIMESTAMP, last_synced_at TIMESTAMP, run_id VARCHAR,
+        rejected_fp VARCHAR,
         PRIMARY KEY (provider, book_id, pk))""",
-    """CREATE TABLE IF NOT EXISTS sync_plan (
+    ),
+    (
+        "sync_plan",
+        """CREATE TABLE IF NOT EXISTS {t} (
         run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL,
         pk VARCHAR NOT NULL, action VARCHAR NOT NULL, op VARCHAR NOT NULL, fp VARCHAR, payload VARCHAR,
         reason VARCHAR, n BIGINT)""",
-    # plans written before n (the key's row count in the segment) existed; plans are per run, so no backfill
-    "ALTER TABLE sync_plan ADD COLUMN IF NOT EXISTS n BIGINT",
-    """CREATE TABLE IF NOT EXISTS sync_changelog (
+    ),
+    (
+        "sync_changelog",
+        """CREATE TABLE IF NOT EXISTS {t} (
         run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL,
         pk VARCHAR NOT NULL, op VARCHAR NOT NULL, result VARCHAR NOT NULL, error VARCHAR,
         logged_at TIMESTAMP NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sync_runs (
+    ),
+    (
+        "sync_runs",
+        """CREATE TABLE IF NOT EXISTS {t} (
         run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, book_id VARCHAR,
         started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, dry_run BOOLEAN NOT NULL, status VARCHAR NOT NULL,
         counts VARCHAR, PRIMARY KEY (run_id, sync_name))""",
-    """CREATE TABLE IF NOT EXISTS sync_lock (
-        provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
-        acquired_at TIMESTAMP NOT NULL, PRIMARY KEY (provider, book_id))""",
-    """CREATE TABLE IF NOT EXISTS suppression (
+    ),
+    (
+        # one row per locked book: who holds it. On PostgreSQL the advisory lock is the lock and this row only
+        # names the holder; on DuckDB the row is the lock.
+        "sync_lock",
+        """CREATE TABLE IF NOT EXISTS {t} (
+        provider VARCHAR NOT NULL, book VARCHAR NOT NULL, book_id VARCHAR, run_id VARCHAR NOT NULL,
+        sync_name VARCHAR, host VARCHAR, pid INTEGER, proc_start VARCHAR, boot_id VARCHAR, pid_ns VARCHAR,
+        acquired_at TIMESTAMP NOT NULL, heartbeat_at TIMESTAMP, PRIMARY KEY (provider, book))""",
+    ),
+    (
+        "suppression",
+        """CREATE TABLE IF NOT EXISTS {t} (
         provider VARCHAR NOT NULL, email VARCHAR NOT NULL, reason VARCHAR NOT NULL, added_at TIMESTAMP)""",
+    ),
+]
+
+#: columns added after a table's first release: (table, column, type), added when missing
+ADDED_COLUMNS: list[tuple[str, str, str]] = [
+    ("sync_plan", "n", "BIGINT"),  # the key's row count in the segment; plans are per run, so no backfill
+    ("sync_state", "rejected_fp", "VARCHAR"),  # the fingerprint the provider rejected for good
 ]
 
 READ_PAGE = 5_000
 ABORT_AFTER_ATTEMPTS = 200
 APPLY_ORDER = ("remove", "unsubscribe", "change", "add")
+#: ``rejected_fp`` of a row whose removal the provider rejected (never an md5 fingerprint)
+REJECTED_REMOVE = "remove"
+#: a DuckDB lock holder's heartbeat period, and the age after which a holder on another host is presumed dead
+LOCK_HEARTBEAT_S = 15.0
+LOCK_STALE_S = 120.0
+#: how long a run retries a PostgreSQL book lock held by another session before it gives up (a killed holder's
+#: session is gone within milliseconds; this only covers that teardown)
+LOCK_GRACE_S = 2.0
+#: a dry run's plan in ``sync_plan`` is kept while that run is running, for at most this long
+PLAN_KEEP_RUNNING_S = 24 * 3600
 
 
 class SyncError(EspError):
@@ -75,7 +135,7 @@ class SyncError(EspError):
 
 
 class SyncLockedError(SyncError):
-    """Another run holds this book."""
+    """Another live run holds this book."""
 
 
 class MassRemoveError(SyncError):
@@ -87,15 +147,30 @@ def now_utc() -> datetime:
 
 
 def ensure_tables(con: WarehouseConnection) -> None:
+    """Create the own schema and the engine's tables where missing (idempotent)."""
+    con.ensure_own_schema()
     # Serialised: concurrent CREATE TABLE IF NOT EXISTS of one table fails on PostgreSQL (and conflicts on DuckDB).
     with con.transaction(lock="espcore.sync.ddl"):
-        for ddl in DDL:
-            con.execute(ddl)
+        for table, ddl in DDL:
+            con.execute(ddl.format(t=con.own(table)))
+        for table, column, typ in ADDED_COLUMNS:
+            # checked first: ALTER TABLE takes an exclusive table lock on PostgreSQL even when it changes nothing
+            row = con.fetchone(
+                "SELECT count(*) FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? AND column_name = ?",
+                [con.own_schema, table, column],
+            )
+            if not (row and row[0]):
+                con.execute(f"ALTER TABLE {con.own(table)} ADD COLUMN IF NOT EXISTS {column} {typ}")
 
 
 @dataclass
 class SyncResult:
-    """Counts, samples and rejects of one run, in the vocabulary of sync-semantics.md §7."""
+    """Counts, samples and rejects of one run, in the vocabulary of sync-semantics.md §7.
+
+    Beyond §7: ``pending`` is the number of the book's rows left ``pending`` after the run (undecided: retried
+    by the next run), ``transient`` the rows of this run whose result was undecided, ``rejected_unchanged`` the
+    rows not sent because the provider rejected exactly these values before. :attr:`outcome` sums it up."""
 
     spec: SyncSpec
     run_id: str
@@ -108,6 +183,8 @@ class SyncResult:
     elapsed_seconds: float = 0.0
     synced_rows: int = 0
     removal_guard_tripped: bool = False
+    #: why the run failed (it raised), else None
+    error: str | None = None
 
     KEYS = (
         "planned_add",
@@ -123,6 +200,9 @@ class SyncResult:
         "suppressed",
         "invalid",
         "skipped",
+        "rejected_unchanged",
+        "transient",
+        "pending",
         "query_size",
         "batches",
         "split_calls",
@@ -133,6 +213,7 @@ class SyncResult:
         out: dict[str, Any] = {k: int(self.counts.get(k, 0)) for k in self.KEYS}
         out.update(
             {
+                "outcome": self.outcome,
                 "elapsed_seconds": round(self.elapsed_seconds, 3),
                 "dry_run": self.dry_run,
                 "full_resync": self.full_resync,
@@ -145,6 +226,23 @@ class SyncResult:
         return out
 
     @property
+    def failed(self) -> int:
+        """Rows the provider rejected for good in this run."""
+        return sum(self.counts.get(f"failed_{op}", 0) for op in ("add", "change", "remove"))
+
+    @property
+    def outcome(self) -> str:
+        """``failed`` (the run raised), ``dry_run``, ``partial`` (something planned was not done: rows rejected
+        in this run, or rows of the book left pending for the next run) or ``success``."""
+        if self.error is not None:
+            return "failed"
+        if self.dry_run:
+            return "dry_run"
+        if self.failed or self.counts.get("pending", 0):
+            return "partial"
+        return "success"
+
+    @property
     def attempted(self) -> int:
         return sum(
             self.counts.get(f"{k}_{op}", 0) for k in ("successful", "failed") for op in ("add", "change", "remove")
@@ -153,16 +251,379 @@ class SyncResult:
     @property
     def rejected_pct(self) -> float:
         """Rows the provider refused, over rows sent to it (invalid source rows are the source check's job)."""
-        failed = sum(self.counts.get(f"failed_{op}", 0) for op in ("add", "change", "remove"))
-        return 100.0 * failed / self.attempted if self.attempted else 0.0
+        return 100.0 * self.failed / self.attempted if self.attempted else 0.0
 
 
 ProgressFn = Callable[[str], None]
 BatchHook = Callable[[str, int], None]
 
 
+# -- the book lock ------------------------------------------------------------------------------------------------
+
+
+@cache
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+@cache
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) of a process from ``/proc/<pid>/stat``, or None."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": the comm may hold spaces and parens
+    return (fields[0], fields[19]) if len(fields) > 19 else None
+
+
+def process_start_token(pid: int) -> str | None:
+    """What tells a process from a later one that got the same pid (its start time), or None off Linux."""
+    stat = _proc_stat(pid)
+    return stat[1] if stat else None
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """A ``sync_lock`` row: the run holding a book and the process it runs in."""
+
+    run_id: str
+    sync_name: str | None
+    host: str | None
+    pid: int | None
+    proc_start: str | None
+    boot_id: str | None
+    pid_ns: str | None
+    acquired_at: datetime | None
+    heartbeat_at: datetime | None
+
+    COLUMNS = "run_id, sync_name, host, pid, proc_start, boot_id, pid_ns, acquired_at, heartbeat_at"
+
+    def describe(self) -> str:
+        where = f"pid {self.pid} on {self.host}" if self.pid is not None else "another session"
+        return f"run {self.run_id} ({where}, since {self.acquired_at})"
+
+
+def _me() -> dict[str, Any]:
+    pid = os.getpid()
+    return {
+        "host": socket.gethostname(),
+        "pid": pid,
+        "proc_start": process_start_token(pid),
+        "boot_id": _boot_id(),
+        "pid_ns": _pid_namespace(),
+    }
+
+
+def holder_is_alive(holder: LockHolder, *, held_here: bool, stale_s: float, now: datetime) -> tuple[bool, str]:
+    """Whether the process named by a lock row still runs (and why not).
+
+    On this machine (same host, boot and pid namespace) the process itself is checked: gone, a zombie, or a
+    different process under a reused pid (another start time) is dead; this very process holds it only if one
+    of its runs does (``held_here``). Elsewhere only the heartbeat tells: older than ``stale_s`` is dead."""
+    me = _me()
+    beat = holder.heartbeat_at or holder.acquired_at
+    age = (now - beat).total_seconds() if isinstance(beat, datetime) else float("inf")
+    fresh = age < stale_s
+    same_machine = (
+        holder.host == me["host"]
+        and holder.pid is not None
+        and holder.boot_id == me["boot_id"]
+        and holder.pid_ns == me["pid_ns"]
+    )
+    if not same_machine:
+        return (True, "") if fresh else (False, f"no heartbeat for {age:.0f}s")
+    pid = int(holder.pid or 0)
+    if pid == me["pid"] and holder.proc_start == me["proc_start"]:
+        return (True, "") if held_here else (False, "this process no longer runs it")
+    if me["boot_id"] is not None:  # Linux: /proc tells
+        stat = _proc_stat(pid)
+        if stat is None:
+            return False, f"process {pid} is gone"
+        if stat[0] in ("Z", "X"):
+            return False, f"process {pid} has exited"
+        if holder.proc_start is not None and stat[1] != holder.proc_start:
+            return False, f"pid {pid} now belongs to another process"
+        return True, ""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False, f"process {pid} is gone"
+    except PermissionError:
+        pass
+    # without a start time a reused pid cannot be told apart: a live holder's heartbeat is fresh
+    return (True, "") if fresh else (False, f"no heartbeat for {age:.0f}s")
+
+
+#: (warehouse, provider, book, run id) of the book locks held by runs of this process
+_HELD: set[tuple[str, str, str, str]] = set()
+_HELD_GUARD = threading.Lock()
+
+
+class _Heartbeat:
+    """Calls ``beat`` every ``interval_s`` in a daemon thread until stopped; ``beat`` returning False (or the
+    lock found lost) marks the lock as lost."""
+
+    def __init__(self, beat: Callable[[], bool], interval_s: float, name: str) -> None:
+        self._beat = beat
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self.lost: str | None = None
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                if not self._beat():
+                    self.lost = "the lock row names another run"
+                    return
+            except _LockLost as exc:
+                self.lost = str(exc)
+                return
+            except Exception as exc:  # a busy warehouse: try again at the next beat
+                log.debug("sync lock heartbeat failed: %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+class _LockLost(Exception):
+    pass
+
+
+class BookLock(ABC):
+    """One run's hold on one book, keyed by (provider, book name)."""
+
+    def __init__(self, engine: "SyncEngine") -> None:
+        self.wh = engine.wh
+        self.provider = engine.spec.provider
+        self.book = engine.spec.book
+        self.sync_name = engine.spec.name
+        self.run_id = engine.run_id
+        self.heartbeat_s = engine.lock_heartbeat_s
+        self.stale_s = engine.lock_stale_s
+        self._heartbeat: _Heartbeat | None = None
+
+    @abstractmethod
+    def acquire(self) -> None:
+        """Take the book, or raise :class:`SyncLockedError` naming the live holder."""
+
+    @abstractmethod
+    def release(self) -> None: ...
+
+    def check(self) -> None:
+        """Raise :class:`SyncError` if the lock was lost (the run must stop: another run may now hold the book)."""
+        lost = self._heartbeat.lost if self._heartbeat is not None else None
+        if lost:
+            raise SyncError(
+                f"lost the lock of book {self.book!r} of {self.provider} ({lost}); stopped, committed work stays",
+                provider=self.provider,
+            )
+
+    def set_book_id(self, book_id: str) -> None:
+        with self.wh.connect() as con:
+            con.execute(
+                f"UPDATE {con.own('sync_lock')} SET book_id = ? WHERE provider = ? AND book = ? AND run_id = ?",
+                [book_id, self.provider, self.book, self.run_id],
+            )
+
+    def _read_holder(self, con: WarehouseConnection) -> LockHolder | None:
+        row = con.fetchone(
+            f"SELECT {LockHolder.COLUMNS} FROM {con.own('sync_lock')} WHERE provider = ? AND book = ?",
+            [self.provider, self.book],
+        )
+        if row is None:
+            return None
+        run_id, sync_name, host, pid, proc_start, boot_id, pid_ns, acquired_at, heartbeat_at = row
+        return LockHolder(
+            str(run_id), sync_name, host, None if pid is None else int(pid), proc_start, boot_id, pid_ns,
+            acquired_at, heartbeat_at,
+        )  # fmt: skip
+
+    def _claim(self, con: WarehouseConnection, dead: LockHolder | None, why: str) -> None:
+        """Write this run into the lock row; a dead holder's run is marked failed (it will never finish)."""
+        now = now_utc()
+        if dead is not None and dead.run_id != self.run_id:
+            log.warning("taking over the lock of book %r from dead %s: %s", self.book, dead.describe(), why)
+            if dead.sync_name is not None:
+                con.execute(
+                    f"UPDATE {con.own('sync_runs')} SET status = 'failed', finished_at = ? "
+                    "WHERE run_id = ? AND sync_name = ? AND status = 'running'",
+                    [now, dead.run_id, dead.sync_name],
+                )
+        me = _me()
+        con.execute(
+            f"""INSERT INTO {con.own("sync_lock")} (provider, book, book_id, run_id, sync_name, host, pid, proc_start,
+                                                   boot_id, pid_ns, acquired_at, heartbeat_at)
+                VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (provider, book) DO UPDATE SET book_id = NULL, run_id = excluded.run_id,
+                  sync_name = excluded.sync_name, host = excluded.host, pid = excluded.pid,
+                  proc_start = excluded.proc_start, boot_id = excluded.boot_id, pid_ns = excluded.pid_ns,
+                  acquired_at = excluded.acquired_at, heartbeat_at = excluded.heartbeat_at""",
+            [
+                self.provider, self.book, self.run_id, self.sync_name, me["host"], me["pid"], me["proc_start"],
+                me["boot_id"], me["pid_ns"], now, now,
+            ],
+        )  # fmt: skip
+
+    def _locked_error(self, holder: LockHolder | None) -> SyncLockedError:
+        who = holder.describe() if holder is not None else "another run"
+        return SyncLockedError(
+            f"book {self.book!r} of {self.provider} is being synced by {who}; runs on one book never interleave",
+            provider=self.provider,
+        )
+
+    def _beat_sql(self, con: WarehouseConnection) -> bool:
+        row = con.fetchone(
+            f"UPDATE {con.own('sync_lock')} SET heartbeat_at = ? WHERE provider = ? AND book = ? AND run_id = ? "
+            "RETURNING run_id",
+            [now_utc(), self.provider, self.book, self.run_id],
+        )
+        return row is not None
+
+
+class RowBookLock(BookLock):
+    """DuckDB (and any warehouse without session locks): the ``sync_lock`` row is the lock. It names the holder
+    process; a run takes it over at once when that process is gone and refuses while it lives.
+
+    DuckDB lets one process open the file at a time and a run keeps it open throughout, so a run of another
+    process only ever reads a lock row once its holder has let go of the file: finished (the row is gone) or
+    dead. The heartbeat matters for holders on another host (a shared file), whose process cannot be checked."""
+
+    def __init__(self, engine: "SyncEngine") -> None:
+        super().__init__(engine)
+        self._key = (self.wh.location, self.provider, self.book, self.run_id)
+
+    def acquire(self) -> None:
+        # The named lock makes check-then-claim atomic within the process; the file lock across processes.
+        with self.wh.connect() as con, con.transaction(lock=f"espcore.sync_lock:{self.provider}:{self.book}"):
+            holder = self._read_holder(con)
+            why = ""
+            if holder is not None:
+                with _HELD_GUARD:
+                    held_here = (self.wh.location, self.provider, self.book, holder.run_id) in _HELD
+                alive, why = holder_is_alive(holder, held_here=held_here, stale_s=self.stale_s, now=now_utc())
+                if alive:
+                    raise self._locked_error(holder)
+            self._claim(con, holder, why)
+            with _HELD_GUARD:
+                _HELD.add(self._key)
+        self._heartbeat = _Heartbeat(self._beat, self.heartbeat_s, f"sync-lock-{self.book}")
+
+    def _beat(self) -> bool:
+        with self.wh.connect() as con:
+            return self._beat_sql(con)
+
+    def release(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        try:
+            with self.wh.connect() as con, con.transaction():
+                con.execute(
+                    f"DELETE FROM {con.own('sync_lock')} WHERE provider = ? AND book = ? AND run_id = ?",
+                    [self.provider, self.book, self.run_id],
+                )
+        finally:
+            with _HELD_GUARD:
+                _HELD.discard(self._key)
+
+
+class AdvisoryBookLock(BookLock):
+    """PostgreSQL: a session-level advisory lock held on a connection of the run's own (outside the pool) for the
+    whole run. The server releases it when that connection drops, so a killed run frees the book at once. The
+    ``sync_lock`` row only names the holder for the error message."""
+
+    def __init__(self, engine: "SyncEngine", wh: PostgresWarehouse) -> None:
+        super().__init__(engine)
+        self.pg = wh
+        name = f"espcore.sync_lock:{wh.own_schema}:{self.provider}:{self.book}"
+        self.key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+        self.grace_s = engine.lock_grace_s
+        self._stack = ExitStack()
+        self._con: PostgresConnection | None = None
+
+    def acquire(self) -> None:
+        con = self._stack.enter_context(self.pg.dedicated())
+        try:
+            # the session must outlive idle timeouts, and a vanished client host must be noticed
+            for setting in (
+                "SET idle_session_timeout = 0",
+                "SET tcp_keepalives_idle = 30",
+                "SET tcp_keepalives_interval = 10",
+                "SET tcp_keepalives_count = 3",
+            ):
+                try:
+                    con.execute(setting)
+                except Exception as exc:  # an older server without the setting
+                    log.debug("%s: %s", setting, exc)
+            deadline = time.monotonic() + self.grace_s
+            while True:
+                row = con.fetchone("SELECT pg_try_advisory_lock(?)", [self.key])
+                if row and row[0]:
+                    break
+                if time.monotonic() >= deadline:
+                    raise self._locked_error(self._read_holder(con))
+                time.sleep(0.05)
+            holder = self._read_holder(con)  # a row left by a run that no longer holds the lock: dead
+            self._claim(con, holder, "its session is gone")
+        except BaseException:
+            self._stack.close()
+            raise
+        self._con = con
+        self._heartbeat = _Heartbeat(self._beat, self.heartbeat_s, f"sync-lock-{self.book}")
+
+    def _beat(self) -> bool:
+        con = self._con
+        if con is None:
+            return True
+        try:
+            self._beat_sql(con)  # the row is informational: a missing one does not matter
+        except Exception as exc:
+            if con.raw.closed or con.raw.broken:
+                raise _LockLost(f"the lock's connection dropped: {exc}") from exc
+            raise
+        return True
+
+    def release(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        con = self._con
+        try:
+            if con is not None and not con.raw.closed:
+                con.execute(
+                    f"DELETE FROM {con.own('sync_lock')} WHERE provider = ? AND book = ? AND run_id = ?",
+                    [self.provider, self.book, self.run_id],
+                )
+                con.execute("SELECT pg_advisory_unlock(?)", [self.key])
+        finally:
+            self._con = None
+            self._stack.close()  # closing the connection releases the lock in any case
+
+
+def book_lock(engine: "SyncEngine") -> BookLock:
+    if isinstance(engine.wh, PostgresWarehouse):
+        return AdvisoryBookLock(engine, engine.wh)
+    return RowBookLock(engine)
+
+
 class SyncEngine:
-    """Runs one :class:`SyncSpec` against one provider and one warehouse."""
+    """Runs one :class:`SyncSpec` against one provider and one warehouse.
+
+    ``lock_heartbeat_s``/``lock_stale_s``: how often a run refreshes its book lock, and after how long without a
+    refresh a holder that cannot be checked directly (on another host) is presumed dead. ``lock_grace_s``: how
+    long a run retries a PostgreSQL book lock before it refuses (covers a killed holder's session teardown)."""
 
     def __init__(
         self,
@@ -175,7 +636,9 @@ class SyncEngine:
         progress: ProgressFn | None = None,
         progress_every_s: float = 10.0,
         after_batch: BatchHook | None = None,
-        lock_stale_s: float = 6 * 3600,
+        lock_heartbeat_s: float = LOCK_HEARTBEAT_S,
+        lock_stale_s: float = LOCK_STALE_S,
+        lock_grace_s: float = LOCK_GRACE_S,
     ) -> None:
         self.spec = spec
         self.provider = provider
@@ -185,8 +648,11 @@ class SyncEngine:
         self._progress = progress or (lambda msg: log.info(msg))
         self._progress_every = progress_every_s
         self._after_batch = after_batch
-        self._lock_stale_s = lock_stale_s
+        self.lock_heartbeat_s = lock_heartbeat_s
+        self.lock_stale_s = lock_stale_s
+        self.lock_grace_s = lock_grace_s
         self._last_progress = 0.0
+        self._lock: BookLock | None = None
 
     # -- public ------------------------------------------------------------------------------------------
 
@@ -199,35 +665,48 @@ class SyncEngine:
         spec, opts = self.spec, self.options
         with self.wh.connect() as con:
             ensure_tables(con)
-        book = self.provider.find_book(spec.book) if opts.dry_run else self.provider.ensure_book(spec.book)
-        book_id = book.id if book is not None else f"(new) {spec.book}"
-        result = SyncResult(spec, self.run_id, book_id, opts.dry_run, opts.full_resync)
-        suppressed = self._fetch_suppressions(book_id if book is not None else None)
+        result = SyncResult(spec, self.run_id, "", opts.dry_run, opts.full_resync)
         self._record_run(result, "running", started_at=now_utc())
-        locked = False
+        lock: BookLock | None = None
         try:
             if not opts.dry_run:
-                self._lock(book_id)
-                locked = True
+                # before the book is looked up or created: two first runs must not both create it
+                candidate = book_lock(self)
+                candidate.acquire()
+                self._lock = lock = candidate
+            book = self.provider.find_book(spec.book) if opts.dry_run else self.provider.ensure_book(spec.book)
+            result.book_id = book.id if book is not None else f"(new) {spec.book}"
+            if lock is not None:
+                lock.set_book_id(result.book_id)
+            self._record_run(result, "running")
+            suppressed = self._fetch_suppressions(book.id if book is not None else None)
             self._plan(result, suppressed)
             if not opts.dry_run:
                 self._apply(result)
             result.elapsed_seconds = time.monotonic() - started
-            result.synced_rows = self._synced_rows(book_id)
-            self._record_run(result, "dry_run" if opts.dry_run else "success")
+            result.synced_rows = self._count_state(result.book_id, "synced")
+            result.counts["pending"] = self._count_state(result.book_id, "pending")
+            self._record_run(result, result.outcome)
             return result
-        except SyncError as exc:
+        except BaseException as exc:
             result.elapsed_seconds = time.monotonic() - started
-            exc.counts = result.metadata()
-            self._record_run(result, "failed")
-            raise
-        except BaseException:
-            result.elapsed_seconds = time.monotonic() - started
-            self._record_run(result, "failed")
+            result.error = str(exc) or type(exc).__name__
+            if result.book_id:
+                try:
+                    result.counts["pending"] = self._count_state(result.book_id, "pending")
+                except Exception as count_exc:  # the warehouse may be what failed
+                    log.debug("counting pending rows after a failure: %s", count_exc)
+            if isinstance(exc, SyncError):
+                exc.counts = result.metadata()
+            self._record_run(result, result.outcome)
             raise
         finally:
-            if locked:
-                self._unlock(book_id)
+            self._lock = None
+            if lock is not None:
+                try:
+                    lock.release()
+                except Exception as exc:
+                    log.warning("releasing the lock of book %r: %s", spec.book, exc)
 
     # -- suppression -------------------------------------------------------------------------------------
 
@@ -243,7 +722,8 @@ class SyncEngine:
                         pairs.setdefault(s.email.strip().lower(), s.reason)
         with self.wh.connect() as con:
             for email, reason in con.fetchall(
-                "SELECT lower(trim(email)), reason FROM suppression WHERE provider IN (?, '*')", [self.spec.provider]
+                f"SELECT lower(trim(email)), reason FROM {con.own('suppression')} WHERE provider IN (?, '*')",
+                [self.spec.provider],
             ):
                 pairs.setdefault(email, reason)
         return pa.table(
@@ -280,13 +760,13 @@ class SyncEngine:
         with self.wh.connect() as con:
             con.load_temp("provider_suppressed", suppressed)
             with con.transaction():
-                con.execute("DELETE FROM sync_plan WHERE sync_name = ?", [spec.name])
+                self._drop_old_plans(con)
                 self._insert_plan(con, result)
                 self._read_planned_rows(con)
             con.drop_temp("provider_suppressed")
             self._collect_rejects(con, result)
             self._count_plan(con, result)
-            synced = self._synced_rows(result.book_id, con)
+            synced = self._count_state(result.book_id, "synced", con)
         planned_remove = result.counts["planned_remove"]
         if synced and planned_remove > synced * spec.max_remove_pct / 100.0:
             result.removal_guard_tripped = True
@@ -296,6 +776,26 @@ class SyncEngine:
                     "check the segment, or run with allow_mass_remove",
                     provider=spec.provider,
                 )
+
+    def _drop_old_plans(self, con: WarehouseConnection) -> None:
+        """Delete this sync's earlier plans. A real run (it holds the book) deletes every plan but those of dry runs
+        still running; a dry run only earlier dry runs' finished plans, never the plan of a real run applying it."""
+        plan, runs = con.own("sync_plan"), con.own("sync_runs")
+        name = self.spec.name
+        if self.options.dry_run:
+            con.execute(
+                f"""DELETE FROM {plan} WHERE sync_name = ? AND (run_id = ? OR run_id IN (
+                       SELECT run_id FROM {runs} WHERE sync_name = ? AND dry_run AND status <> 'running'))""",
+                [name, self.run_id, name],
+            )
+            return
+        cutoff = datetime.fromtimestamp(time.time() - PLAN_KEEP_RUNNING_S, UTC).replace(tzinfo=None)
+        con.execute(
+            f"""DELETE FROM {plan} WHERE sync_name = ? AND run_id NOT IN (
+                   SELECT run_id FROM {runs} WHERE sync_name = ? AND dry_run AND status = 'running'
+                   AND started_at > ? AND run_id <> ?)""",
+            [name, name, cutoff, self.run_id],
+        )
 
     def _op_table(self) -> str:
         """What apply does with each action, given the mode: rows of (action, synced, op, checked) where
@@ -316,6 +816,8 @@ class SyncEngine:
                 ("retry", synced, change if synced else add, True),
                 ("change", synced, change, True),
                 ("suppressed", synced, "suppressed", True),
+                ("rejected", synced, "rejected", False),
+                ("rejected_remove", synced, "rejected" if spec.removes else remove, False),
                 ("remove", synced, remove, False),
                 ("forget", synced, "forget", False),
                 ("noop", synced, "noop", False),
@@ -327,18 +829,22 @@ class SyncEngine:
         """Write every segment row or state key with something to do into ``sync_plan`` (a duplicated key may
         get several rows here; :meth:`_read_planned_rows` merges them).
 
-        Actions: add / change / retry / remove / forget / suppressed, and ``invalid`` (a missing or malformed key
-        about to be sent). ``op`` is what apply does with the row, given the mode."""
+        Actions: add / change / retry / remove / forget / suppressed, ``rejected`` / ``rejected_remove`` (the
+        provider rejected exactly this for good: not resent until the values change, or a full resync), and
+        ``invalid`` (a missing or malformed key about to be sent). ``op`` is what apply does with the row, given
+        the mode."""
         spec, d = self.spec, con.dialect
         bad_key = f"(j.pk = '' OR NOT coalesce({d.email_syntax_ok('j.pk')}, false))"
+        resend_rejected = "TRUE" if self.options.full_resync else "FALSE"
         con.execute(
             f"""
-            INSERT INTO sync_plan (run_id, sync_name, provider, book_id, pk, action, op, fp, reason, n)
+            INSERT INTO {con.own("sync_plan")} (run_id, sync_name, provider, book_id, pk, action, op, fp, reason, n)
             WITH src AS (
                 SELECT s.esp__pk AS pk, {self._fingerprint(con, "s")} AS fp FROM {self._segment(con)} AS s
             ),
             st AS (
-                SELECT pk, synced_fp, status, provider_status FROM sync_state WHERE provider = ? AND book_id = ?
+                SELECT pk, synced_fp, status, provider_status, rejected_fp FROM {con.own("sync_state")}
+                WHERE provider = ? AND book_id = ?
             ),
             j AS (
                 SELECT coalesce(src.pk, st.pk, '') AS pk, src.fp, st.synced_fp IS NOT NULL AS synced,
@@ -347,11 +853,14 @@ class SyncEngine:
                     WHEN sup.pk IS NOT NULL OR st.status = 'suppressed'
                          OR st.provider_status IN ('unsubscribed', 'blacklisted')
                       THEN CASE WHEN src.fp IS NULL THEN 'noop' ELSE 'suppressed' END
+                    WHEN src.fp IS NULL AND st.status = 'rejected' AND st.rejected_fp = '{REJECTED_REMOVE}'
+                         AND NOT {resend_rejected} THEN 'rejected_remove'
                     WHEN src.fp IS NULL AND (st.synced_fp IS NOT NULL OR st.status = 'pending') THEN 'remove'
                     WHEN src.fp IS NULL THEN 'forget'
                     WHEN st.pk IS NULL OR st.status = 'removed' THEN 'add'
+                    WHEN st.status = 'rejected' AND st.rejected_fp = src.fp AND NOT {resend_rejected} THEN 'rejected'
                     WHEN st.status IN ('pending', 'rejected') THEN 'retry'
-                    WHEN ? OR st.synced_fp IS DISTINCT FROM src.fp THEN 'change'
+                    WHEN {resend_rejected} OR st.synced_fp IS DISTINCT FROM src.fp THEN 'change'
                     ELSE 'noop'
                   END AS action
                 FROM src FULL OUTER JOIN st ON src.pk = st.pk
@@ -367,7 +876,6 @@ class SyncEngine:
             [
                 spec.provider,
                 result.book_id,
-                self.options.full_resync,
                 self.run_id,
                 spec.name,
                 spec.provider,
@@ -382,13 +890,14 @@ class SyncEngine:
         this = "run_id = ? AND sync_name = ?"
         params = [self.run_id, self.spec.name]
         seg = self._segment(con)
+        plan = con.own("sync_plan")
         con.execute("DROP TABLE IF EXISTS esp_sync_rows")
         con.execute(
             f"""CREATE TEMP TABLE esp_sync_rows AS
                 SELECT r.pk, count(*) AS n, min(r.fp) <> max(r.fp) AS conflict, min(r.payload) AS payload
                 FROM (SELECT s.esp__pk AS pk, {self._fingerprint(con, "s")} AS fp, {self._payload(con, "s")} AS payload
                       FROM {seg} AS s
-                      WHERE s.esp__pk IN (SELECT pk FROM sync_plan WHERE {this} AND pk <> ''
+                      WHERE s.esp__pk IN (SELECT pk FROM {plan} WHERE {this} AND pk <> ''
                                           AND action IN ('add', 'change', 'retry', 'suppressed', 'invalid'))
                 ) AS r
                 GROUP BY r.pk""",
@@ -408,16 +917,16 @@ class SyncEngine:
                                CASE WHEN r.conflict THEN 'invalid' ELSE p.op END AS op,
                                CASE WHEN r.conflict THEN NULL ELSE p.fp END AS fp, p.reason,
                                row_number() OVER (PARTITION BY p.pk ORDER BY p.action, p.op) AS k
-                        FROM sync_plan AS p JOIN esp_sync_rows AS r ON r.pk = p.pk
+                        FROM {plan} AS p JOIN esp_sync_rows AS r ON r.pk = p.pk
                         WHERE p.run_id = ? AND p.sync_name = ? AND r.n > 1) AS ranked
                     WHERE k = 1""",
                 params,
             )
-            con.execute(f"DELETE FROM sync_plan WHERE {dup}", params)
-            con.execute(f"INSERT INTO sync_plan ({cols}) SELECT {cols} FROM esp_sync_dups")
+            con.execute(f"DELETE FROM {plan} WHERE {dup}", params)
+            con.execute(f"INSERT INTO {plan} ({cols}) SELECT {cols} FROM esp_sync_dups")
             con.execute("DROP TABLE esp_sync_dups")
         con.execute(
-            """UPDATE sync_plan SET n = r.n, payload = r.payload FROM esp_sync_rows AS r
+            f"""UPDATE {plan} SET n = r.n, payload = r.payload FROM esp_sync_rows AS r
                 WHERE sync_plan.pk = r.pk AND sync_plan.run_id = ? AND sync_plan.sync_name = ?""",
             params,
         )
@@ -427,9 +936,10 @@ class SyncEngine:
         """Count the segment's rows and its invalid ones; read the rejected rows back with their reason."""
         this = "run_id = ? AND sync_name = ?"
         params = [self.run_id, self.spec.name]
+        plan = con.own("sync_plan")
         size = con.fetchone(f"SELECT count(*) FROM ({self.spec.source_sql}) AS seg")
         row = con.fetchone(
-            f"SELECT coalesce(sum(coalesce(n, 1)), 0) FROM sync_plan WHERE {this} AND op = 'invalid'", params
+            f"SELECT coalesce(sum(coalesce(n, 1)), 0) FROM {plan} WHERE {this} AND op = 'invalid'", params
         )
         invalid = int(row[0]) if row else 0
         result.counts["query_size"] = int(size[0]) if size else 0
@@ -442,7 +952,7 @@ class SyncEngine:
                         WHEN k.action = 'conflict' THEN 'duplicate key with conflicting values'
                         ELSE 'invalid email syntax' END AS reason
             FROM {self._segment(con)} AS r
-            LEFT JOIN (SELECT DISTINCT pk, action FROM sync_plan WHERE {this} AND op = 'invalid' AND pk <> '') AS k
+            LEFT JOIN (SELECT DISTINCT pk, action FROM {plan} WHERE {this} AND op = 'invalid' AND pk <> '') AS k
               ON k.pk = r.esp__pk
             WHERE r.esp__pk IS NULL OR r.esp__pk = '' OR k.pk IS NOT NULL
             LIMIT 100000""",
@@ -453,7 +963,8 @@ class SyncEngine:
 
     def _count_plan(self, con: WarehouseConnection, result: SyncResult) -> None:
         rows = con.fetchall(
-            "SELECT action, op, count(*) FROM sync_plan WHERE run_id = ? AND sync_name = ? GROUP BY action, op",
+            f"SELECT action, op, count(*) FROM {con.own('sync_plan')} WHERE run_id = ? AND sync_name = ? "
+            "GROUP BY action, op",
             [self.run_id, self.spec.name],
         )
         for action, op, n in rows:
@@ -466,10 +977,12 @@ class SyncEngine:
                 result.counts["planned_remove"] += n
             elif op in ("suppressed", "skipped"):
                 result.counts[op] += n
+            elif op == "rejected":
+                result.counts["rejected_unchanged"] += n
         samples = con.fetchall(
-            """SELECT op, pk FROM (
+            f"""SELECT op, pk FROM (
                    SELECT op, pk, row_number() OVER (PARTITION BY op ORDER BY pk) AS rn
-                   FROM sync_plan WHERE run_id = ? AND sync_name = ?) AS ranked
+                   FROM {con.own("sync_plan")} WHERE run_id = ? AND sync_name = ?) AS ranked
                WHERE rn <= ? ORDER BY op, pk""",
             [self.run_id, self.spec.name, self.options.sample_size],
         )
@@ -482,18 +995,19 @@ class SyncEngine:
     def _apply(self, result: SyncResult) -> None:
         spec = self.spec
         with self.wh.connect() as con, con.transaction():
+            state, plan = con.own("sync_state"), con.own("sync_plan")
             con.execute(
-                """DELETE FROM sync_state WHERE provider = ? AND book_id = ? AND pk IN
-                   (SELECT pk FROM sync_plan WHERE run_id = ? AND sync_name = ? AND op = 'forget')""",
+                f"""DELETE FROM {state} WHERE provider = ? AND book_id = ? AND pk IN
+                   (SELECT pk FROM {plan} WHERE run_id = ? AND sync_name = ? AND op = 'forget')""",
                 [spec.provider, result.book_id, self.run_id, spec.name],
             )
             con.execute(
-                """INSERT INTO sync_state (provider, book_id, pk, status, provider_status, attempts, run_id)
+                f"""INSERT INTO {state} (provider, book_id, pk, status, provider_status, attempts, run_id)
                    SELECT ?, ?, pk, 'suppressed', coalesce(reason, 'suppressed'), 0, ?
-                   FROM sync_plan WHERE run_id = ? AND sync_name = ? AND op = 'suppressed'
+                   FROM {plan} WHERE run_id = ? AND sync_name = ? AND op = 'suppressed'
                    ON CONFLICT (provider, book_id, pk) DO UPDATE SET
                      status = 'suppressed', provider_status = excluded.provider_status,
-                     pending_op = NULL, pending_fp = NULL""",
+                     pending_op = NULL, pending_fp = NULL, rejected_fp = NULL""",
                 [spec.provider, result.book_id, self.run_id, self.run_id, spec.name],
             )
         for op in APPLY_ORDER:
@@ -505,7 +1019,7 @@ class SyncEngine:
         while True:
             with self.wh.connect() as con:
                 rows = con.fetchall(
-                    """SELECT pk, fp, payload FROM sync_plan
+                    f"""SELECT pk, fp, payload FROM {con.own("sync_plan")}
                        WHERE run_id = ? AND sync_name = ? AND op = ? AND pk > ? ORDER BY pk LIMIT ?""",
                     [self.run_id, self.spec.name, op, last, READ_PAGE],
                 )
@@ -544,13 +1058,15 @@ class SyncEngine:
         keys = pa.table(
             {"pk": pa.array([b[0] for b in batch], pa.string()), "fp": pa.array([b[1] for b in batch], pa.string())}
         )
+        if self._lock is not None:
+            self._lock.check()  # never write to a book this run no longer holds
         # 1. write-ahead
         with self.wh.connect() as con:
             con.load_temp("wa_batch", keys)
             with con.transaction():
                 con.execute(
-                    """INSERT INTO sync_state (provider, book_id, pk, status, pending_op, pending_fp, attempts,
-                                               last_attempt_at, run_id)
+                    f"""INSERT INTO {con.own("sync_state")} (provider, book_id, pk, status, pending_op, pending_fp,
+                                               attempts, last_attempt_at, run_id)
                        SELECT ?, ?, pk, 'pending', ?, fp, 1, ?, ? FROM wa_batch
                        ON CONFLICT (provider, book_id, pk) DO UPDATE SET
                          status = 'pending', pending_op = excluded.pending_op, pending_fp = excluded.pending_fp,
@@ -618,7 +1134,7 @@ class SyncEngine:
             con.load_temp("ack_batch", ack)
             with con.transaction():
                 con.execute(
-                    """UPDATE sync_state SET
+                    f"""UPDATE {con.own("sync_state")} SET
                          status = CASE a.result WHEN 'ok' THEN ? WHEN 'suppressed' THEN 'suppressed'
                                   WHEN 'rejected' THEN 'rejected' ELSE sync_state.status END,
                          synced_fp = CASE WHEN a.result = 'ok' AND ? THEN sync_state.pending_fp
@@ -629,13 +1145,23 @@ class SyncEngine:
                          pending_op = CASE WHEN a.result = 'transient' THEN sync_state.pending_op ELSE NULL END,
                          pending_fp = CASE WHEN a.result = 'transient' THEN sync_state.pending_fp ELSE NULL END,
                          last_error = CASE WHEN a.result = 'ok' THEN NULL ELSE a.error END,
-                         last_synced_at = CASE WHEN a.result = 'ok' THEN ? ELSE sync_state.last_synced_at END
+                         last_synced_at = CASE WHEN a.result = 'ok' THEN ? ELSE sync_state.last_synced_at END,
+                         rejected_fp = CASE a.result WHEN 'rejected' THEN coalesce(?, sync_state.pending_fp)
+                                       WHEN 'transient' THEN sync_state.rejected_fp ELSE NULL END
                        FROM ack_batch a
                        WHERE sync_state.provider = ? AND sync_state.book_id = ? AND sync_state.pk = a.pk""",
-                    [ok_status, kind != "remove", ok_provider_status, now, spec.provider, result.book_id],
+                    [
+                        ok_status,
+                        kind != "remove",
+                        ok_provider_status,
+                        now,
+                        REJECTED_REMOVE if kind == "remove" else None,
+                        spec.provider,
+                        result.book_id,
+                    ],
                 )
                 con.execute(
-                    """INSERT INTO sync_changelog
+                    f"""INSERT INTO {con.own("sync_changelog")}
                          (run_id, sync_name, provider, book_id, pk, op, result, error, logged_at)
                        SELECT ?, ?, ?, ?, pk, ?, result, error, ? FROM ack_batch""",
                     [self.run_id, spec.name, spec.provider, result.book_id, op, now],
@@ -645,6 +1171,7 @@ class SyncEngine:
         result.counts[f"successful_{kind}"] += counts["ok"]
         result.counts[f"failed_{kind}"] += counts["rejected"]
         result.counts["suppressed"] += counts["suppressed"]
+        result.counts["transient"] += counts["transient"]  # still pending: the next run retries them
         for r, o in zip(results, outcome, strict=True):
             if o in ("rejected", "suppressed"):
                 self._reject(result, r.email, r.email.strip().lower(), r.error or o, "provider", None)
@@ -686,52 +1213,21 @@ class SyncEngine:
             }
         )
 
-    def _synced_rows(self, book_id: str, con: WarehouseConnection | None = None) -> int:
-        sql = "SELECT count(*) FROM sync_state WHERE provider = ? AND book_id = ? AND status = 'synced'"
-        if con is not None:
-            row = con.fetchone(sql, [self.spec.provider, book_id])
-        else:
-            with self.wh.connect() as c:
-                row = c.fetchone(sql, [self.spec.provider, book_id])
+    def _count_state(self, book_id: str, status: str, con: WarehouseConnection | None = None) -> int:
+        """Rows of the book in ``sync_state`` with this status."""
+        with nullcontext(con) if con is not None else self.wh.connect() as c:
+            row = c.fetchone(
+                f"SELECT count(*) FROM {c.own('sync_state')} WHERE provider = ? AND book_id = ? AND status = ?",
+                [self.spec.provider, book_id, status],
+            )
         return int(row[0]) if row else 0
 
-    def _lock(self, book_id: str) -> None:
-        now = now_utc()
-        # The named lock makes check-then-claim atomic: two runs starting together cannot both take the book.
-        lock_name = f"espcore.sync_lock:{self.spec.provider}:{book_id}"
-        with self.wh.connect() as con, con.transaction(lock=lock_name):
-            row = con.fetchone(
-                "SELECT run_id, acquired_at FROM sync_lock WHERE provider = ? AND book_id = ?",
-                [self.spec.provider, book_id],
-            )
-            if row is not None and row[0] != self.run_id:
-                age = (now - row[1]).total_seconds() if isinstance(row[1], datetime) else 0.0
-                if age < self._lock_stale_s:
-                    raise SyncLockedError(
-                        f"book {book_id} of {self.spec.provider} is being synced by run {row[0]} "
-                        f"(since {row[1]}); runs on one book never interleave",
-                        provider=self.spec.provider,
-                    )
-                log.warning("breaking a stale sync lock of run %s on %s", row[0], book_id)
-            con.execute(
-                """INSERT INTO sync_lock (provider, book_id, run_id, acquired_at) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (provider, book_id) DO UPDATE SET run_id = excluded.run_id,
-                   acquired_at = excluded.acquired_at""",
-                [self.spec.provider, book_id, self.run_id, now],
-            )
-
-    def _unlock(self, book_id: str) -> None:
-        with self.wh.connect() as con, con.transaction():
-            con.execute(
-                "DELETE FROM sync_lock WHERE provider = ? AND book_id = ? AND run_id = ?",
-                [self.spec.provider, book_id, self.run_id],
-            )
-
     def _record_run(self, result: SyncResult, status: str, started_at: datetime | None = None) -> None:
+        """``status``: ``running``, then the outcome (``success``, ``partial``, ``failed`` or ``dry_run``)."""
         with self.wh.connect() as con, con.transaction():
             con.execute(
-                """INSERT INTO sync_runs (run_id, sync_name, provider, book_id, started_at, finished_at, dry_run,
-                                          status, counts)
+                f"""INSERT INTO {con.own("sync_runs")} (run_id, sync_name, provider, book_id, started_at,
+                                          finished_at, dry_run, status, counts)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (run_id, sync_name) DO UPDATE SET finished_at = excluded.finished_at,
                      status = excluded.status, counts = excluded.counts, book_id = excluded.book_id""",
@@ -739,7 +1235,7 @@ class SyncEngine:
                     self.run_id,
                     self.spec.name,
                     self.spec.provider,
-                    result.book_id,
+                    result.book_id or None,
                     started_at or now_utc(),
                     None if status == "running" else now_utc(),
                     result.dry_run,
@@ -789,13 +1285,13 @@ def segment_health(spec: SyncSpec, warehouse: BaseWarehouse, book_id: str | None
         missing = tuple(c for c in dict.fromkeys(needed) if c not in columns)
         if book_id is None:
             last = con.fetchone(
-                "SELECT book_id FROM sync_runs WHERE sync_name = ? AND status = 'success' "
-                "ORDER BY finished_at DESC LIMIT 1",
+                f"SELECT book_id FROM {con.own('sync_runs')} WHERE sync_name = ? AND status IN ('success', 'partial') "
+                "AND book_id IS NOT NULL ORDER BY finished_at DESC LIMIT 1",
                 [spec.name],
             )
             book_id = str(last[0]) if last else None
         row = con.fetchone(
-            "SELECT count(*) FROM sync_state WHERE provider = ? AND book_id = ? AND status = 'synced'",
+            f"SELECT count(*) FROM {con.own('sync_state')} WHERE provider = ? AND book_id = ? AND status = 'synced'",
             [spec.provider, book_id or ""],
         )
         synced = int(row[0]) if row else 0

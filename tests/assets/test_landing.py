@@ -144,10 +144,10 @@ def test_snapshots_checks_views_and_a_daily_partition(tmp_path: Path, landed: di
         again = dg.materialize([*snapshots, *daily, views], selection=[views.key], resources=landed, instance=instance)
         assert again.success
     with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
-        assert con.execute("SELECT count(DISTINCT provider) FROM lake_balances_latest").fetchone() == (3,)
-        rows = con.execute("SELECT provider, date, sent FROM lake_campaign_stats ORDER BY provider").fetchall()
+        assert con.execute("SELECT count(DISTINCT provider) FROM esp.lake_balances_latest").fetchone() == (3,)
+        rows = con.execute("SELECT provider, date, sent FROM esp.lake_campaign_stats ORDER BY provider").fetchall()
         assert rows == [(p, date.fromisoformat(SEND_DAY), len(READERS) - 1) for p in sorted(PROVIDERS)]
-        unsub = con.execute("SELECT DISTINCT provider FROM lake_blacklist WHERE email = ?", [READERS[0]]).fetchall()
+        unsub = con.execute("SELECT DISTINCT provider FROM esp.lake_blacklist WHERE email = ?", [READERS[0]]).fetchall()
         assert {r[0] for r in unsub} == set(PROVIDERS)
 
 

@@ -81,8 +81,8 @@ def record_sync(env: Env, finished: datetime, rejected_pct: float = 0.0) -> None
     with env.wh.connect() as con:
         ensure_tables(con)
         con.execute(
-            "INSERT INTO sync_runs (run_id, sync_name, provider, book_id, started_at, finished_at, dry_run, status, "
-            "counts) VALUES (?, 'readers', ?, ?, ?, ?, false, 'success', ?)",
+            "INSERT INTO esp.sync_runs (run_id, sync_name, provider, book_id, started_at, finished_at, dry_run, "
+            "status, counts) VALUES (?, 'readers', ?, ?, ?, ?, false, 'success', ?)",
             [
                 f"run-{finished.isoformat()}",
                 env.h.name,

@@ -149,13 +149,13 @@ def test_every_dataset_lands_with_its_schema_and_opens_in_duckdb_pandas_and_pola
     assert create_lake_views(db, root) == views  # idempotent
     with duckdb.connect(str(db)) as con:
         for dataset, result in results.items():
-            got = con.execute(f"SELECT count(*), min(provider), min(date) FROM lake_{dataset}").fetchall()
+            got = con.execute(f"SELECT count(*), min(provider), min(date) FROM esp.lake_{dataset}").fetchall()
             assert got == [(result.landed.rows, h.name, date.fromisoformat(result.landed.day))], dataset
         for dataset in SNAPSHOT_DATASETS:
-            assert con.execute(f"SELECT count(*) FROM lake_{dataset}_latest").fetchone() == (
+            assert con.execute(f"SELECT count(*) FROM esp.lake_{dataset}_latest").fetchone() == (
                 results[dataset].landed.rows,
             )
-        assert "dataset" not in [r[0] for r in con.execute("DESCRIBE lake_campaigns").fetchall()]
+        assert "dataset" not in [r[0] for r in con.execute("DESCRIBE esp.lake_campaigns").fetchall()]
 
 
 def test_relanding_a_day_replaces_it(h: Harness, tmp_path: Path) -> None:
@@ -169,7 +169,7 @@ def test_relanding_a_day_replaces_it(h: Harness, tmp_path: Path) -> None:
     assert set(table.column("run_id").to_pylist()) == {"run-2"}
     with duckdb.connect() as con:
         create_lake_views(con, tmp_path, ["campaigns"])
-        assert con.execute("SELECT count(*) FROM lake_campaigns").fetchone() == (first.landed.rows,)
+        assert con.execute("SELECT count(*) FROM esp.lake_campaigns").fetchone() == (first.landed.rows,)
 
 
 def test_a_write_killed_midway_leaves_the_old_file(h: Harness, tmp_path: Path, monkeypatch) -> None:
@@ -300,10 +300,10 @@ def test_delivery_events_where_exposed(h: Harness, tmp_path: Path) -> None:
 def test_views_over_an_empty_lake_exist_and_are_empty(tmp_path: Path) -> None:
     with duckdb.connect() as con:
         names = create_lake_views(con, tmp_path / "nothing-yet")
-        assert "lake_campaign_stats" in names
-        assert "lake_blacklist_latest" in names
-        assert con.execute("SELECT count(*) FROM lake_campaign_stats").fetchone() == (0,)
-        cols = [r[0] for r in con.execute("DESCRIBE lake_campaign_stats").fetchall()]
+        assert "esp.lake_campaign_stats" in names
+        assert "esp.lake_blacklist_latest" in names
+        assert con.execute("SELECT count(*) FROM esp.lake_campaign_stats").fetchone() == (0,)
+        cols = [r[0] for r in con.execute("DESCRIBE esp.lake_campaign_stats").fetchall()]
         assert cols[-2:] == ["provider", "date"]
 
 

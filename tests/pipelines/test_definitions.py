@@ -42,7 +42,9 @@ def test_the_demo_location_adds_the_demo_warehouse_on_sandboxes(monkeypatch, tmp
     keys = {k.to_user_string() for k in location.defs.resolve_asset_graph().get_all_asset_keys()}
     assert "warehouse/customers" in keys
     for provider in ("sendpulse", "pakat", "litestartup"):
-        resource = location.defs.resources[provider]
+        resources = location.defs.resources
+        assert resources is not None
+        resource = resources[provider]
         assert resource.sandbox_state is not None  # type: ignore[attr-defined]
         assert Path(resource.sandbox_state).is_relative_to(tmp_path)  # type: ignore[attr-defined]
 
@@ -74,12 +76,18 @@ def test_production_without_credentials_fails_at_load_and_says_what_to_set():
     assert proc.returncode != 0
     assert "MissingCredentialsError" in proc.stderr
     assert "litestartup is used by sync litestartup_enterprise" in proc.stderr
-    assert "LITESTARTUP_API_KEY" in proc.stderr and "ESP_SANDBOX_DIR" in proc.stderr
+    assert "LITESTARTUP_API_KEY" in proc.stderr
+    assert "ESP_SANDBOX_DIR" in proc.stderr
     assert "secret" not in proc.stderr.replace("SENDPULSE_CLIENT_SECRET", "")
 
 
 def test_production_loads_with_credentials_or_an_explicit_sandbox(tmp_path):
-    real = {"SENDPULSE_CLIENT_ID": "i", "SENDPULSE_CLIENT_SECRET": "s", "PAKAT_API_KEY": "k", "LITESTARTUP_API_KEY": "l"}
+    real = {
+        "SENDPULSE_CLIENT_ID": "i",
+        "SENDPULSE_CLIENT_SECRET": "s",
+        "PAKAT_API_KEY": "k",
+        "LITESTARTUP_API_KEY": "l",
+    }
     assert _load_production(real).returncode == 0
     assert _load_production({"ESP_SANDBOX_DIR": str(tmp_path)}).returncode == 0
     mixed = _load_production({"ESP_SANDBOX_DIR": str(tmp_path), "PAKAT_API_KEY": "k"})

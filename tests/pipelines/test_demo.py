@@ -38,7 +38,8 @@ def test_demo_summary_matches_the_landed_files_and_reruns_change_nothing(tmp_pat
     out = run_demo(tmp_path)
     ignoring = [line for line in out.splitlines() if line.startswith("demo: ignoring")]
     assert len(ignoring) == 1, out[:2000]
-    assert "SENDPULSE_CLIENT_ID" in ignoring[0] and "ESP_WAREHOUSE_URL" in ignoring[0]
+    assert "SENDPULSE_CLIENT_ID" in ignoring[0]
+    assert "ESP_WAREHOUSE_URL" in ignoring[0]
     assert "real-secret" not in out
     landed = [LANDED.match(line) for line in out.splitlines()]
     landed = [m for m in landed if m]
@@ -82,5 +83,6 @@ def test_demo_help_prints_help_and_runs_nothing(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "usage:" in proc.stdout and "--data-dir" in proc.stdout
+    assert "usage:" in proc.stdout
+    assert "--data-dir" in proc.stdout
     assert not (tmp_path / "data").exists()  # nothing ran: no warehouse, no sandbox, no Dagster home

@@ -1,5 +1,6 @@
-"""The Dagster UI on the demo's code location as a user sees it: the webserver on loopback lists every asset, materialises one through its
-GraphQL API, and headless Chromium renders the asset graph (screenshots saved for the README)."""
+"""The Dagster UI on the demo's code location as a user sees it: the webserver on loopback lists every asset,
+materialises one through its GraphQL API, and headless Chromium renders the asset graph (screenshots saved for
+the README)."""
 
 import base64
 import json
@@ -52,7 +53,17 @@ def webserver(tmp_path_factory):
         env.pop(var, None)  # the UI test always runs on the sandboxes
     log = open(home / "webserver.log", "w")  # noqa: SIM115 - closed in the teardown
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dagster_webserver", "-m", "pipelines.demo_location", "-h", "127.0.0.1", "-p", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "dagster_webserver",
+            "-m",
+            "pipelines.demo_location",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,

@@ -9,8 +9,8 @@ product's tables are all in its own schema.
 """
 
 import hashlib
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,8 +126,12 @@ def test_every_job_leaves_a_duckdb_users_relations_untouched(tmp_path, monkeypat
     prepare_user_warehouse(Warehouse(path))
     check_location(monkeypatch, tmp_path / "data", f"duckdb:///{path}", lambda: duckdb_snapshot(path))
     with duckdb.connect(str(path), read_only=True) as con:
-        own = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [OWN])}
-        views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = ?", [OWN])}
+        own = {
+            r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [OWN]).fetchall()
+        }
+        views = {
+            r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = ?", [OWN]).fetchall()
+        }
     assert {"sync_state", "sync_plan", "sync_runs", "sync_lock", "sync_changelog", "campaign_ledger"} <= own
     assert "lake_blacklist_latest" in views  # the lake views too live in the own schema
 

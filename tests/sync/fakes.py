@@ -28,6 +28,7 @@ class FakeProvider:
     statuses: dict[tuple[str, str], MemberState] = field(default_factory=dict)
     blacklist: set[str] = field(default_factory=set)
     reject: set[str] = field(default_factory=set)
+    transient: set[str] = field(default_factory=set)  # rows answered "not decided, retry later"
     fail_next_writes: int = 0
     write_calls: list[tuple[str, list[str]]] = field(default_factory=list)
 
@@ -54,7 +55,9 @@ class FakeProvider:
         self._write("upsert", [r.email for r in rows])
         out = []
         for r in rows:
-            if r.email in self.reject:
+            if r.email in self.transient:
+                out.append(RowResult(r.email, ok=False, error="not processed, retry later", transient=True))
+            elif r.email in self.reject:
                 out.append(RowResult(r.email, ok=False, error="rejected by provider"))
             elif r.email in self.blacklist:
                 out.append(RowResult(r.email, ok=False, error="blacklisted", suppressed=True))

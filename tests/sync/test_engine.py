@@ -1,6 +1,7 @@
 """The plan/apply engine against an in-memory provider, on a real DuckDB and a real PostgreSQL warehouse."""
 
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -8,7 +9,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import pytest
 
-from espcore.sync.engine import MassRemoveError, SyncError, SyncLockedError, now_utc, run_sync
+from espcore.sync.engine import MassRemoveError, SyncError, SyncLockedError, run_sync
 from espcore.sync.spec import SyncOptions, SyncSpec
 from espcore.warehouse import BaseWarehouse, Warehouse
 from tests.sync.fakes import FakeProvider
@@ -62,6 +63,11 @@ def sync(wh, provider, s=None, run="r1", **opts):
 def execute(wh: BaseWarehouse, sql: str) -> None:
     with wh.connect() as con:
         con.execute(sql)
+
+
+def own(wh: BaseWarehouse, table: str) -> str:
+    """One of the engine's tables, in the warehouse's own schema."""
+    return f"{wh.own_schema}.{table}"
 
 
 def test_first_sync_adds_everything_and_resync_writes_nothing(new_wh):
@@ -214,7 +220,7 @@ def test_local_suppression_table_wins(new_wh):
         from espcore.sync.engine import ensure_tables
 
         ensure_tables(con)
-        con.execute("INSERT INTO suppression VALUES ('*', 'C@example.com', 'complaint', NULL)")
+        con.execute(f"INSERT INTO {own(wh, 'suppression')} VALUES ('*', 'C@example.com', 'complaint', NULL)")
     m = sync(wh, p).metadata()
     assert m["suppressed"] == 1
     assert "c@example.com" not in p.members["100"]
@@ -228,22 +234,87 @@ def test_dry_run_sends_nothing_and_writes_no_state(new_wh):
     assert p.write_calls == []
     assert p.books == {}
     with wh.connect() as con:
-        assert con.fetchone("SELECT count(*) FROM sync_state") == (0,)
-        assert con.fetchone("SELECT count(*) FROM sync_plan WHERE run_id = 'r1'") == (5,)
+        assert con.fetchone(f"SELECT count(*) FROM {own(wh, 'sync_state')}") == (0,)
+        assert con.fetchone(f"SELECT count(*) FROM {own(wh, 'sync_plan')} WHERE run_id = 'r1'") == (5,)
     assert r.samples["add"][0] == "a***@example.com"
     # the dry run is the planner: the real run does what it showed
     assert sync(wh, p, run="r2").metadata()["successful_add"] == 5
 
 
-def test_provider_rejections_are_retried_next_run(new_wh):
-    wh, p = make_wh(new_wh), FakeProvider(reject={"c@example.com"})
-    m = sync(wh, p).metadata()
-    assert (m["successful_add"], m["failed_add"]) == (4, 1)
-    p.reject.clear()
+def test_permanent_rejects_are_resent_only_when_changed_or_on_full_resync(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider(reject={"c@example.com", "d@example.com"})
+    r1 = sync(wh, p)
+    m = r1.metadata()
+    assert (m["successful_add"], m["failed_add"], m["pending"], m["outcome"]) == (3, 2, 0, "partial")
+    # unchanged segment: the rejected rows are not sent again, only reported as still rejected
     p.write_calls.clear()
     m2 = sync(wh, p, run="r2").metadata()
-    assert (m2["planned_retry"], m2["successful_add"]) == (1, 1)
+    assert p.write_calls == []
+    assert (m2["write_calls"], m2["planned_add"], m2["planned_retry"], m2["rejected_unchanged"]) == (0, 0, 0, 2)
+    assert (m2["failed_add"], m2["outcome"]) == (0, "success")
+    # one rejected row changes its mapped values: that row alone is re-sent
+    p.reject.discard("c@example.com")
+    execute(wh, "UPDATE people SET first_name = 'Cyd' WHERE email = 'c@example.com'")
+    m3 = sync(wh, p, run="r3").metadata()
     assert p.write_calls == [("upsert", ["c@example.com"])]
+    assert (m3["planned_retry"], m3["successful_add"], m3["rejected_unchanged"]) == (1, 1, 1)
+    # a change of an unmapped column is no change
+    execute(wh, "ALTER TABLE people ADD COLUMN note VARCHAR")
+    execute(wh, "UPDATE people SET note = 'x' WHERE email = 'd@example.com'")
+    p.write_calls.clear()
+    assert sync(wh, p, run="r4").metadata()["rejected_unchanged"] == 1
+    assert p.write_calls == []
+    # an explicit full resync sends everything again, rejected rows included
+    p.reject.clear()
+    m5 = sync(wh, p, run="r5", full_resync=True).metadata()
+    assert (m5["planned_change"], m5["planned_add"], m5["rejected_unchanged"]) == (4, 1, 0)
+    assert m5["successful_add"] == 1
+    assert sorted(e for _, es in p.write_calls for e in es) == sorted(e for e, _, _ in ROWS)
+    assert sync(wh, p, run="r6").synced_rows == 5
+
+
+def test_a_rejected_row_that_leaves_and_comes_back_unchanged_is_not_resent(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider(reject={"e@example.com"})
+    sync(wh, p)
+    execute(wh, "DELETE FROM people WHERE email = 'e@example.com'")
+    assert sync(wh, p, run="r2").metadata()["rejected_unchanged"] == 0  # never synced: its state is forgotten
+    execute(wh, "INSERT INTO people VALUES ('e@example.com', 'Eve', 'ES')")
+    p.write_calls.clear()
+    m = sync(wh, p, run="r3").metadata()
+    assert p.write_calls == [("upsert", ["e@example.com"])]  # a new add: the provider decides again
+    assert m["failed_add"] == 1
+
+
+def test_transient_row_results_leave_rows_pending_and_the_run_partial(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider(transient={"b@example.com", "d@example.com"}, reject={"e@example.com"})
+    r = sync(wh, p)
+    m = r.metadata()
+    assert (m["successful_add"], m["failed_add"], m["transient"], m["pending"]) == (2, 1, 2, 2)
+    assert m["outcome"] == "partial"
+    with wh.connect() as con:
+        assert con.fetchall(f"SELECT run_id, status FROM {own(wh, 'sync_runs')}") == [("r1", "partial")]
+        counts = con.fetchone(f"SELECT counts FROM {own(wh, 'sync_runs')}")
+    assert counts is not None
+    assert json.loads(counts[0])["pending"] == 2
+    # pending rows are always retried (unlike the permanent reject), and the run is a success once all is done
+    p.transient.clear()
+    p.write_calls.clear()
+    m2 = sync(wh, p, run="r2").metadata()
+    assert p.write_calls == [("upsert", ["b@example.com", "d@example.com"])]
+    assert (m2["planned_retry"], m2["successful_add"], m2["pending"], m2["rejected_unchanged"]) == (2, 2, 0, 1)
+    assert m2["outcome"] == "success"
+
+
+def test_a_bulk_write_failing_past_its_retries_is_reported_pending(new_wh):
+    """An adapter that gives up on a batch after its retries answers every row as transient: no exception, but
+    the rows wait for the next run, and the run says so instead of a plain success with nothing counted."""
+    wh, p = make_wh(new_wh), FakeProvider(batch_size=10)
+    p.transient = {e for e, _, _ in ROWS}
+    m = sync(wh, p).metadata()
+    assert (m["successful_add"], m["failed_add"], m["transient"], m["pending"]) == (0, 0, 5, 5)
+    assert m["outcome"] == "partial"
+    p.transient.clear()
+    assert sync(wh, p, run="r2").metadata()["outcome"] == "success"
 
 
 class Crash(BaseException):
@@ -268,7 +339,6 @@ def test_crash_between_batches_resumes_without_loss_or_resend(new_wh):
     first = [e for _, emails in p.write_calls for e in emails]
     assert len(first) == 2
     p.write_calls.clear()
-    execute(wh, "DELETE FROM sync_lock")  # a killed run leaves its lock; the next run would break it when stale
     r = sync(wh, p, run="r2")
     second = [e for _, emails in p.write_calls for e in emails]
     assert sorted(first + second) == sorted(e for e, _, _ in ROWS)  # nothing lost, nothing resent
@@ -292,11 +362,10 @@ def test_crash_after_send_before_ack_resends_only_that_batch(new_wh):
     with pytest.raises(Crash):
         sync(wh, p)
     with wh.connect() as con:
-        pending = con.fetchall("SELECT pk FROM sync_state WHERE status = 'pending' ORDER BY pk")
+        pending = con.fetchall(f"SELECT pk FROM {own(wh, 'sync_state')} WHERE status = 'pending' ORDER BY pk")
     assert [r[0] for r in pending] == ["c@example.com", "d@example.com"]
     p.upsert_members = original  # type: ignore[method-assign]
     p.write_calls.clear()
-    execute(wh, "DELETE FROM sync_lock")
     m = sync(wh, p, run="r2").metadata()
     assert m["planned_retry"] == 2
     assert sorted(e for _, es in p.write_calls for e in es) == ["c@example.com", "d@example.com", "e@example.com"]
@@ -333,15 +402,6 @@ def test_mass_remove_guard(new_wh):
     assert dry.removal_guard_tripped
     m = sync(wh, p, s, run="r4", allow_mass_remove=True).metadata()
     assert m["successful_remove"] == 4
-
-
-def test_second_run_on_same_book_fails_fast(new_wh):
-    wh, p = make_wh(new_wh), FakeProvider()
-    sync(wh, p)
-    with wh.connect() as con:
-        con.execute("INSERT INTO sync_lock VALUES ('fake', '100', 'other-run', ?)", [now_utc()])
-    with pytest.raises(SyncLockedError, match="other-run"):
-        sync(wh, p, run="r2")
 
 
 # -- concurrency: runs on different books proceed side by side, runs on one book are serialised ---------------------
@@ -393,10 +453,12 @@ def test_concurrent_syncs_to_different_books_do_not_interleave(new_wh):
     assert p.members[book_b] == {e: {"name": n, "country": c} for e, n, c in rows_b}
     with wh.connect() as con:
         state = con.fetchall(
-            "SELECT book_id, run_id, status, count(*) FROM sync_state GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+            f"SELECT book_id, run_id, status, count(*) FROM {own(wh, 'sync_state')} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
         )
-        log = con.fetchall("SELECT run_id, book_id, count(*) FROM sync_changelog GROUP BY 1, 2 ORDER BY 1, 2")
-        assert con.fetchall("SELECT * FROM sync_lock") == []
+        log = con.fetchall(
+            f"SELECT run_id, book_id, count(*) FROM {own(wh, 'sync_changelog')} GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        assert con.fetchall(f"SELECT * FROM {own(wh, 'sync_lock')}") == []
     assert state == [(book_a, "ra1", "synced", 5), (book_b, "rb1", "synced", 5)]
     assert log == [("ra1", book_a, 5), ("rb1", book_b, 5)]
 
@@ -451,13 +513,14 @@ def test_second_run_on_a_book_fails_fast_while_the_first_holds_it(new_wh):
             assert time.monotonic() - started < 10  # it does not wait for the holder
             assert p.write_calls == sent_by_first  # and it sent nothing
             with wh.connect() as con:
-                assert con.fetchall("SELECT run_id FROM sync_lock") == [("r1",)]  # the holder's lock is intact
+                # the holder's lock is intact
+                assert con.fetchall(f"SELECT run_id FROM {own(wh, 'sync_lock')}") == [("r1",)]
         finally:
             release.set()
         r1 = first.result(timeout=60)
     assert r1.synced_rows == 5
     with wh.connect() as con:
-        assert con.fetchall("SELECT run_id, status FROM sync_runs ORDER BY run_id") == [
+        assert con.fetchall(f"SELECT run_id, status FROM {own(wh, 'sync_runs')} ORDER BY run_id") == [
             ("r1", "success"),
             ("r2", "failed"),
         ]

@@ -7,6 +7,10 @@ with :class:`UnexpectedResponseError`, no row is ``synced`` in ``sync_state``, t
 dry run plans all twenty again. Once the fault clears, the next run sends the twenty rows and the book holds them.
 A third case has the provider do the work before the odd answer: the rows stay pending all the same, and the
 resend (adds are upserts) leaves exactly twenty members.
+
+Campaign launches get the same answers to their create or send call: the outcome is recorded ``unknown`` (the
+error is an :class:`OutcomeUnknownError`), never ``sent``, and the next launch resolves it by looking the campaign
+up, never by posting again.
 """
 
 from collections.abc import Iterator
@@ -14,11 +18,13 @@ from typing import Any
 
 import pytest
 
+from espcore.campaigns.launch import LaunchOutcomeUnknown, launch
 from espcore.errors import UnexpectedOutcomeError, UnexpectedResponseError
-from espcore.providers.base import MemberState
+from espcore.providers.base import CampaignState, MemberState
 from espcore.sync.engine import run_sync
 from espcore.sync.spec import SyncOptions, SyncSpec
 from espcore.warehouse import BaseWarehouse, Warehouse
+from tests.campaigns.conftest import make_env
 from tests.providers.test_interface import PROVIDERS, Harness, build
 
 ROWS = 20
@@ -116,3 +122,67 @@ def test_a_200_that_did_no_work_leaves_the_rows_pending(h: Harness, tmp_path, fa
 
     third = run_sync(s, h.adapter, wh, run_id="r3").metadata()
     assert third["write_calls"] == 0  # nothing left to send
+
+
+# -- campaign launches: an unexpected answer to a create or a send is an unknown outcome ---------------------------
+
+#: provider -> the call that creates the campaign, and (two-call launches) the one that sends the draft
+CREATE = {
+    "sendpulse": ("POST", r"^/campaigns$"),
+    "pakat": ("POST", r"/campaigns$"),
+    "litestartup": ("POST", r"/campaigns$"),
+}
+SEND = {"pakat": ("PUT", r"/campaigns/[a-z0-9]+$"), "litestartup": ("POST", r"/campaigns/[^/]+/send$")}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("took_effect", [False, True], ids=["did_nothing", "took_effect"])
+def test_an_unexpected_answer_to_a_campaign_create_is_never_resent_nor_recorded_sent(
+    tmp_path, provider: str, took_effect: bool
+) -> None:
+    """200 + HTML to the create: the ledger says ``unknown``; the next launch looks the key up, adopts what it
+    finds, and posts nothing again when it finds nothing."""
+    with make_env(provider, tmp_path) as env:
+        spec = env.spec()
+        method, path = CREATE[provider]
+        env.h.sandbox.faults.add(
+            "status", status=200, html=True, method=method, path=path, times=1, after_handler=took_effect
+        )
+        with pytest.raises(LaunchOutcomeUnknown) as info:
+            launch(spec, env.h.adapter, env.ledger, book_id=env.book_id)
+        assert isinstance(info.value.__cause__, UnexpectedOutcomeError)
+        row = env.ledger.get(spec.key)
+        assert row is not None
+        assert (row.status, row.provider_campaign_id) == ("unknown", None)
+        if took_effect:
+            again = launch(spec, env.h.adapter, env.ledger, book_id=env.book_id)
+            assert again.action == "adopted"
+            assert [c.id for c in env.at_provider(spec.key)] == [again.campaign.id]
+        else:
+            assert env.at_provider(spec.key) == []
+            with pytest.raises(LaunchOutcomeUnknown):  # not found: stays unknown, nothing posted
+                launch(spec, env.h.adapter, env.ledger, book_id=env.book_id)
+            assert env.at_provider(spec.key) == []
+
+
+@pytest.mark.parametrize("provider", sorted(SEND))
+def test_an_unexpected_answer_to_the_send_of_a_draft_is_unknown_then_the_draft_is_finished(
+    tmp_path, provider: str
+) -> None:
+    """Pakat and LiteStartup create a draft, then send it: a 200 + error envelope to the send leaves the launch
+    ``unknown``; the next launch finds the draft by its key and sends that one, never a second campaign."""
+    with make_env(provider, tmp_path) as env:
+        spec = env.spec()
+        method, path = SEND[provider]
+        env.h.sandbox.faults.add("status", status=200, method=method, path=path, times=1, **ENVELOPE[provider])
+        with pytest.raises(LaunchOutcomeUnknown):
+            launch(spec, env.h.adapter, env.ledger, book_id=env.book_id)
+        row = env.ledger.get(spec.key)
+        assert row is not None
+        assert row.status == "unknown"
+        (draft,) = env.at_provider(spec.key)
+        assert draft.state is CampaignState.DRAFT
+        again = launch(spec, env.h.adapter, env.ledger, book_id=env.book_id)
+        assert (again.action, again.campaign.id) == ("adopted", draft.id)
+        assert again.campaign.state in (CampaignState.PENDING, CampaignState.SENT)
+        assert [c.id for c in env.at_provider(spec.key)] == [draft.id]

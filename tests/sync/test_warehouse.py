@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from espcore import demo
+from espcore.demo import build_demo_warehouse
 from espcore.errors import ConfigurationError
 from espcore.sync.engine import run_sync, segment_health
 from espcore.sync.spec import SyncOptions, SyncSpec
@@ -17,7 +18,6 @@ from espcore.warehouse import (
     BaseWarehouse,
     PostgresWarehouse,
     Warehouse,
-    build_demo_warehouse,
     qmark_to_pyformat,
     warehouse_from_url,
 )
@@ -216,7 +216,7 @@ def test_fingerprints_agree_between_duckdb_and_postgres(tmp_path, pg_warehouses)
             )
         run_sync(spec, FakeProvider(), w, run_id="dry", options=SyncOptions(dry_run=True))
         with w.connect() as con:
-            plans.append(con.fetchall("SELECT pk, fp FROM sync_plan"))
+            plans.append(con.fetchall(f"SELECT pk, fp FROM {w.own_schema}.sync_plan"))
     assert plans[0] == plans[1]
     assert len(plans[0]) == 1
 
