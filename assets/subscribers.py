@@ -90,6 +90,34 @@ def rejects_markdown(result: SyncResult, limit: int = 20) -> str:
     return "\n".join(lines)
 
 
+PENDING_CHECK = "no_pending_rows"
+
+
+def pending_check_spec(key: dg.AssetKey) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        PENDING_CHECK,
+        asset=key,
+        description="Every planned row was decided by the provider: none left pending (undecided after a transient "
+        "fault) for the next run. WARN otherwise; the run's outcome is then partial.",
+    )
+
+
+def pending_check_result(key: dg.AssetKey, pending: int, *, dry_run: bool = False) -> dg.AssetCheckResult:
+    """The pending-rows check of one sync run (a dry run reports what earlier runs left)."""
+    if pending:
+        description = f"{pending} rows are pending: the provider has not confirmed them; the next run retries them"
+    else:
+        description = "no row is pending"
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=PENDING_CHECK,
+        passed=pending == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description + (" (dry run: nothing was sent)" if dry_run else ""),
+        metadata={"pending": pending},
+    )
+
+
 def build_sync_asset(
     decl: SyncDecl, segment_key: dg.AssetKey, translator: SyncTranslator | None = None
 ) -> dg.AssetsDefinition:
@@ -99,6 +127,7 @@ def build_sync_asset(
     @dg.multi_asset(
         name=decl.name,
         specs=[spec],
+        check_specs=[pending_check_spec(spec.key)],
         pool=f"{decl.provider}_api",
         retry_policy=SYNC_RETRY,
         required_resource_keys={decl.provider, "warehouse", "lake"},
@@ -138,9 +167,16 @@ def build_sync_asset(
             f"-{result.counts['planned_remove']}, rejected {len(result.rejects)}, "
             f"suppressed {result.counts['suppressed']}, {result.elapsed_seconds:.1f}s"
         )
+        pending = int(result.counts.get("pending", 0))
+        if result.outcome == "partial":
+            context.log.warning(
+                f"{decl.name}: partial: {pending} rows left pending (the next run retries them), "
+                f"{result.failed} rejected by {decl.provider} in this run"
+            )
         if config.dry_run:
             yield dg.AssetObservation(asset_key=spec.key, metadata=metadata)
         else:
             yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)
+        yield pending_check_result(spec.key, pending, dry_run=config.dry_run)
 
     return _sync

@@ -50,7 +50,11 @@ class CostInfo:
 
 def sync_fresh(last: SyncRunInfo | None, *, now: datetime, max_age_minutes: float, sync_name: str) -> GuardResult:
     if last is None:
-        return GuardResult(False, f"sync {sync_name} has no successful run yet: the book is not known to be current")
+        return GuardResult(
+            False,
+            f"sync {sync_name} has no successful run yet (one that left no row pending): the book is not known to "
+            "be current",
+        )
     age = (utc_naive(now) - last.finished_at).total_seconds() / 60.0
     if age > max_age_minutes:
         return GuardResult(
@@ -129,18 +133,25 @@ def required_test_send(*, required: bool, test_sent_at: datetime | None, recipie
 
 
 def last_sync(warehouse: WarehouseLike, sync_name: str) -> SyncRunInfo | None:
-    """The latest successful (not dry) run of a sync, from the engine's ``sync_runs`` table."""
+    """The latest complete (not dry) run of a sync, from the engine's ``sync_runs`` table: ``success``, or
+    ``partial`` because the provider rejected rows (the rejected-rows guard judges those) but with no row left
+    pending. A run that left rows pending did not bring the book up to date: it does not count."""
     with warehouse.connect() as con:
         ensure_tables(con)
-        row = con.fetchone(
+        rows = con.fetchall(
             f"SELECT run_id, book_id, finished_at, counts FROM {con.own('sync_runs')} WHERE sync_name = ? "
-            "AND status = 'success' AND NOT dry_run AND finished_at IS NOT NULL "
-            "ORDER BY finished_at DESC LIMIT 1",
+            "AND status IN ('success', 'partial') AND NOT dry_run AND finished_at IS NOT NULL "
+            "ORDER BY finished_at DESC LIMIT 50",
             [sync_name],
         )
+    row, counts = None, {}
+    for candidate in rows:
+        parsed: dict[str, Any] = json.loads(candidate[3]) if candidate[3] else {}
+        if not int(parsed.get("pending") or 0):
+            row, counts = candidate, parsed
+            break
     if row is None:
         return None
-    counts: dict[str, Any] = json.loads(row[3]) if row[3] else {}
     return SyncRunInfo(
         run_id=str(row[0]),
         book_id=str(row[1]) if row[1] is not None else None,

@@ -1096,10 +1096,12 @@ class SyncEngine:
         if self._after_batch is not None:
             self._after_batch(op, len(batch))
         if transient_error is not None:
-            raise SyncError(
+            stop = SyncError(
                 f"transient failure, {len(batch)} rows left pending for the next run: {transient_error}",
                 provider=spec.provider,
             )
+            stop.retryable = True  # the step may be retried: the pending rows are planned again as retries
+            raise stop
         self._maybe_abort(result)
         self._maybe_progress(result)
 

@@ -153,3 +153,36 @@ def test_sendpulse_balance_and_hourly_cap_guards(sp_env: Env):
     blocked = evaluate(facts(env), GuardPolicy("readers", "Readers"), "sendpulse")["balance_covers"]
     assert not blocked.passed
     assert "NOT covered" in blocked.reason
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_run_that_left_rows_pending_does_not_make_the_book_current(engine, request, tmp_path):
+    """``last_sync`` counts ``success`` runs, and ``partial`` ones whose only shortfall was rows the provider
+    rejected (the rejected-share guard judges those); a run that left rows pending did not bring the book up to
+    date, so a launch keeps waiting for one that did."""
+    from espcore.campaigns.guards import last_sync
+    from espcore.warehouse import Warehouse
+
+    wh = request.getfixturevalue("pg_warehouses")() if engine == "postgres" else Warehouse(tmp_path / "wh.duckdb")
+
+    def record(run: str, minute: int, status: str, counts: dict[str, float]) -> None:
+        at = NOW + timedelta(minutes=minute)
+        with wh.connect() as con:
+            con.execute(
+                f"INSERT INTO {con.own('sync_runs')} (run_id, sync_name, provider, book_id, started_at, finished_at, "
+                "dry_run, status, counts) VALUES (?, 'readers', 'fake', '42', ?, ?, false, ?, ?)",
+                [run, at, at, status, json.dumps(counts)],
+            )
+
+    with wh.connect() as con:
+        ensure_tables(con)
+    assert last_sync(wh, "readers") is None
+    record("r1", 0, "success", {"pending": 0, "rejected_pct": 0.0})
+    record("r2", 5, "partial", {"pending": 0, "rejected_pct": 2.5})  # two rows rejected: complete
+    record("r3", 10, "partial", {"pending": 7, "rejected_pct": 0.0})  # rows left pending: not complete
+    record("r4", 15, "failed", {"pending": 0})
+    last = last_sync(wh, "readers")
+    assert last is not None
+    assert (last.run_id, last.rejected_pct) == ("r2", 2.5)
+    never = sync_fresh(None, now=NOW, max_age_minutes=10, sync_name="readers")
+    assert "left no row pending" in never.reason
