@@ -641,7 +641,13 @@ class PostgresWarehouse(BaseWarehouse):
         host = str(p.get("host") or "")
         port = f":{p['port']}" if p.get("port") else ""
         loc = f"postgresql://{user}{host}{port}/{p.get('dbname') or ''}"
+        # a value that swallowed a password (``host=x;password=...``, a user with a colon) is masked; the
+        # password itself is not searched for (that would mask, and so reveal, a user named like it)
+        loc = redact_dsn(loc)
         return f"{loc} (schema {self.schema})" if self.schema else loc
+
+    def _secrets(self) -> list[str]:
+        return [str(self._parts.get(k) or "") for k in ("password", "sslpassword", "oauth_client_secret")]
 
     # -- pool ------------------------------------------------------------------------------------------------
 
@@ -660,8 +666,7 @@ class PostgresWarehouse(BaseWarehouse):
                 application_name=self.application_name,
             )
         except psycopg.Error as exc:
-            secrets = [str(self._parts.get(k) or "") for k in ("password", "sslpassword", "oauth_client_secret")]
-            scrubbed = _scrubbed_error(exc, redact_dsn(str(exc), secrets=secrets))
+            scrubbed = _scrubbed_error(exc, redact_dsn(str(exc), secrets=self._secrets()))
         raise scrubbed
 
     def _new_raw(self) -> psycopg.Connection[tuple[Any, ...]]:
@@ -761,8 +766,12 @@ def _scrubbed_error(exc: psycopg.Error, message: str) -> psycopg.Error:
 
 _SECRET_KEYS = r"password|sslpassword|passwd|pwd|pass|secret|token|oauth_client_secret|api_key|apikey"  # noqa: S105
 #: ``password=...`` in a key/value DSN (quoted values may hold spaces and escaped quotes) or a URL query string
-_SECRET_PAIR = re.compile(rf"(?i)(?<![A-Za-z0-9_])({_SECRET_KEYS})(\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&;]*)")
-_URL_AUTHORITY = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)([^/?#\s]*)")
+_SECRET_PAIR = re.compile(
+    rf"""(?i)(?<![A-Za-z0-9_])({_SECRET_KEYS})(\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s&;]*)"""
+)
+#: what follows ``scheme://`` up to the path: libpq takes user:password up to an ``@`` before the first ``/``, so an
+#: unencoded ``?`` or ``#`` in the password is still part of it
+_URL_AUTHORITY = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)([^/\s]*)")
 
 
 def _mask_userinfo(m: re.Match[str]) -> str:
@@ -790,6 +799,8 @@ def redact_dsn(text: str, *, secrets: Sequence[str] = ()) -> str:
 _DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 #: ``keyword = value`` of a libpq key/value connection string (a value is a word or a quoted string)
 _DSN_PAIR = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']*)(?=\s|$)")
+#: a ``;keyword=`` or ``,keyword=`` inside an unquoted value: pairs glued together in another driver's style
+_GLUED_PAIR = re.compile(r"[;,]\s*[A-Za-z_][A-Za-z0-9_]*\s*=")
 _LIBPQ_FALLBACK = frozenset(
     {
         *("host", "hostaddr", "port", "dbname", "user", "password", "passfile", "channel_binding", "service"),
@@ -852,6 +863,16 @@ def _duckdb_path(path: str, *, explicit: bool) -> str:
     return path
 
 
+_KNOWN_SCHEMES = frozenset(
+    {
+        *("mysql", "mariadb", "sqlite", "mssql", "sqlserver", "oracle", "redshift", "snowflake", "bigquery"),
+        *("clickhouse", "trino", "presto", "databricks", "motherduck", "md", "jdbc", "odbc", "mongodb", "redis"),
+        *("postgresql+psycopg", "postgresql+psycopg2", "postgresql+asyncpg", "postgis", "pgsql", "psql"),
+        *("http", "https", "file", "s3", "gs", "gcs", "az", "abfs", "ftp", "sftp", "ssh"),
+    }
+)
+
+
 def warehouse_from_url(url: str | os.PathLike[str]) -> BaseWarehouse:
     """The warehouse a URL names.
 
@@ -883,7 +904,8 @@ def warehouse_from_url(url: str | os.PathLike[str]) -> BaseWarehouse:
         return Warehouse(_duckdb_path(path, explicit=True))
     if "://" in text:
         scheme = text.split("://", 1)[0]
-        shown = scheme if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,20}", scheme) else "(not shown)"
+        # only a well-known scheme is repeated: whatever precedes :// could be a password pasted in the wrong place
+        shown = scheme if scheme.lower() in _KNOWN_SCHEMES else "(not shown)"
         raise ConfigurationError(f"unsupported warehouse URL scheme {shown!r}: use postgresql:// or duckdb:///")
     keys = keyword_dsn_keys(text)
     if keys is not None:
@@ -892,5 +914,9 @@ def warehouse_from_url(url: str | os.PathLike[str]) -> BaseWarehouse:
             raise _refuse_path(
                 f"it looks like a key=value connection string, but libpq knows no keyword {', '.join(unknown)}"
             )
+        values = [m.group(2) for m in _DSN_PAIR.finditer(text)]
+        if any(not v.startswith("'") and _GLUED_PAIR.search(v) for v in values):
+            # host=x;password=...;dbname=y would be one host name holding the password
+            raise _refuse_path("libpq separates keyword=value pairs with spaces, not ';' or ','")
         return PostgresWarehouse(text)
     return Warehouse(_duckdb_path(text, explicit=False))

@@ -287,6 +287,9 @@ def load_declarations(path: str | Path | None = None) -> Declarations:
         raise ConfigError(f"{path}: not UTF-8 text (line {line}, byte {exc.start}); save the file as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    if "\x00" in text:  # valid UTF-8 bytes, but UTF-16 (without a byte order mark) or a binary file
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (line {line} holds NUL bytes: UTF-16?); save the file as UTF-8")
     try:
         data = yaml.load(text, Loader=UniqueKeyLoader) or {}  # noqa: S506  # a SafeLoader subclass
     except DuplicateKeyError as exc:
