@@ -65,6 +65,22 @@ class MemberInput:
 
 
 @dataclass(frozen=True)
+class AddressRules:
+    """What a provider accepts as a contact address beyond RFC 5321/5322, checked locally before anything is
+    sent (:func:`espcore.sync.validate.email_problem`). An adapter may expose one as ``address_rules``; without
+    it only the RFC rules apply.
+
+    ``max_length`` counts characters as the provider stores them (a longer address may be cut silently);
+    ``unicode_local`` and ``unicode_domain`` say whether non-ASCII local parts (SMTPUTF8) and domains written in
+    Unicode (IDN) are accepted; ``source`` says where the rule comes from."""
+
+    max_length: int | None = None
+    unicode_local: bool = True
+    unicode_domain: bool = True
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class Member:
     """A contact as the provider reports it."""
 

@@ -51,6 +51,7 @@ from espcore.http import (
 )
 from espcore.providers.answers import Id, Int, answer
 from espcore.providers.base import (
+    AddressRules,
     Balance,
     Book,
     Campaign,
@@ -1226,6 +1227,8 @@ class LiteStartupProvider:
 
     name = PROVIDER
     batch_size = 1
+    #: undocumented: a domain written in Unicode assumed refused (the sandbox models it so)
+    address_rules = AddressRules(unicode_domain=False, source="LiteStartup (assumed): ASCII domains only")
 
     def __init__(self, client: LiteStartupClient) -> None:
         self.client = client

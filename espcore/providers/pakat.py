@@ -41,6 +41,7 @@ from espcore.errors import (
 from espcore.http import AnswerMismatch, Expect, HttpPolicy, ProviderClient, ProviderHttp, Shape, json_or_text
 from espcore.providers.answers import Int, Obj, Text, answer
 from espcore.providers.base import (
+    AddressRules,
     Balance,
     Book,
     Campaign,
@@ -1593,6 +1594,13 @@ class PakatProvider:
 
     name = "pakat"
     batch_size = BULK_MAX
+    #: MailWizz keeps ``list_subscriber.email`` in a varchar(100) and runs MySQL with SQL_MODE="" (a longer
+    #: address is cut to 100 characters silently); its validator takes only ASCII before the @-sign
+    address_rules = AddressRules(
+        max_length=100,
+        unicode_local=False,
+        source="Pakat (MailWizz) stores 100 characters, ASCII before the @-sign",
+    )
 
     def __init__(
         self,

@@ -35,6 +35,7 @@ from espcore.errors import (
 from espcore.http import Expect, HttpPolicy, ProviderClient, ProviderHttp, Shape, json_or_text
 from espcore.providers.answers import Id, Int, answer
 from espcore.providers.base import (
+    AddressRules,
     Balance,
     Book,
     Campaign,
@@ -1321,6 +1322,12 @@ class SendPulseProvider:
 
     name = "sendpulse"
     batch_size = EMAILS_PER_CALL
+    #: undocumented: assumed ASCII-only (the sandbox models it so); a refused address fails the whole call
+    address_rules = AddressRules(
+        unicode_local=False,
+        unicode_domain=False,
+        source="SendPulse (assumed): ASCII addresses only",
+    )
 
     def __init__(self, client: SendPulseClient) -> None:
         self.client = client

@@ -152,7 +152,15 @@ def bare_address(value: str) -> str:
 
 
 def valid_email(value: Any) -> bool:
-    return isinstance(value, str) and len(value) <= 254 and bool(_EMAIL_RE.match(bare_address(value)))
+    """[A] LiteStartup documents only ``INVALID_EMAIL``: its regular expression (no Unicode domain) and the RFC
+    5321 lengths: at most 254 characters, 64 octets before the ``@``, 63 per domain label."""
+    if not isinstance(value, str) or len(value) > 254:
+        return False
+    addr = bare_address(value)
+    if not _EMAIL_RE.match(addr):
+        return False
+    local, _, domain = addr.rpartition("@")
+    return len(local.encode("utf-8")) <= 64 and all(len(label) <= 63 for label in domain.split("."))
 
 
 def _int_param(value: str | None, default: int) -> int:

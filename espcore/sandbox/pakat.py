@@ -91,6 +91,15 @@ EDITABLE = ("draft", "pending-sending", "paused")
 FIELD_TYPES = ("text", "textarea", "dropdown", "multiselect", "date", "datetime", "number", "checkbox", "phonenumber")
 BULK_CAP = 10_000
 _EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;.]{2,}$")
+# MailWizz's subscriber address check (its CEmailValidator, Yii 1.1's, with IDN on): a dot-atom of ASCII atext, an
+# ``@``, then dot-separated LDH labels (no leading or trailing hyphen), at least two. ``$`` as PCRE's without
+# the D modifier: it also matches before one final newline.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_MW_EMAIL_RE = re.compile(rf"^{_ATEXT}+(?:\.{_ATEXT}+)*@(?:{_LABEL}\.)+{_LABEL}$")
+_MW_SPLIT_RE = re.compile(r"^(.*)@(.*)$")  # greedy: the domain is what follows the last @
+#: ``list_subscriber.email`` is a varchar(100) and MailWizz runs MySQL with SQL_MODE="": longer addresses are cut
+SUBSCRIBER_EMAIL_COLUMN = 100
 _TAG_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,49}$")
 _BRACKET_RE = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 
@@ -159,6 +168,34 @@ def _sub(d: Any, key: str) -> dict[str, Any]:
 
 def valid_email(email: str) -> bool:
     return bool(email) and len(email) <= 150 and bool(_EMAIL_RE.match(email))
+
+
+def _idn_to_ascii(domain: str) -> str:
+    """The domain as IDNA ASCII; "" where the conversion fails (a label over 63 octets, an empty label), as
+    PHP's ``idn_to_ascii`` answers false and MailWizz casts that to a string."""
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return ""
+
+
+def subscriber_email_valid(email: str) -> bool:
+    """MailWizz's check of a subscriber address (create, update, bulk): the domain converted to IDNA ASCII,
+    then at most 254 bytes and :data:`_MW_EMAIL_RE`. No limit before the ``@`` beyond that (a 65-character
+    local part passes); nothing is trimmed."""
+    m = _MW_SPLIT_RE.match(email)
+    value = f"{m.group(1)}@{_idn_to_ascii(m.group(2))}" if m else email
+    return len(value.encode("utf-8")) <= 254 and bool(_MW_EMAIL_RE.match(value))
+
+
+def php_empty(value: str) -> bool:
+    """PHP's ``empty()`` of a string: "" and "0"."""
+    return value in ("", "0")
+
+
+def stored_email(email: str) -> str:
+    """What the varchar(100) column keeps of an address: MySQL in non-strict mode cuts it without an error."""
+    return email[:SUBSCRIBER_EMAIL_COLUMN]
 
 
 def b64decode_field(value: str, field: str) -> str:
@@ -692,7 +729,7 @@ class PakatSandbox(ProviderSandbox):
         uid = self.uid(st, "subscriber")
         s = {
             "subscriber_uid": uid,
-            "email": email,
+            "email": stored_email(email),
             "status": "",
             "source": (_text(details.get("source")) or "api")[:255],
             "ip_address": _text(details.get("ip_address"))[:45],
@@ -779,10 +816,10 @@ class PakatSandbox(ProviderSandbox):
     def h_sub_create(self, req: SandboxRequest, st: State) -> Response:
         list_uid = req.params["L"]
         body = self.body(req) or {}
-        email = _text(body.get("EMAIL")).strip()
-        if not email:
+        email = _text(body.get("EMAIL"))
+        if php_empty(email):
             raise HandlerError(422, MSG_EMAIL_MISSING)
-        if not valid_email(email):
+        if not subscriber_email_valid(email):
             raise HandlerError(422, MSG_EMAIL_INVALID)
         self._list(st, list_uid, MSG_SUBSCRIBERS_LIST_MISSING)
         if int(st.get("mutex_failures", 0)) > 0:
@@ -813,8 +850,10 @@ class PakatSandbox(ProviderSandbox):
         body = self.body(req)
         if body is None:  # multipart PUT: nothing read, success anyway
             return self.ok({"data": {"record": self._created_record(s)}})
-        email = _text(body.get("EMAIL")).strip() or s["email"]
-        if not valid_email(email):
+        email = _text(body.get("EMAIL"))
+        if php_empty(email):
+            email = s["email"]
+        if not subscriber_email_valid(email):
             raise HandlerError(422, MSG_EMAIL_INVALID)
         other = self._find_by_email(st, list_uid, email)
         if other is not None and other is not s:
@@ -824,7 +863,7 @@ class PakatSandbox(ProviderSandbox):
         missing = self._missing_required(st, list_uid, body, s["fields"])
         if missing:
             raise HandlerError(422, missing)
-        s["email"] = email
+        s["email"] = stored_email(email)
         s["fields"].update(self._known_values(st, list_uid, body))
         details = _sub(body, "details")
         status = self._requested_status(details)
@@ -882,8 +921,8 @@ class PakatSandbox(ProviderSandbox):
         records = []
         for raw in list(items.values())[:BULK_CAP]:
             item = raw if isinstance(raw, dict) else {}
-            email = _text(item.get("EMAIL")).strip()
-            if not valid_email(email):
+            email = _text(item.get("EMAIL"))
+            if php_empty(email) or not subscriber_email_valid(email):
                 records.append({"data": {"EMAIL": email}, "errors": {"EMAIL": MSG_EMAIL_INVALID}})
                 continue
             echo = {"EMAIL": email, **{t: _text(item.get(t)) for t in tags}}

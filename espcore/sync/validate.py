@@ -6,7 +6,15 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from espcore.providers.base import AddressRules
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+#: RFC 5321 4.5.3.1.1: at most 64 octets before the ``@``
+LOCAL_PART_MAX_OCTETS = 64
+
+#: the RFC rules only: what applies when the provider declares nothing stricter
+RFC_ONLY = AddressRules()
 
 
 def normalise_email(raw: str | None) -> str | None:
@@ -16,12 +24,40 @@ def normalise_email(raw: str | None) -> str | None:
     return raw.strip().lower()
 
 
-def email_problem(email: str) -> str | None:
-    """Why an address cannot be sent, or None. Syntax only: no DNS, no deliverability."""
+def address_rules(provider: object) -> AddressRules:
+    """The address rules an adapter declares (its ``address_rules`` attribute), or the RFC rules alone."""
+    rules = getattr(provider, "address_rules", None)
+    return rules if isinstance(rules, AddressRules) else RFC_ONLY
+
+
+def _validate(email: str, smtputf8: bool) -> None:
+    validate_email(email, check_deliverability=False, test_environment=False, strict=True, allow_smtputf8=smtputf8)
+
+
+def email_problem(email: str, rules: AddressRules | None = None) -> str | None:
+    """Why an address cannot be sent, or None. Syntax only: no DNS, no deliverability.
+
+    The RFC length rules are always enforced: at most 64 octets before the ``@`` (email-validator checks
+    that only in its ``strict`` mode, and counts characters, not the octets RFC 5321 counts), 254 octets in
+    all, 63 per domain label and 253 for the domain. ``rules`` adds what the provider is stricter about."""
+    rules = rules or RFC_ONLY
+    where = f" ({rules.source})" if rules.source else ""
     try:
-        validate_email(email, check_deliverability=False, test_environment=False)
+        _validate(email, rules.unicode_local)
     except EmailNotValidError as exc:
+        if rules != RFC_ONLY and email_problem(email) is None:  # only the provider's rule refuses it: say whose
+            return f"invalid email: {exc}{where}"
         return f"invalid email: {exc}"
+    local, _, domain = email.rpartition("@")
+    octets = len(local.encode("utf-8"))
+    if octets > LOCAL_PART_MAX_OCTETS:
+        return (
+            f"invalid email: the part before the @-sign is {octets} bytes long in UTF-8 (limit {LOCAL_PART_MAX_OCTETS})"
+        )
+    if not rules.unicode_domain and not domain.isascii():
+        return f"invalid email: the provider does not accept a domain written in Unicode{where}"
+    if rules.max_length is not None and len(email) > rules.max_length:
+        return f"invalid email: {len(email)} characters long, the provider keeps at most {rules.max_length}{where}"
     return None
 
 

@@ -186,7 +186,12 @@ def normalise_email(value: Any) -> str:
 
 
 def is_valid_email(email: str) -> bool:
-    return len(email) <= 254 and bool(_EMAIL_RE.match(email)) and ".." not in email
+    """[A] SendPulse documents no address rule: ASCII only (its regular expression), no ``..``, and the RFC 5321
+    lengths: at most 254 characters, 64 before the ``@``, 63 per domain label."""
+    if len(email) > 254 or not _EMAIL_RE.match(email) or ".." in email:
+        return False
+    local, _, domain = email.rpartition("@")
+    return len(local) <= 64 and all(len(label) <= 63 for label in domain.split("."))
 
 
 def b64_text(value: Any, name: str) -> str:
