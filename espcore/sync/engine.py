@@ -365,7 +365,7 @@ def holder_is_alive(holder: LockHolder, *, held_here: bool, stale_s: float, now:
     return (True, "") if fresh else (False, f"no heartbeat for {age:.0f}s")
 
 
-#: (warehouse, provider, book, run id) of the book locks held by runs of this process
+#: (warehouse scope, provider, book, run id) of the book locks held by runs of this process
 _HELD: set[tuple[str, str, str, str]] = set()
 _HELD_GUARD = threading.Lock()
 
@@ -424,13 +424,22 @@ class BookLock(ABC):
     def release(self) -> None: ...
 
     def check(self) -> None:
-        """Raise :class:`SyncError` if the lock was lost (the run must stop: another run may now hold the book)."""
+        """Raise :class:`SyncError` if the lock was lost (the run must stop: another run may now hold the book).
+
+        Asked before every write batch, so it looks for itself (one cheap query) instead of trusting the last
+        heartbeat: a lock taken over since then must not let one more batch through."""
         lost = self._heartbeat.lost if self._heartbeat is not None else None
+        if not lost:
+            lost = self._verify()
         if lost:
             raise SyncError(
                 f"lost the lock of book {self.book!r} of {self.provider} ({lost}); stopped, committed work stays",
                 provider=self.provider,
             )
+
+    @abstractmethod
+    def _verify(self) -> str | None:
+        """Why this run no longer holds the book, or None while it does."""
 
     def set_book_id(self, book_id: str) -> None:
         with self.wh.connect() as con:
@@ -504,7 +513,17 @@ class RowBookLock(BookLock):
 
     def __init__(self, engine: "SyncEngine") -> None:
         super().__init__(engine)
-        self._key = (self.wh.location, self.provider, self.book, self.run_id)
+        self._scope = self._file_scope(self.wh)
+        self._key = (self._scope, self.provider, self.book, self.run_id)
+
+    @staticmethod
+    def _file_scope(wh: BaseWarehouse) -> str:
+        """The warehouse as this process's runs see it: one DuckDB file is one scope however its path is spelled
+        (relative, through ``..`` or a symlink), else a run holding it through one spelling would be taken for
+        dead by a run coming through another."""
+        path = getattr(wh, "path", None)
+        where = f"duckdb:{Path(path).resolve()}" if isinstance(path, Path) else wh.location
+        return f"{where}#{wh.own_schema}"
 
     def acquire(self) -> None:
         # The named lock makes check-then-claim atomic within the process; the file lock across processes.
@@ -513,7 +532,7 @@ class RowBookLock(BookLock):
             why = ""
             if holder is not None:
                 with _HELD_GUARD:
-                    held_here = (self.wh.location, self.provider, self.book, holder.run_id) in _HELD
+                    held_here = (self._scope, self.provider, self.book, holder.run_id) in _HELD
                 alive, why = holder_is_alive(holder, held_here=held_here, stale_s=self.stale_s, now=now_utc())
                 if alive:
                     raise self._locked_error(holder)
@@ -525,6 +544,15 @@ class RowBookLock(BookLock):
     def _beat(self) -> bool:
         with self.wh.connect() as con:
             return self._beat_sql(con)
+
+    def _verify(self) -> str | None:
+        with self.wh.connect() as con:
+            holder = self._read_holder(con)
+        if holder is None:
+            return "the lock row is gone"
+        if holder.run_id != self.run_id:
+            return f"the lock row names {holder.describe()}"
+        return None
 
     def release(self) -> None:
         if self._heartbeat is not None:
@@ -595,6 +623,22 @@ class AdvisoryBookLock(BookLock):
                 raise _LockLost(f"the lock's connection dropped: {exc}") from exc
             raise
         return True
+
+    def _verify(self) -> str | None:
+        con = self._con
+        if con is None:
+            return "the lock's connection is closed"
+        try:
+            row = con.fetchone(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() "
+                "AND classid::bigint = ? AND objid::bigint = ? AND objsubid = 1",
+                [(self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF],
+            )
+        except Exception as exc:
+            if con.raw.closed or con.raw.broken:
+                return f"the lock's connection dropped: {exc}"
+            raise
+        return None if row and row[0] else "its session no longer holds the advisory lock"
 
     def release(self) -> None:
         if self._heartbeat is not None:

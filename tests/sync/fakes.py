@@ -1,5 +1,7 @@
 """An in-memory provider for engine tests: records every write call, can reject or fail on demand."""
 
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,3 +109,26 @@ class FakeProvider:
 
     def close(self) -> None:
         pass
+
+
+@dataclass
+class RacyBookProvider(FakeProvider):
+    """A fake whose ``ensure_book`` looks the book up, waits ``lookup_delay_s``, then creates it: two runs doing
+    it at once both find nothing and both create one (as the real APIs allow two books of one name), unless
+    something serialises them. ``created`` lists every book created, by name."""
+
+    lookup_delay_s: float = 0.3
+    created: list[str] = field(default_factory=list)
+    _guard: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def ensure_book(self, name: str) -> Book:
+        found = self.books.get(name)
+        if found is not None:
+            return Book(found, name)
+        time.sleep(self.lookup_delay_s)
+        with self._guard:  # the fake's own bookkeeping only: the look-up above is what races
+            book_id = str(100 + len(self.created))
+            self.created.append(name)
+            self.members[book_id] = {}
+            self.books[name] = book_id  # a later look-up finds the last one created
+        return Book(book_id, name)
