@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import duckdb
 import psycopg
 
-from espcore.errors import EspError
+from espcore.errors import ConfigurationError, EspError
+from espcore.sync.source import SegmentSourceError
 
 #: PostgreSQL SQLSTATE classes that say "try again": connection exception, insufficient resources, operator
 #: intervention (e.g. the server is shutting down), serialization failure / deadlock
@@ -24,13 +25,16 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        # an explicit cause, else the error being handled when this one was raised, unless ``from None`` hid it
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
 
 
 def is_transient(exc: BaseException) -> bool:
     """True when ``exc`` (or the error it was raised from) is a transient fault; the first typed error found
     along the chain decides."""
     for e in _chain(exc):
+        if isinstance(e, ConfigurationError | SegmentSourceError):
+            return False  # the configuration or the segment is wrong: the same answer every time
         if isinstance(e, EspError):
             return bool(e.retryable)
         if isinstance(e, psycopg.Error):

@@ -42,6 +42,12 @@ class Dialect:
     """SQL that differs between engines. This base class is DuckDB's."""
 
     name = "duckdb"
+    #: the schema of this session's temporary tables
+    temp_schema = "temp"
+
+    def temp(self, table: str) -> str:
+        """A temporary table's name, qualified by the session's temporary schema: never a user's table."""
+        return f"{self.temp_schema}.{quote_ident(table)}"
 
     def json_object(self, pairs: Sequence[tuple[str, str]]) -> str:
         """A JSON text object from (key, SQL expression) pairs."""
@@ -71,6 +77,7 @@ class PostgresDialect(Dialect):
     """PostgreSQL: ``json_build_object``, POSIX regular expressions, ``text``."""
 
     name = "postgres"
+    temp_schema = "pg_temp"
     #: json_build_object takes at most 100 arguments, i.e. 50 key/value pairs
     _PAIRS_PER_CALL = 50
 

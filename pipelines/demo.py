@@ -100,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  synced +{md['successful_add']} ~{md['successful_change']} -{md['successful_remove']}"
                 f"  rejected {md['invalid'] + md['failed_add'] + md['failed_change']}  suppressed {md['suppressed']}"
                 f"  book rows {md.get('dagster/row_count')}"
+                + (f"  PARTIAL: {md.get('pending', 0)} rows pending" if md.get("outcome") == "partial" else "")
             )
         elif "action" in md and "campaign_key" in md:
             print(

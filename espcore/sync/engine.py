@@ -49,7 +49,7 @@ from espcore.errors import EspError
 from espcore.providers.base import EspProvider, MemberInput, RowResult
 from espcore.sync.source import check_segment_sql
 from espcore.sync.spec import SyncOptions, SyncSpec
-from espcore.sync.validate import email_problem, mask_email, value_problem
+from espcore.sync.validate import address_rules, email_problem, mask_email, value_problem
 from espcore.warehouse import BaseWarehouse, PostgresConnection, PostgresWarehouse, WarehouseConnection, quote_ident
 
 log = logging.getLogger("espcore.sync")
@@ -940,9 +940,11 @@ class SyncEngine:
         params = [self.run_id, self.spec.name]
         seg = self._segment(con)
         plan = con.own("sync_plan")
-        con.execute("DROP TABLE IF EXISTS esp_sync_rows")
+        # the work tables, always schema-qualified: a user table of the same name is never read or dropped
+        rows_t, dups_t = con.dialect.temp("esp_sync_rows"), con.dialect.temp("esp_sync_dups")
+        con.execute(f"DROP TABLE IF EXISTS {rows_t}")
         con.execute(
-            f"""CREATE TEMP TABLE esp_sync_rows AS
+            f"""CREATE TEMP TABLE {rows_t} AS
                 SELECT r.pk, count(*) AS n, min(r.fp) <> max(r.fp) AS conflict, min(r.payload) AS payload
                 FROM (SELECT s.esp__pk AS pk, {self._fingerprint(con, "s")} AS fp, {self._payload(con, "s")} AS payload
                       FROM {seg} AS s
@@ -952,34 +954,34 @@ class SyncEngine:
                 GROUP BY r.pk""",
             params,
         )
-        row = con.fetchone("SELECT count(*) FROM esp_sync_rows WHERE n > 1")
+        row = con.fetchone(f"SELECT count(*) FROM {rows_t} WHERE n > 1")
         if row and row[0]:
             # one row per duplicated key: identical copies planned the same action; conflicting ones are rejected
             cols = "run_id, sync_name, provider, book_id, pk, action, op, fp, reason"
-            dup = f"{this} AND pk IN (SELECT pk FROM esp_sync_rows WHERE n > 1)"
-            con.execute("DROP TABLE IF EXISTS esp_sync_dups")
+            dup = f"{this} AND pk IN (SELECT pk FROM {rows_t} WHERE n > 1)"
+            con.execute(f"DROP TABLE IF EXISTS {dups_t}")
             con.execute(
-                f"""CREATE TEMP TABLE esp_sync_dups AS
+                f"""CREATE TEMP TABLE {dups_t} AS
                     SELECT {cols} FROM (
                         SELECT p.run_id, p.sync_name, p.provider, p.book_id, p.pk,
                                CASE WHEN r.conflict AND p.op <> 'invalid' THEN 'conflict' ELSE p.action END AS action,
                                CASE WHEN r.conflict THEN 'invalid' ELSE p.op END AS op,
                                CASE WHEN r.conflict THEN NULL ELSE p.fp END AS fp, p.reason,
                                row_number() OVER (PARTITION BY p.pk ORDER BY p.action, p.op) AS k
-                        FROM {plan} AS p JOIN esp_sync_rows AS r ON r.pk = p.pk
+                        FROM {plan} AS p JOIN {rows_t} AS r ON r.pk = p.pk
                         WHERE p.run_id = ? AND p.sync_name = ? AND r.n > 1) AS ranked
                     WHERE k = 1""",
                 params,
             )
             con.execute(f"DELETE FROM {plan} WHERE {dup}", params)
-            con.execute(f"INSERT INTO {plan} ({cols}) SELECT {cols} FROM esp_sync_dups")
-            con.execute("DROP TABLE esp_sync_dups")
+            con.execute(f"INSERT INTO {plan} ({cols}) SELECT {cols} FROM {dups_t}")
+            con.execute(f"DROP TABLE {dups_t}")
         con.execute(
-            f"""UPDATE {plan} SET n = r.n, payload = r.payload FROM esp_sync_rows AS r
+            f"""UPDATE {plan} SET n = r.n, payload = r.payload FROM {rows_t} AS r
                 WHERE sync_plan.pk = r.pk AND sync_plan.run_id = ? AND sync_plan.sync_name = ?""",
             params,
         )
-        con.execute("DROP TABLE esp_sync_rows")
+        con.execute(f"DROP TABLE {rows_t}")
 
     def _collect_rejects(self, con: WarehouseConnection, result: SyncResult) -> None:
         """Count the segment's rows and its invalid ones; read the rejected rows back with their reason."""
@@ -1083,10 +1085,11 @@ class SyncEngine:
         spec = self.spec
         kind = "remove" if op in ("remove", "unsubscribe") else op
         sendable: list[tuple[str, str | None, dict[str, Any]]] = []
+        rules = address_rules(self.provider)  # the provider's own address rules, beyond the RFC's
         for pk, fp, payload in page:
             values: dict[str, Any] = json.loads(payload) if payload else {}
             if kind != "remove":
-                problem = email_problem(pk) or value_problem(
+                problem = email_problem(pk, rules) or value_problem(
                     values, required=spec.required_fields, max_length=spec.max_value_length
                 )
                 if problem:

@@ -34,6 +34,11 @@ USER_SQL = [
     "CREATE VIEW v_user_summary AS SELECT country, count(*) AS n FROM customers GROUP BY country",
     "CREATE TABLE sync_state (note VARCHAR)",  # a user table that shares a name with one of the product's
     "INSERT INTO sync_state VALUES ('the user''s own table')",
+    # and tables named like the engine's and the ledger's work tables and the lake views
+    "CREATE TABLE esp_sync_rows (note VARCHAR)",
+    "INSERT INTO esp_sync_rows VALUES ('not a work table')",
+    "CREATE TABLE campaign_ledger (note VARCHAR)",
+    "CREATE TABLE lake_blacklist (note VARCHAR)",
 ]
 
 Snapshot = dict[tuple[str, str], tuple[str, str]]
