@@ -154,6 +154,47 @@ class WarehouseConnection(ABC):
         row = self.fetchone("SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?", [self.own_schema])
         return bool(row and row[0])
 
+    def _columns(self, schema: str, table: str) -> list[str]:
+        rows = self.fetchall(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
+            "AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema, table],
+        )
+        return [str(r[0]).lower() for r in rows]
+
+    def own_table_exists(self, table: str) -> bool:
+        return bool(self._columns(self.own_schema, table))
+
+    def adopt_legacy_table(self, table: str, legacy_columns: Sequence[str]) -> int:
+        """Copy into the own schema's (new, empty) ``table`` the rows an earlier release kept in a table of the
+        same name in the connection's default schema (before the product had a schema of its own), and return
+        how many. Only a table with every one of ``legacy_columns`` counts as that release's: a user's table of
+        the same name is never read. The old table is left as it is (nothing outside the own schema is ever
+        dropped); call this inside the transaction that created the own table."""
+        row = self.fetchone("SELECT current_schema()")
+        schema = str(row[0]) if row and row[0] else ""
+        if not schema or schema == self.own_schema:
+            return 0
+        found = self._columns(schema, table)
+        if not found or not set(legacy_columns) <= set(found):
+            return 0
+        own = set(self._columns(self.own_schema, table))
+        cols = ", ".join(quote_ident(c) for c in found if c in own)
+        self.execute(
+            f"INSERT INTO {self.own(table)} ({cols}) SELECT {cols} FROM {quote_ident(schema)}.{quote_ident(table)}"
+        )
+        copied = self.fetchone(f"SELECT count(*) FROM {self.own(table)}")
+        n = int(copied[0]) if copied else 0
+        _log.warning(
+            "copied %d rows of %s.%s (kept by an earlier release) into %s; the old table is left in place and can "
+            "be dropped once this release runs",
+            n,
+            schema,
+            table,
+            self.own(table),
+        )
+        return n
+
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None: ...
 

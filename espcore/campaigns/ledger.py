@@ -66,6 +66,10 @@ _COLUMNS = (
 )
 
 
+#: the ledger's columns in the release that kept it outside the own schema
+LEGACY_COLUMNS = _COLUMNS
+
+
 def utc_naive(when: datetime) -> datetime:
     """Warehouse timestamps are naive UTC (like the sync tables)."""
     return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
@@ -75,8 +79,11 @@ def ensure_ledger(con: WarehouseConnection) -> None:
     """Create the ledger in the product's own schema when it is missing (idempotent)."""
     con.ensure_own_schema()
     with con.transaction(lock="espcore.ledger.ddl"):
+        fresh = not con.own_table_exists(TABLE)
         for ddl in DDL:
-            con.execute(ddl.format(ledger=con.own("campaign_ledger")))
+            con.execute(ddl.format(ledger=con.own(TABLE)))
+        if fresh:  # an earlier release kept the ledger unqualified: its launches still count, never sent twice
+            con.adopt_legacy_table(TABLE, LEGACY_COLUMNS)
 
 
 @dataclass(frozen=True)

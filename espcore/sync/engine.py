@@ -112,6 +112,18 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("sync_state", "rejected_fp", "VARCHAR"),  # the fingerprint the provider rejected for good
 ]
 
+#: the tables (and their columns) an earlier release kept unqualified, in the connection's default schema: their
+#: rows are copied into the own schema when its table is created (the plan and the locks are per run: not kept)
+LEGACY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "sync_state": (
+        *("provider", "book_id", "pk", "synced_fp", "status", "pending_op", "pending_fp", "provider_status"),
+        *("provider_id", "attempts", "last_error", "last_attempt_at", "last_synced_at", "run_id"),
+    ),
+    "sync_changelog": ("run_id", "sync_name", "provider", "book_id", "pk", "op", "result", "error", "logged_at"),
+    "sync_runs": ("run_id", "sync_name", "provider", "book_id", "started_at", "finished_at", "dry_run", "status"),
+    "suppression": ("provider", "email", "reason", "added_at"),
+}
+
 READ_PAGE = 5_000
 ABORT_AFTER_ATTEMPTS = 200
 APPLY_ORDER = ("remove", "unsubscribe", "change", "add")
@@ -152,6 +164,7 @@ def ensure_tables(con: WarehouseConnection) -> None:
     con.ensure_own_schema()
     # Serialised: concurrent CREATE TABLE IF NOT EXISTS of one table fails on PostgreSQL (and conflicts on DuckDB).
     with con.transaction(lock="espcore.sync.ddl"):
+        fresh = [table for table in LEGACY_COLUMNS if not con.own_table_exists(table)]
         for table, ddl in DDL:
             con.execute(ddl.format(t=con.own(table)))
         for table, column, typ in ADDED_COLUMNS:
@@ -163,6 +176,8 @@ def ensure_tables(con: WarehouseConnection) -> None:
             )
             if not (row and row[0]):
                 con.execute(f"ALTER TABLE {con.own(table)} ADD COLUMN IF NOT EXISTS {column} {typ}")
+        for table in fresh:  # state an earlier release kept outside the own schema is carried over, once
+            con.adopt_legacy_table(table, LEGACY_COLUMNS[table])
 
 
 @dataclass
