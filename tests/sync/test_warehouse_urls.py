@@ -18,6 +18,7 @@ from espcore.errors import ConfigurationError
 from espcore.warehouse import PostgresWarehouse, Warehouse, redact_dsn, warehouse_from_url
 from resources.warehouse import WarehouseResource
 from tests.pg import DB_USER, PgServer
+from tests.providers.test_secrets_in_errors import chain
 
 SECRET = "hunter2-DO-NOT-LEAK"
 #: attributes that may hold connection details without being in ``vars()`` (properties, C objects)
@@ -76,20 +77,8 @@ def assert_nowhere(secret: str, *objs: Any) -> None:
         if isinstance(obj, BaseException):
             shown = "".join(traceback.format_exception(obj))
             assert secret not in shown
-            for e in _chain(obj):
+            for e in chain(obj):
                 assert getattr(e, "pgconn", None) is None, f"{type(e).__name__} keeps the connection"
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield e
-        todo.extend((e.__cause__, e.__context__))
 
 
 @pytest.fixture
@@ -387,7 +376,7 @@ def test_a_bad_esp_warehouse_url_fails_the_run_without_the_password(url, monkeyp
     assert SECRET not in repr(res)
     with pytest.raises(Exception) as info, dg.build_resources({"warehouse": res}):  # noqa: PT011  # wrapped by Dagster
         pass
-    assert any(isinstance(e, ConfigurationError) for e in _chain(info.value))
+    assert any(isinstance(e, ConfigurationError) for e in chain(info.value))
     assert_nowhere(SECRET, info.value)
     with dg.instance_for_test() as instance:
         result = dg.materialize(
