@@ -1,13 +1,23 @@
 """The YAML declarations (syncs, campaigns) parsed into validated specs, with errors that name the file, the
 entry and the field instead of a stack trace."""
 
+import os
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from espcore.sync.source import check_select, parse_relation, segment_sql
 
@@ -93,7 +103,9 @@ class CampaignDecl(BaseModel):
     sender_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     template_id: str | None = None
     html_file: str | None = Field(
-        default=None, description="HTML or Jinja file, relative to pipelines/ (and inside it: no absolute path, no ..)."
+        default=None,
+        description="HTML or Jinja file, relative to the declarations file's folder (and inside it: no absolute "
+        "path, no ..).",
     )
     send_at: str = Field(default="now", description='"now", or an ISO date-time read in `timezone`.')
     timezone: str = "UTC"
@@ -134,12 +146,18 @@ class CampaignDecl(BaseModel):
             raise ValueError(f"not email addresses: {', '.join(bad)}")
         return value
 
+    #: the declarations file's folder: templates are read from there
+    _root: Path = PrivateAttr(default=PIPELINES_DIR)
+
     @model_validator(mode="after")
-    def _body(self) -> "CampaignDecl":
+    def _body(self, info: ValidationInfo) -> "CampaignDecl":
+        root = (info.context or {}).get("root") if isinstance(info.context, dict) else None
+        if isinstance(root, Path):
+            self._root = root
         if (self.template_id is None) == (self.html_file is None):
             raise ValueError("give exactly one of template_id or html_file")
-        if self.html_file is not None and not template_path(self.html_file).is_file():
-            raise ValueError(f"html_file {self.html_file!r} not found under {PIPELINES_DIR}")
+        if self.html_file is not None and not template_path(self.html_file, self._root).is_file():
+            raise ValueError(f"html_file {self.html_file!r} not found under {self._root}")
         if self.require_test_send and not self.test_recipients:
             raise ValueError("require_test_send needs test_recipients")
         return self
@@ -152,7 +170,7 @@ class CampaignDecl(BaseModel):
         return when if when.tzinfo is not None else when.replace(tzinfo=ZoneInfo(self.timezone))
 
     def html_path(self) -> Path | None:
-        return template_path(self.html_file) if self.html_file else None
+        return template_path(self.html_file, self._root) if self.html_file else None
 
 
 def template_path(name: str, root: Path = PIPELINES_DIR) -> Path:
@@ -274,10 +292,26 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+#: the environment variable naming the deployment's declarations file
+DECLARATIONS_ENV = "ESP_DECLARATIONS"
+
+
+def declarations_path(path: str | Path | None = None) -> Path:
+    """Which declarations file to read: ``path`` if given, else the file ``ESP_DECLARATIONS`` names (chosen by
+    the deployment, outside the package), else this repository's ``pipelines/syncs.yaml``."""
+    if path:
+        return Path(path)
+    named = os.environ.get(DECLARATIONS_ENV, "").strip()
+    if named:
+        return Path(named).expanduser()
+    return PIPELINES_DIR / "syncs.yaml"
+
+
 def load_declarations(path: str | Path | None = None) -> Declarations:
-    """Parse and validate a declarations file (default ``pipelines/syncs.yaml``): UTF-8 YAML, no key given twice
-    in one mapping, then the models' rules; every error is a :class:`ConfigError` naming the file."""
-    path = Path(path) if path else PIPELINES_DIR / "syncs.yaml"
+    """Parse and validate a declarations file (:func:`declarations_path`): UTF-8 YAML, no key given twice in one
+    mapping, then the models' rules; every error is a :class:`ConfigError` naming the file. Campaign templates
+    (``html_file``) are read from the file's own folder."""
+    path = declarations_path(path)
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -297,6 +331,6 @@ def load_declarations(path: str | Path | None = None) -> Declarations:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     try:
-        return Declarations.model_validate(data)
+        return Declarations.model_validate(data, context={"root": path.resolve().parent})
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_describe(exc, data)}") from None

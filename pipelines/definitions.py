@@ -1,5 +1,6 @@
-"""The production code location: the syncs, campaigns and landing that ``pipelines/syncs.yaml`` declares, on
-the warehouse and provider accounts the environment names (:mod:`pipelines.resources_setup`).
+"""The production code location: the syncs, campaigns and landing of the declarations file the deployment names
+(``ESP_DECLARATIONS``, else ``pipelines/syncs.yaml``), on the warehouse and provider accounts the environment
+names (:mod:`pipelines.resources_setup`).
 
 It never contains the demo: no asset here creates, replaces or drops anything in the user's warehouse outside
 the product's own schema, and no provider runs on a sandbox unless ``ESP_SANDBOX_DIR`` says so. A provider in

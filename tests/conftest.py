@@ -11,7 +11,11 @@ from tests.pg import PgServer, PostgresUnavailable, in_ci, postgres_server
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 # The tests configure the sandboxes explicitly, as a deployment would (the production definitions refuse to load
 # a provider without credentials otherwise); never with real credentials from the environment.
-for _name in ("SENDPULSE_CLIENT_ID", "SENDPULSE_CLIENT_SECRET", "PAKAT_API_KEY", "LITESTARTUP_API_KEY"):
+# A deployment's own declarations file or warehouse never leaks into the tests either.
+for _name in (
+    *("SENDPULSE_CLIENT_ID", "SENDPULSE_CLIENT_SECRET", "PAKAT_API_KEY", "LITESTARTUP_API_KEY"),
+    *("ESP_DECLARATIONS", "ESP_WAREHOUSE_URL", "ESP_WAREHOUSE_SCHEMA"),
+):
     os.environ.pop(_name, None)
 os.environ.setdefault("ESP_SANDBOX_DIR", tempfile.mkdtemp(prefix="esp-test-sandbox-"))
 

@@ -1,6 +1,7 @@
 """Campaign launch assets in Dagster: sync, guards, launch against the embedded sandboxes; re-runs are no-ops,
 a failing guard blocks the launch with a readable reason, an ambiguous outcome is a non-retryable failure."""
 
+import shutil
 from datetime import UTC, datetime
 from typing import Any
 
@@ -219,8 +220,9 @@ def test_definitions_have_launch_jobs_schedules_and_no_retries():
 def test_campaign_yaml_mistakes_name_the_entry_and_field(tmp_path, change, expected):
     import yaml
 
-    from pipelines.config import ConfigError, load_declarations
+    from pipelines.config import PIPELINES_DIR, ConfigError, load_declarations
 
+    shutil.copytree(PIPELINES_DIR / "templates", tmp_path / "templates")  # templates are read beside the file
     path = tmp_path / "syncs.yaml"
     entry = {k: v for k, v in {**CAMPAIGNS[0], **change}.items() if v is not None}
     path.write_text(yaml.safe_dump({"syncs": SYNCS, "campaigns": [entry]}))

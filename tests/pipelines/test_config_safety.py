@@ -2,6 +2,7 @@
 given twice in one mapping, a file that is not UTF-8, and an ``html_file`` outside the declarations' folder."""
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,10 @@ campaigns:
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "syncs.yaml") -> Path:
+    """A declarations file in ``tmp_path``, with the shipped templates beside it (templates are read from the
+    declarations' own folder)."""
+    if not (tmp_path / "templates").exists():
+        shutil.copytree(PIPELINES_DIR / "templates", tmp_path / "templates")
     path = tmp_path / name
     if isinstance(text, bytes):
         path.write_bytes(text)
@@ -65,7 +70,7 @@ def shipped() -> dict[str, Any]:
 def test_the_base_declarations_load(tmp_path):
     decls = load_declarations(write(tmp_path, SYNC + CAMPAIGN))
     assert decls.syncs[0].mode == "upsert"
-    assert decls.campaigns[0].html_path() == (PIPELINES_DIR / TEMPLATE).resolve()
+    assert decls.campaigns[0].html_path() == (tmp_path / TEMPLATE).resolve()  # beside the declarations
     assert load_declarations(SHIPPED).syncs  # and the shipped file
 
 
@@ -228,5 +233,24 @@ def test_a_nested_shipped_template_loads_through_the_declarations(tmp_path):
     html = decls.campaigns[0].html_path()
     assert html is not None
     assert html.is_file()
-    assert html.is_relative_to(PIPELINES_DIR.resolve())
-    assert os.path.samefile(html, PIPELINES_DIR / TEMPLATE)
+    assert html.is_relative_to(tmp_path.resolve())  # the declarations' own folder, not the package's
+    assert os.path.samefile(html, tmp_path / TEMPLATE)
+
+
+def test_the_deployment_names_its_declarations_file(tmp_path, monkeypatch):
+    """ESP_DECLARATIONS names a file outside the package; its templates are read beside it."""
+    data = shipped()
+    data["campaigns"] = [c for c in data["campaigns"] if c["provider"] == "sendpulse"]
+    data["campaigns"][0]["html_file"] = "mail/hello.html"
+    (tmp_path / "deploy" / "mail").mkdir(parents=True)
+    (tmp_path / "deploy" / "mail" / "hello.html").write_text("<p>Hello {{ first_name }}</p>", encoding="utf-8")
+    path = tmp_path / "deploy" / "team.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    monkeypatch.setenv("ESP_DECLARATIONS", str(path))
+    decls = load_declarations()
+    html = decls.campaigns[0].html_path()
+    assert html is not None
+    assert os.path.samefile(html, tmp_path / "deploy" / "mail" / "hello.html")
+    monkeypatch.setenv("ESP_DECLARATIONS", str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match=r"missing\.yaml: file not found"):
+        load_declarations()

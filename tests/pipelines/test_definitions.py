@@ -95,6 +95,26 @@ def test_production_loads_with_credentials_or_an_explicit_sandbox(tmp_path):
     assert "never mixes a real account with an emulator" in mixed.stderr
 
 
+def test_the_deployment_chooses_its_declarations_file(tmp_path):
+    """ESP_DECLARATIONS names a file outside the package: only what it declares is loaded, and a provider it does
+    not use needs no credentials."""
+    (tmp_path / "ours.yaml").write_text(
+        "syncs:\n"
+        "  - name: crm_people\n"
+        "    provider: pakat\n"
+        "    book: CRM people\n"
+        "    source: {table: crm.people}\n"
+        "    fields: {FNAME: first_name}\n",
+        encoding="utf-8",
+    )
+    probe = "import pipelines.definitions as d; print(sorted(d.PROVIDERS_IN_USE), list(d.SEGMENT_KEYS))"
+    env = {**{k: v for k, v in os.environ.items() if k not in CONFIG_VARS}, "PAKAT_API_KEY": "k"}
+    env["ESP_DECLARATIONS"] = str(tmp_path / "ours.yaml")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "['pakat'] ['crm_people']"
+
+
 def test_an_explicit_sandbox_is_the_only_way_to_a_sandbox(monkeypatch, tmp_path):
     from pipelines.resources_setup import MissingCredentialsError, provider_resource
 
