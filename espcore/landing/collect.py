@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from espcore.landing.store import RemoteLake, is_remote, local_root
+from espcore.landing.store import Lake, open_lake
 from espcore.landing.writer import Landed, land
 from espcore.providers.base import (
     Campaign,
@@ -108,55 +108,42 @@ def mask_email(value: str) -> str:
 
 
 class LandingState:
-    """A small JSON document per (provider, dataset): what was last landed, for incremental re-runs."""
+    """A small JSON document per (provider, dataset): what was last landed, for incremental re-runs. Kept in the
+    lake (``_state/``), written atomically like the Parquet files."""
 
-    def __init__(self, path: Path, data: dict[str, Any], remote: tuple[RemoteLake, str] | None = None) -> None:
-        self.path = path
+    def __init__(self, lake: Lake, key: str, data: dict[str, Any]) -> None:
+        self.lake = lake
+        self.key = key
         self.data = data
-        self._remote = remote
+
+    @property
+    def path(self) -> Path | None:
+        """The state file on this machine's disk, or None in an object store."""
+        return self.lake.local_path(self.key)
 
     @classmethod
-    def load(cls, lake_root: str | os.PathLike[str], provider: str, dataset: str) -> "LandingState":
-        parts = (STATE_DIR, f"provider={provider}", f"{dataset}.json")
-        remote: tuple[RemoteLake, str] | None = None
-        path = local_root(lake_root).joinpath(*parts)
+    def load(cls, lake_root: "str | os.PathLike[str] | Lake", provider: str, dataset: str) -> "LandingState":
+        lake = open_lake(lake_root)
+        key = lake.path(STATE_DIR, f"provider={provider}", f"{dataset}.json")
         try:
-            if is_remote(lake_root):
-                lake = RemoteLake(os.fspath(lake_root))
-                remote = (lake, lake.path(*parts))
-                raw = lake.read_bytes(remote[1])
-                if raw is None:
-                    raise FileNotFoundError(remote[1])
-                data = json.loads(raw.decode("utf-8"))
-            else:
-                data = json.loads(path.read_text("utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):  # unreadable: start over
+            raw = lake.read_bytes(key)
+            data = json.loads(raw.decode("utf-8")) if raw is not None else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):  # unreadable: start over
             data = {}
         if not isinstance(data, dict) or data.get("version") != 1:
             data = {}
         data.setdefault("version", 1)
         data.setdefault("campaigns", {})
-        return cls(path, data, remote)
+        return cls(lake, key, data)
 
     @property
     def campaigns(self) -> dict[str, Any]:
         return self.data["campaigns"]
 
     def save(self) -> None:
-        """Atomic replace (temp file, fsync, rename; one object upload in an object store), like the Parquet
-        writer."""
-        if self._remote is not None:
-            lake, key = self._remote
-            body = json.dumps(self.data, sort_keys=True, default=str).encode("utf-8")
-            lake.write(key, lambda out: out.write(body))
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(self.data, fh, sort_keys=True, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        """Atomic replace (temp file, fsync, rename; one object upload in an object store)."""
+        body = json.dumps(self.data, sort_keys=True, default=str).encode("utf-8")
+        self.lake.write(self.key, lambda out: out.write(body))
 
 
 # -- rows per dataset ----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ the previous object (or none), never half of one. Locations handed to users (met
 import contextlib
 import os
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -26,19 +27,114 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 
-def is_remote(root: str | os.PathLike[str]) -> bool:
-    """True for an object-store URI; plain paths and ``file://`` URIs are local."""
+class Lake(ABC):
+    """A lake root, local folder or object store: the one object the writer, the landing state and the views
+    use to write atomically, read, list and locate files. Paths are ``/``-joined strings inside the root's
+    filesystem (:meth:`path`); :meth:`location` is what users see and readers open. Open one with
+    :func:`open_lake`."""
+
+    #: True for an object store
+    remote: bool = False
+
+    @abstractmethod
+    def path(self, *parts: str) -> str:
+        """A path inside the lake's filesystem."""
+
+    @abstractmethod
+    def location(self, path: str) -> str:
+        """What users see and readers open: a local path, or ``s3://bucket/prefix/…``."""
+
+    @abstractmethod
+    def write(self, path: str, write: Callable[[BinaryIO], object]) -> None:
+        """Create or replace one file atomically: it appears complete or not at all (a failed or killed write
+        leaves the previous file, or none)."""
+
+    @abstractmethod
+    def read_bytes(self, path: str) -> bytes | None:
+        """The file's bytes, or None when there is none."""
+
+    @abstractmethod
+    def exists(self, path: str) -> bool: ...
+
+    @abstractmethod
+    def files(self, prefix: str, suffix: str = ".parquet") -> list[str]:
+        """Every file under ``prefix`` ending in ``suffix``, sorted."""
+
+    @abstractmethod
+    def read_table(self, location: str) -> pa.Table:
+        """A Parquet file back by the location a landing reported."""
+
+    def local_path(self, path: str) -> Path | None:
+        """The file on this machine's disk, or None in an object store."""
+        return None
+
+
+class LocalLake(Lake):
+    """A folder: files are written beside their target, fsynced, renamed onto it, and the folder fsynced."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        text = os.fspath(root)
+        self.root = Path(text.removeprefix("file://")) if text.startswith("file://") else Path(text)
+
+    def path(self, *parts: str) -> str:
+        return str(self.root.joinpath(*parts))
+
+    def location(self, path: str) -> str:
+        return path
+
+    def local_path(self, path: str) -> Path:
+        return Path(path)
+
+    def write(self, path: str, write: Callable[[BinaryIO], object]) -> None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex[:12]}")  # outside every *.parquet glob
+        try:
+            with open(tmp, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a crash
+        finally:
+            os.close(dir_fd)
+
+    def read_bytes(self, path: str) -> bytes | None:
+        try:
+            return Path(path).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def exists(self, path: str) -> bool:
+        return Path(path).exists()
+
+    def files(self, prefix: str, suffix: str = ".parquet") -> list[str]:
+        base = Path(prefix)
+        return sorted(str(f) for f in base.rglob(f"*{suffix}") if f.is_file()) if base.is_dir() else []
+
+    def read_table(self, location: str) -> pa.Table:
+        return pq.read_table(location)
+
+
+def open_lake(root: "str | os.PathLike[str] | Lake") -> Lake:
+    """The lake a root names: an object-store URI (``s3://…``, ``gs://…``; not ``file://``) or a local folder."""
+    if isinstance(root, Lake):
+        return root
     text = os.fspath(root)
-    return "://" in text and not text.startswith("file://")
+    if "://" in text and not text.startswith("file://"):
+        return RemoteLake(text)
+    return LocalLake(text)
 
 
-def local_root(root: str | os.PathLike[str]) -> Path:
-    text = os.fspath(root)
-    return Path(text.removeprefix("file://")) if text.startswith("file://") else Path(text)
-
-
-class RemoteLake:
+class RemoteLake(Lake):
     """An object-store lake root: the filesystem, the base path inside it, and user-facing locations."""
+
+    remote = True
 
     def __init__(self, root: str) -> None:
         parts = urlsplit(root)
@@ -94,10 +190,10 @@ class RemoteLake:
         infos = self.fs.get_file_info(pafs.FileSelector(prefix, recursive=True, allow_not_found=True))
         return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(suffix))
 
+    def read_table(self, location: str) -> pa.Table:
+        return pq.read_table(location.split("://", 1)[1], filesystem=self.fs)
 
-def read_table(lake_root: str | os.PathLike[str], location: str) -> pa.Table:
+
+def read_table(lake_root: "str | os.PathLike[str] | Lake", location: str) -> pa.Table:
     """Read a landed file back by the location a landing reported (a local path or ``s3://…``)."""
-    if is_remote(lake_root):
-        lake = RemoteLake(os.fspath(lake_root))
-        return pq.read_table(location.split("://", 1)[1], filesystem=lake.fs)
-    return pq.read_table(location)
+    return open_lake(lake_root).read_table(location)

@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from espcore.landing.schemas import DATASETS, SNAPSHOT_DATASETS, DatasetSchema
-from espcore.landing.store import RemoteLake, is_remote, local_root
+from espcore.landing.store import Lake, RemoteLake, open_lake
 from espcore.warehouse import DEFAULT_OWN_SCHEMA, check_own_schema, quote_ident
 
 
@@ -50,17 +50,17 @@ class ViewsUnavailable(RuntimeError):
     """DuckDB cannot read this lake here (an object store without the httpfs extension)."""
 
 
-def _dataset_files(lake_root: str | os.PathLike[str], remote: RemoteLake | None, dataset: str) -> tuple[str, bool]:
+def _dataset_files(lake: Lake, dataset: str) -> tuple[str, bool]:
     """The glob DuckDB reads a dataset with, and whether it matches a file yet."""
-    if remote is not None:
-        glob = remote.location(remote.path(f"dataset={dataset}", "provider=*", "date=*", "*.parquet"))
-        return glob, bool(remote.files(remote.path(f"dataset={dataset}")))
-    folder = local_root(lake_root).resolve() / f"dataset={dataset}"
-    return f"{folder}/provider=*/date=*/*.parquet", any(folder.glob("provider=*/date=*/*.parquet"))
+    folder = lake.path(f"dataset={dataset}")
+    local = lake.local_path(folder)
+    prefix = str(local.resolve()) if local is not None else lake.location(folder)
+    has_files = any("/provider=" in f and "/date=" in f for f in lake.files(folder))
+    return f"{prefix}/provider=*/date=*/*.parquet", has_files
 
 
-def _source_sql(lake_root: str | os.PathLike[str], remote: RemoteLake | None, spec: DatasetSchema) -> str:
-    glob, has_files = _dataset_files(lake_root, remote, spec.name)
+def _source_sql(lake: Lake, spec: DatasetSchema) -> str:
+    glob, has_files = _dataset_files(lake, spec.name)
     if has_files:
         return (
             f"SELECT * EXCLUDE (dataset) FROM read_parquet('{_lit(glob)}', "
@@ -73,7 +73,7 @@ def _source_sql(lake_root: str | os.PathLike[str], remote: RemoteLake | None, sp
 
 def create_lake_views(
     target: str | os.PathLike[str] | duckdb.DuckDBPyConnection,
-    lake_root: str | os.PathLike[str],
+    lake_root: "str | os.PathLike[str] | Lake",
     datasets: Iterable[str] | None = None,
     *,
     schema: str = DEFAULT_OWN_SCHEMA,
@@ -84,16 +84,16 @@ def create_lake_views(
 
     ``target`` is a DuckDB file path or an open connection (left open)."""
     schema = check_own_schema(schema)
-    remote = RemoteLake(os.fspath(lake_root)) if is_remote(lake_root) else None
+    lake = open_lake(lake_root)
     con = target if isinstance(target, duckdb.DuckDBPyConnection) else duckdb.connect(str(target))
     names: list[str] = []
     try:
-        if remote is not None:
+        if isinstance(lake, RemoteLake):
             try:
                 con.execute("LOAD httpfs")
             except duckdb.Error as exc:
                 raise ViewsUnavailable(
-                    f"DuckDB needs its httpfs extension to read {remote.scheme}:// files "
+                    f"DuckDB needs its httpfs extension to read {lake.scheme}:// files "
                     f"(INSTALL httpfs once where extensions can be downloaded): {exc}"
                 ) from None
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
@@ -101,7 +101,7 @@ def create_lake_views(
             spec = DATASETS[name]
             view = f"{schema}.lake_{name}"
             qualified = f"{quote_ident(schema)}.{quote_ident('lake_' + name)}"
-            con.execute(f"CREATE OR REPLACE VIEW {qualified} AS {_source_sql(lake_root, remote, spec)}")
+            con.execute(f"CREATE OR REPLACE VIEW {qualified} AS {_source_sql(lake, spec)}")
             names.append(view)
             if name in SNAPSHOT_DATASETS:
                 latest = f"{quote_ident(schema)}.{quote_ident('lake_' + name + '_latest')}"

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from espcore.landing.schemas import DATASETS, DatasetSchema
-from espcore.landing.store import RemoteLake, is_remote, local_root
+from espcore.landing.store import Lake, open_lake
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -50,8 +50,13 @@ def partition_parts(dataset: str, provider: str, day: date | str) -> tuple[str, 
     return f"dataset={dataset}", f"provider={provider}", f"date={day_s}"
 
 
-def partition_dir(lake_root: str | os.PathLike[str], dataset: str, provider: str, day: date | str) -> Path:
-    return local_root(lake_root).joinpath(*partition_parts(dataset, provider, day))
+def partition_dir(lake_root: "str | os.PathLike[str] | Lake", dataset: str, provider: str, day: date | str) -> Path:
+    """The local folder of one partition (a local lake only)."""
+    lake = open_lake(lake_root)
+    folder = lake.local_path(lake.path(*partition_parts(dataset, provider, day)))
+    if folder is None:
+        raise ValueError("an object-store lake has no local partition folders")
+    return folder
 
 
 def to_table(spec: DatasetSchema, rows: list[dict[str, Any]], *, run_id: str, landed_at: datetime) -> pa.Table:
@@ -74,7 +79,7 @@ def to_table(spec: DatasetSchema, rows: list[dict[str, Any]], *, run_id: str, la
 
 
 def land(
-    lake_root: str | os.PathLike[str],
+    lake_root: "str | os.PathLike[str] | Lake",
     dataset: str,
     provider: str,
     day: date | str,
@@ -91,30 +96,9 @@ def land(
         raise ValueError(f"unsafe file name {file_stem!r}")
     spec = DATASETS[dataset]
     table = to_table(spec, rows, run_id=run_id, landed_at=landed_at or datetime.now(UTC))
-    if is_remote(lake_root):
-        lake = RemoteLake(os.fspath(lake_root))
-        parts = partition_parts(dataset, provider, day)
-        key = lake.path(*parts, f"{file_stem}.parquet")
-        lake.write(key, lambda out: pq.write_table(table, out, compression="zstd"))
-        day_s = parts[2].removeprefix("date=")
-        return Landed(dataset, provider, day_s, None, table.num_rows, table.schema, lake.location(key))
-    folder = partition_dir(lake_root, dataset, provider, day)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{file_stem}.parquet"
-    tmp = folder / f"{file_stem}.parquet.tmp-{re.sub(r'[^A-Za-z0-9_-]', '_', run_id)}"
-    try:
-        with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    day_s = folder.name.removeprefix("date=")
-    return Landed(dataset, provider, day_s, target, table.num_rows, table.schema, str(target))
+    lake = open_lake(lake_root)
+    parts = partition_parts(dataset, provider, day)
+    key = lake.path(*parts, f"{file_stem}.parquet")
+    lake.write(key, lambda out: pq.write_table(table, out, compression="zstd"))
+    day_s = parts[2].removeprefix("date=")
+    return Landed(dataset, provider, day_s, lake.local_path(key), table.num_rows, table.schema, lake.location(key))

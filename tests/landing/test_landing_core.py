@@ -350,3 +350,29 @@ def test_stats_reads_overlap_up_to_the_concurrency_and_keep_the_listing_order(tm
         assert counters["stats_fetched"] == 12
         rows_by[concurrency] = [(r["campaign_id"], r["sent"]) for r in rows]
     assert rows_by[4] == rows_by[1] == [(str(i), i) for i in range(12)]
+
+
+def test_one_lake_object_for_a_folder_or_an_object_store(tmp_path: Path) -> None:
+    from espcore.landing.store import LocalLake, RemoteLake, open_lake
+
+    local = open_lake(tmp_path / "lake")
+    assert isinstance(local, LocalLake)
+    assert isinstance(open_lake(f"file://{tmp_path}/lake"), LocalLake)
+    assert open_lake(local) is local
+    remote = open_lake("s3://bucket/prefix?region=eu-central-1")
+    assert isinstance(remote, RemoteLake)
+    assert remote.remote
+    assert remote.location(remote.path("dataset=x", "a.parquet")) == "s3://bucket/prefix/dataset=x/a.parquet"
+
+    key = local.path("dataset=x", "provider=p", "date=2026-01-01", "data.parquet")
+    local.write(key, lambda out: out.write(b"first"))
+
+    def broken(out: Any) -> None:
+        out.write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        local.write(key, broken)
+    assert local.read_bytes(key) == b"first"  # the failed write left the previous file, and no temp file
+    assert local.files(local.path("dataset=x"), suffix="") == [key]
+    assert local.read_bytes(local.path("missing")) is None
