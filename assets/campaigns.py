@@ -221,7 +221,7 @@ def build_launch_asset(decl: CampaignDecl, sync: SyncDecl) -> dg.AssetsDefinitio
         required_resource_keys={decl.provider, "warehouse"},
         output_required=False,  # a test-only run launches nothing
         description=f"Launch of campaign {decl.name} ('{decl.subject}') to book '{sync.book}' at "
-        f"{decl.provider}: at most once per launch key (sync-semantics §8). No retries.",
+        f"{decl.provider}: at most once per launch key (docs/sync-semantics.md §8). No retries.",
         metadata={"esp/campaign": decl.name, "esp/schedule": decl.schedule or "one-off"},
     )
     def _launch(context: dg.AssetExecutionContext, config: PollConfig) -> Iterator[dg.MaterializeResult]:

@@ -1,6 +1,6 @@
 """Launch a campaign at most once per ``campaign_key``, whatever crashes, timeouts or re-runs happen.
 
-The contract is ``design/sync-semantics.md`` §8. Per ledger status:
+The contract is ``docs/sync-semantics.md`` §8. Per ledger status:
 
 * ``sent``: return the stored campaign, post nothing.
 * ``failed``: a definite refusal, so nothing went out. A quota refusal (e.g. SendPulse's 4-per-hour cap,

@@ -1,7 +1,7 @@
 """The campaign ledger: one row per launch intent (``campaign_key``), kept in the warehouse next to the sync
 tables, so a lost Dagster run, a retried step or a second scheduler never posts the same campaign twice.
 
-Statuses (``design/sync-semantics.md`` §8):
+Statuses (``docs/sync-semantics.md`` §8):
 
 * ``planned``: the intent exists; nothing has been posted (or a quota refusal sent it back here).
 * ``posting``: committed *before* the one POST; if a run dies here the outcome is unknown.

@@ -1,4 +1,4 @@
-"""Launch idempotency (sync-semantics §8) against the three sandboxes: exactly one provider campaign per key,
+"""Launch idempotency (docs/sync-semantics.md §8) against the three sandboxes: exactly one provider campaign per key,
 whatever is killed, timed out or re-run."""
 
 import pytest
