@@ -153,7 +153,7 @@ def build_campaign_completed_sensor(
 
     The cursor (JSON) holds the completions already requested (``reported``: never asked about again) and the
     round-robin position (cursors of earlier versions may also hold ``waiting`` completions: they are requested on
-    the next tick). It starts STOPPED (design §7): turn it on once the landing pools are set. ``clock`` is for
+    the next tick). It starts STOPPED: turn it on once the landing pools are set. ``clock`` is for
     tests.
     """
     providers = sorted(set(providers))

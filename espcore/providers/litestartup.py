@@ -1,6 +1,6 @@
 """LiteStartup REST API v2: a typed client and the provider-neutral adapter.
 
-The client follows the seed's doc set (the LiteStartup API digest): base ``/client/v2``, REST
+The client follows LiteStartup's published API documentation: base ``/client/v2``, REST
 paths, mixed envelopes (bare ``uuid``/``messageId``, ``{"success","data"}``, ``pagination``) and symbolic
 error codes. Everything that differs in LiteStartup's newer doc set (paths, envelope unwrapping, error
 mapping) lives in one :class:`LiteStartupDialect` object, so another dialect can be plugged in later.
@@ -347,7 +347,7 @@ class LsWebhook:
         )
 
 
-# -- answers: the documented success shapes of the objects (API digest §2), the fields the client reads -------
+# -- answers: the documented success shapes of the objects (as documented), the fields the client reads -------
 
 
 @answer

@@ -1,6 +1,6 @@
 """Pakat (a hosted MailWizz EMA 2.x): the typed HTTP client and the provider-neutral adapter.
 
-Wire facts the client relies on (the Pakat API digest):
+Wire facts the client relies on (Pakat's API documentation and MailWizz 2.x):
 
 * ``X-API-KEY`` header only; a bad key answers **400** (not 401).
 * POST bodies are forms (urlencoded here; the service also reads multipart, never JSON). PUT bodies are
@@ -156,7 +156,7 @@ def error_envelope(payload: Any) -> tuple[str | int | None, str] | None:
     return None, message or "the answer says the call failed"
 
 
-# -- answers: the documented success shapes (API digest §1-2), the fields the client reads -----------------------------
+# -- answers: the documented success shapes (as documented), the fields the client reads -----------------------------
 
 
 @answer

@@ -140,7 +140,7 @@ def _seg(value: object) -> str:
     return quote(str(value), safe="@+!$&'()*,;=:~")
 
 
-# -- answers: the documented success shapes (API digest §2), the fields the client reads -----------------------
+# -- answers: the documented success shapes (as documented), the fields the client reads -----------------------
 
 #: a number as SendPulse writes it (money is a string in one answer, a float in the next), kept as sent
 Number = str | int | float
@@ -1265,7 +1265,7 @@ def _webhook(d: _Hook) -> Webhook:
     return Webhook(d["id"], d.get("url") or "", d.get("action") or "", d.get("user_id") or None)
 
 
-# -- status maps (sendpulse.md §6) --------------------------------------------------------------------------
+# -- status maps (as documented) --------------------------------------------------------------------------
 
 _MEMBER_STATE: dict[int, MemberState] = {
     0: MemberState.PENDING,

@@ -1,6 +1,6 @@
 """A stateful emulator of the LiteStartup REST API v2 (the seed's doc set).
 
-It reproduces the checklist of the LiteStartup API digest (§5):
+It reproduces what the LiteStartup API documents:
 
 * Bearer auth (401 ``INVALID_API_KEY``), ``GET /verify`` answering ``{"uuid"}`` per key.
 * The seed's mixed envelopes: bare ``{"uuid"}`` and ``{"messageId"}``; ``{"success":true,"data":..}``;

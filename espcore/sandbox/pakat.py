@@ -1,6 +1,6 @@
 """Stateful emulator of Pakat's customer API (a hosted MailWizz EMA 2.x).
 
-Reproduces the checklist of the Pakat API digest (§6): MailWizz's envelopes and exact error
+Reproduces what the Pakat API (MailWizz 2.x) does: MailWizz's envelopes and exact error
 strings, 400 auth errors, the verb and encoding quirks (POST ignores JSON, multipart PUT is silently ignored),
 PHP bracket keys, PHP-style JSON escaping, offset paging clamped to 10-50 newest first, subscriber create /
 update / bulk semantics with an account-wide blacklist, account limits, the campaign lifecycle on the sandbox

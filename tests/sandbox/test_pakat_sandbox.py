@@ -1,4 +1,4 @@
-"""The Pakat (MailWizz) sandbox against the checklist of providers/pakat.md §6, with raw httpx."""
+"""The Pakat (MailWizz) sandbox against what MailWizz 2.x (which Pakat runs) does, with raw httpx."""
 
 import base64
 import json

@@ -1,4 +1,4 @@
-"""The SendPulse sandbox against the digest's fidelity checklist (the SendPulse API digest, §5).
+"""The SendPulse sandbox against what the real SendPulse API does: envelopes, errors, limits, quirks.
 
 Raw httpx requests only: the sandbox is the test ground of the client, so it is checked without it. Time is the
 sandbox clock (frozen, then advanced); nothing sleeps.

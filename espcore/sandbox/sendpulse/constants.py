@@ -1,4 +1,4 @@
-"""SendPulse status codes and their explanations (digest §3)."""
+"""SendPulse status codes and their explanations, as the SendPulse API documents them."""
 
 BOOK_STATUS = {
     0: "Active",

@@ -1,4 +1,4 @@
-"""The SendPulse email-service emulator (see the SendPulse API digest).
+"""The SendPulse email-service emulator (see docs/providers.md).
 
 One account per sandbox state. Times inside the state are Unix seconds on the sandbox clock; answers format them
 as ``YYYY-MM-DD HH:MM:SS`` (UTC, the account's zone). Money is kept as decimal strings.
