@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.failures import explain
 from assets.subscribers import book_key, to_spec
-from espcore.sync.engine import segment_health
+from espcore.sync.health import segment_health
 from espcore.transient import is_transient
 from pipelines.config import SyncDecl
 from resources.warehouse import WarehouseResource

@@ -16,7 +16,9 @@ from pydantic import Field
 
 from assets.failures import TRANSIENT_RETRY, as_failure
 from espcore.landing.writer import land
-from espcore.sync.engine import SyncError, SyncResult, run_sync
+from espcore.sync.engine import run_sync
+from espcore.sync.errors import SyncError
+from espcore.sync.result import SyncResult
 from espcore.sync.spec import SyncOptions, SyncSpec
 from espcore.sync.validate import mask_email
 from pipelines.config import SyncDecl

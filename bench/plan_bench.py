@@ -25,7 +25,7 @@ FIELDS = {"first_name": "first_name", "country": "country", "plan": "plan"}
 
 
 def build(path: Path, n: int) -> None:
-    from espcore.sync.engine import ensure_tables
+    from espcore.sync.tables import ensure_tables
     from espcore.warehouse import Warehouse
 
     wh = Warehouse(path)

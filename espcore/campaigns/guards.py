@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from espcore.campaigns.ledger import Ledger, WarehouseLike, utc_naive
 from espcore.errors import EspError
 from espcore.providers.base import EspProvider
-from espcore.sync.engine import ensure_tables
+from espcore.sync.tables import ensure_tables
 
 SENDPULSE_CAMPAIGNS_PER_HOUR = 4
 

@@ -24,7 +24,7 @@ from assets.subscribers import PENDING_CHECK, book_key, build_sync_asset
 from espcore.demo import build_demo_warehouse
 from espcore.errors import EspError
 from espcore.providers.base import MemberInput, RowResult
-from espcore.sync.engine import SyncError
+from espcore.sync.errors import SyncError
 from espcore.sync.source import SegmentSourceError
 from espcore.sync.validate import email_problem
 from espcore.transient import is_transient

@@ -19,7 +19,7 @@ from espcore.campaigns.guards import (
     sync_fresh,
 )
 from espcore.campaigns.launch import launch
-from espcore.sync.engine import ensure_tables
+from espcore.sync.tables import ensure_tables
 from tests.campaigns.conftest import Env
 
 NOW = datetime(2026, 3, 2, 9, 0)

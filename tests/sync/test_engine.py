@@ -9,7 +9,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import pytest
 
-from espcore.sync.engine import MassRemoveError, SyncError, SyncLockedError, run_sync
+from espcore.sync.engine import run_sync
+from espcore.sync.errors import MassRemoveError, SyncError, SyncLockedError
 from espcore.sync.spec import SyncOptions, SyncSpec
 from espcore.warehouse import BaseWarehouse, Warehouse
 from tests.sync.fakes import FakeProvider
@@ -217,7 +218,7 @@ def test_provider_blacklist_wins_and_is_never_sent(new_wh):
 def test_local_suppression_table_wins(new_wh):
     wh, p = make_wh(new_wh), FakeProvider()
     with wh.connect() as con:
-        from espcore.sync.engine import ensure_tables
+        from espcore.sync.tables import ensure_tables
 
         ensure_tables(con)
         con.execute(f"INSERT INTO {own(wh, 'suppression')} VALUES ('*', 'C@example.com', 'complaint', NULL)")

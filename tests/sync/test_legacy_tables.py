@@ -5,7 +5,8 @@ forgotten; the old tables are left in place, and a user's table of the same name
 import pytest
 
 from espcore.campaigns.ledger import Ledger, ensure_ledger
-from espcore.sync.engine import ensure_tables, run_sync
+from espcore.sync.engine import run_sync
+from espcore.sync.tables import ensure_tables
 from espcore.warehouse import BaseWarehouse, PostgresWarehouse, Warehouse
 from tests.sync.fakes import FakeProvider
 from tests.sync.test_engine import ROWS, WarehouseFactory, make_wh, spec

@@ -44,22 +44,19 @@ from espcore.sandbox.pakat import DEMO_SENDING_DOMAIN as PAKAT_DOMAIN
 from espcore.sandbox.pakat import PakatSandbox, api_base_url
 from espcore.sandbox.sendpulse import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SendPulseSandbox
 from espcore.sandbox.server import SandboxServer
-from espcore.sync.engine import (
-    AdvisoryBookLock,
+from espcore.sync.engine import SyncEngine, run_sync
+from espcore.sync.errors import SyncError, SyncLockedError
+from espcore.sync.locks import (
     LockHolder,
-    SyncEngine,
-    SyncError,
-    SyncLockedError,
-    SyncResult,
     _boot_id,
     _pid_namespace,
-    ensure_tables,
+    advisory_lock_key,
     holder_is_alive,
-    now_utc,
     process_start_token,
-    run_sync,
 )
+from espcore.sync.result import SyncResult
 from espcore.sync.spec import SyncSpec
+from espcore.sync.tables import ensure_tables, now_utc
 from espcore.warehouse import BaseWarehouse, PostgresWarehouse, Warehouse
 from tests.sync.fakes import FakeProvider, RacyBookProvider
 
@@ -535,7 +532,7 @@ def steal_row(wh: BaseWarehouse, engine: SyncEngine) -> None:
 def kill_lock_session(wh: BaseWarehouse, engine: SyncEngine) -> None:
     """An administrator (or a network cut) ends the session that holds the PostgreSQL advisory lock."""
     assert isinstance(wh, PostgresWarehouse)
-    key = AdvisoryBookLock(engine, wh).key & 0xFFFFFFFFFFFFFFFF
+    key = advisory_lock_key(wh, engine.spec.provider, engine.spec.book) & 0xFFFFFFFFFFFFFFFF
     with wh.connect() as con:
         held = con.fetchall(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid::bigint = ? "

@@ -15,7 +15,9 @@ import pytest
 
 from assets.checks import build_source_check
 from assets.subscribers import to_spec
-from espcore.sync.engine import SyncResult, run_sync, segment_health
+from espcore.sync.engine import run_sync
+from espcore.sync.health import segment_health
+from espcore.sync.result import SyncResult
 from espcore.sync.source import SegmentSourceError
 from espcore.sync.spec import SyncOptions, SyncSpec
 from espcore.transient import is_transient

@@ -12,7 +12,8 @@ import pytest
 from espcore import demo
 from espcore.demo import build_demo_warehouse
 from espcore.errors import ConfigurationError
-from espcore.sync.engine import run_sync, segment_health
+from espcore.sync.engine import run_sync
+from espcore.sync.health import segment_health
 from espcore.sync.spec import SyncOptions, SyncSpec
 from espcore.warehouse import (
     BaseWarehouse,

@@ -1,0 +1,105 @@
+"""The sync engine's tables in the warehouse's own schema: their DDL, the columns added since, and the tables an
+earlier release kept in the default schema (copied over once by :func:`ensure_tables`); :func:`now_utc` is the
+time as their ``TIMESTAMP`` columns hold it."""
+
+from datetime import UTC, datetime
+
+from espcore.warehouse import WarehouseConnection
+
+__all__ = ["ADDED_COLUMNS", "DDL", "LEGACY_COLUMNS", "TABLES", "ensure_tables", "now_utc"]
+
+#: the engine's tables, in the own schema
+TABLES = ("sync_state", "sync_plan", "sync_changelog", "sync_runs", "sync_lock", "suppression")
+
+# ``{t}`` is the schema-qualified table name
+DDL: list[tuple[str, str]] = [
+    (
+        "sync_state",
+        """CREATE TABLE IF NOT EXISTS {t} (
+        provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL, pk VARCHAR NOT NULL,
+        synced_fp VARCHAR, status VARCHAR NOT NULL, pending_op VARCHAR, pending_fp VARCHAR,
+        provider_status VARCHAR, provider_id VARCHAR, attempts INTEGER NOT NULL DEFAULT 0,
+        last_error VARCHAR, last_attempt_at TIMESTAMP, last_synced_at TIMESTAMP, run_id VARCHAR,
+        rejected_fp VARCHAR,
+        PRIMARY KEY (provider, book_id, pk))""",
+    ),
+    (
+        "sync_plan",
+        """CREATE TABLE IF NOT EXISTS {t} (
+        run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL,
+        pk VARCHAR NOT NULL, action VARCHAR NOT NULL, op VARCHAR NOT NULL, fp VARCHAR, payload VARCHAR,
+        reason VARCHAR, n BIGINT)""",
+    ),
+    (
+        "sync_changelog",
+        """CREATE TABLE IF NOT EXISTS {t} (
+        run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL,
+        pk VARCHAR NOT NULL, op VARCHAR NOT NULL, result VARCHAR NOT NULL, error VARCHAR,
+        logged_at TIMESTAMP NOT NULL)""",
+    ),
+    (
+        "sync_runs",
+        """CREATE TABLE IF NOT EXISTS {t} (
+        run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, book_id VARCHAR,
+        started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, dry_run BOOLEAN NOT NULL, status VARCHAR NOT NULL,
+        counts VARCHAR, PRIMARY KEY (run_id, sync_name))""",
+    ),
+    (
+        # one row per locked book: who holds it. On PostgreSQL the advisory lock is the lock and this row only
+        # names the holder; on DuckDB the row is the lock.
+        "sync_lock",
+        """CREATE TABLE IF NOT EXISTS {t} (
+        provider VARCHAR NOT NULL, book VARCHAR NOT NULL, book_id VARCHAR, run_id VARCHAR NOT NULL,
+        sync_name VARCHAR, host VARCHAR, pid INTEGER, proc_start VARCHAR, boot_id VARCHAR, pid_ns VARCHAR,
+        acquired_at TIMESTAMP NOT NULL, heartbeat_at TIMESTAMP, PRIMARY KEY (provider, book))""",
+    ),
+    (
+        "suppression",
+        """CREATE TABLE IF NOT EXISTS {t} (
+        provider VARCHAR NOT NULL, email VARCHAR NOT NULL, reason VARCHAR NOT NULL, added_at TIMESTAMP)""",
+    ),
+]
+
+#: columns added after a table's first release: (table, column, type), added when missing
+ADDED_COLUMNS: list[tuple[str, str, str]] = [
+    ("sync_plan", "n", "BIGINT"),  # the key's row count in the segment; plans are per run, so no backfill
+    ("sync_state", "rejected_fp", "VARCHAR"),  # the fingerprint the provider rejected for good
+]
+
+#: the tables (and their columns) an earlier release kept unqualified, in the connection's default schema: their
+#: rows are copied into the own schema when its table is created (the plan and the locks are per run: not kept)
+LEGACY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "sync_state": (
+        *("provider", "book_id", "pk", "synced_fp", "status", "pending_op", "pending_fp", "provider_status"),
+        *("provider_id", "attempts", "last_error", "last_attempt_at", "last_synced_at", "run_id"),
+    ),
+    "sync_changelog": ("run_id", "sync_name", "provider", "book_id", "pk", "op", "result", "error", "logged_at"),
+    "sync_runs": ("run_id", "sync_name", "provider", "book_id", "started_at", "finished_at", "dry_run", "status"),
+    "suppression": ("provider", "email", "reason", "added_at"),
+}
+
+
+def now_utc() -> datetime:
+    """Now in UTC, without a time zone (as the tables' ``TIMESTAMP`` columns store it)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def ensure_tables(con: WarehouseConnection) -> None:
+    """Create the own schema and the engine's tables where missing (idempotent)."""
+    con.ensure_own_schema()
+    # Serialised: concurrent CREATE TABLE IF NOT EXISTS of one table fails on PostgreSQL (and conflicts on DuckDB).
+    with con.transaction(lock="espcore.sync.ddl"):
+        fresh = [table for table in LEGACY_COLUMNS if not con.own_table_exists(table)]
+        for table, ddl in DDL:
+            con.execute(ddl.format(t=con.own(table)))
+        for table, column, typ in ADDED_COLUMNS:
+            # checked first: ALTER TABLE takes an exclusive table lock on PostgreSQL even when it changes nothing
+            row = con.fetchone(
+                "SELECT count(*) FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? AND column_name = ?",
+                [con.own_schema, table, column],
+            )
+            if not (row and row[0]):
+                con.execute(f"ALTER TABLE {con.own(table)} ADD COLUMN IF NOT EXISTS {column} {typ}")
+        for table in fresh:  # state an earlier release kept outside the own schema is carried over, once
+            con.adopt_legacy_table(table, LEGACY_COLUMNS[table])
