@@ -2,9 +2,9 @@
 
 import dagster as dg
 
+from esp_warehouse.resources.warehouse import WarehouseResource
 from espcore import demo
 from espcore.demo import build_demo_warehouse
-from resources.warehouse import WarehouseResource
 
 CUSTOMERS_KEY = dg.AssetKey(["warehouse", "customers"])
 SEGMENT_KEYS = {name: dg.AssetKey(["warehouse", name]) for name in demo.SEGMENT_VIEWS}

@@ -37,6 +37,7 @@ IGNORED_ENV = (
     "ESP_WAREHOUSE_SCHEMA",
     "ESP_LAKE_ROOT",
     "ESP_SANDBOX_DIR",
+    "ESP_DECLARATIONS",
 )
 
 
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prepare_home(data)
     import dagster as dg
 
-    from pipelines.automation import landing_day
+    from esp_warehouse.automation import landing_day
     from pipelines.demo_location import build_demo_location
 
     job = build_demo_location(data).defs.resolve_job_def("main")

@@ -8,7 +8,8 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from assets.campaigns import (
+from assets.warehouse import SEGMENT_KEYS, demo_warehouse
+from esp_warehouse.assets.campaigns import (
     SCHEDULED_TAGS,
     build_campaign_defs,
     campaign_asset_keys,
@@ -16,14 +17,16 @@ from assets.campaigns import (
     launch_key,
     occurrence_for,
 )
-from assets.checks import build_checks
-from assets.subscribers import build_sync_asset
-from assets.warehouse import SEGMENT_KEYS, demo_warehouse
+from esp_warehouse.assets.checks import build_checks
+from esp_warehouse.assets.subscribers import build_sync_asset
+from esp_warehouse.config import CampaignDecl, Declarations
 from espcore.campaigns.spec import key_suffix
 from espcore.sandbox.pakat import DEMO_SENDING_DOMAIN
 from espcore.sandbox.sendpulse import DEMO_SENDER_EMAIL
-from pipelines.config import CampaignDecl, Declarations
+from pipelines import PIPELINES_DIR
 from tests.assets.test_subscribers import materialized, resources
+
+TEMPLATES = {"root": PIPELINES_DIR}  # the repository's declarations folder: its templates
 
 SYNCS = [
     {
@@ -64,7 +67,9 @@ CAMPAIGNS = [
 
 
 def declarations(**campaign_changes: Any) -> Declarations:
-    return Declarations.model_validate({"syncs": SYNCS, "campaigns": [{**c, **campaign_changes} for c in CAMPAIGNS]})
+    return Declarations.model_validate(
+        {"syncs": SYNCS, "campaigns": [{**c, **campaign_changes} for c in CAMPAIGNS]}, context=TEMPLATES
+    )
 
 
 def all_assets(decls: Declarations) -> list[Any]:
@@ -142,7 +147,7 @@ def test_failing_guard_blocks_the_launch_with_a_readable_reason(tmp_path):
 def test_ambiguous_outcome_is_a_failure_without_retry_then_adopted(tmp_path):
     from espcore.sandbox import embedded
 
-    decls = Declarations.model_validate({"syncs": SYNCS[:1], "campaigns": CAMPAIGNS[:1]})
+    decls = Declarations.model_validate({"syncs": SYNCS[:1], "campaigns": CAMPAIGNS[:1]}, context=TEMPLATES)
     res = resources(tmp_path)
     assets = all_assets(decls)
     keys = campaign_asset_keys(decls.campaigns)
@@ -166,9 +171,9 @@ def test_ambiguous_outcome_is_a_failure_without_retry_then_adopted(tmp_path):
 
 def test_occurrence_comes_from_the_tick_the_latest_tick_or_once():
     weekly = CampaignDecl.model_validate(
-        {**CAMPAIGNS[1], "schedule": "0 9 * * 1", "execution_timezone": "Europe/Berlin"}
+        {**CAMPAIGNS[1], "schedule": "0 9 * * 1", "execution_timezone": "Europe/Berlin"}, context=TEMPLATES
     )
-    one_off = CampaignDecl.model_validate(CAMPAIGNS[1])
+    one_off = CampaignDecl.model_validate(CAMPAIGNS[1], context=TEMPLATES)
     tick = {SCHEDULED_TAGS[0]: "2026-03-02T08:00:00+00:00"}
     assert occurrence_for(weekly, tick) == "2026-03-02T09:00+01:00"
     wednesday = datetime(2026, 3, 4, 12, tzinfo=UTC)
@@ -220,7 +225,8 @@ def test_definitions_have_launch_jobs_schedules_and_no_retries():
 def test_campaign_yaml_mistakes_name_the_entry_and_field(tmp_path, change, expected):
     import yaml
 
-    from pipelines.config import PIPELINES_DIR, ConfigError, load_declarations
+    from esp_warehouse.config import ConfigError, load_declarations
+    from pipelines import PIPELINES_DIR
 
     shutil.copytree(PIPELINES_DIR / "templates", tmp_path / "templates")  # templates are read beside the file
     path = tmp_path / "syncs.yaml"

@@ -17,10 +17,13 @@ import psycopg
 import pytest
 from dagster import ExecuteInProcessResult
 
-import assets.subscribers as subscribers
-from assets.checks import build_checks
-from assets.failures import as_failure
-from assets.subscribers import PENDING_CHECK, book_key, build_sync_asset
+import esp_warehouse.assets.subscribers as subscribers
+from esp_warehouse.assets.checks import build_checks
+from esp_warehouse.assets.failures import as_failure
+from esp_warehouse.assets.subscribers import PENDING_CHECK, book_key, build_sync_asset
+from esp_warehouse.config import Declarations, SyncDecl
+from esp_warehouse.resources.lake import LakeResource
+from esp_warehouse.resources.warehouse import WarehouseResource
 from espcore.demo import build_demo_warehouse
 from espcore.errors import EspError
 from espcore.providers.base import MemberInput, RowResult
@@ -29,9 +32,6 @@ from espcore.sync.source import SegmentSourceError
 from espcore.sync.validate import email_problem
 from espcore.transient import is_transient
 from espcore.warehouse import PostgresWarehouse, Warehouse
-from pipelines.config import Declarations, SyncDecl
-from resources.lake import LakeResource
-from resources.warehouse import WarehouseResource
 from tests.pg import PgServer
 from tests.pipelines.test_postgres_e2e import fresh_database
 from tests.sync.fakes import FakeProvider

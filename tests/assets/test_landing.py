@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from assets.landing import (
+from esp_warehouse.assets.landing import (
     DAILY,
     build_balance_check,
     build_landing_assets,
@@ -17,14 +17,14 @@ from assets.landing import (
     daily_landing_keys,
     landing_key,
 )
+from esp_warehouse.resources.litestartup import LiteStartupResource
+from esp_warehouse.resources.pakat import PakatResource
+from esp_warehouse.resources.sendpulse import SendPulseResource
 from espcore.providers.base import CampaignDraft, MemberInput
 from espcore.sandbox.embedded import build_sandbox
 from espcore.sandbox.litestartup import DEMO_DOMAIN as LS_DOMAIN
 from espcore.sandbox.pakat import DEMO_SENDING_DOMAIN as PAKAT_DOMAIN
 from espcore.sandbox.sendpulse import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_SENDER_EMAIL
-from resources.litestartup import LiteStartupResource
-from resources.pakat import PakatResource
-from resources.sendpulse import SendPulseResource
 from tests.assets.test_subscribers import materialized, resources
 
 PROVIDERS = ("sendpulse", "pakat", "litestartup")

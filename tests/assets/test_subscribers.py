@@ -7,18 +7,18 @@ import dagster as dg
 import duckdb
 import pytest
 
-from assets.checks import build_checks
-from assets.landing import build_balance_asset
-from assets.subscribers import build_sync_asset
 from assets.warehouse import SEGMENT_KEYS, demo_warehouse
+from esp_warehouse.assets.checks import build_checks
+from esp_warehouse.assets.landing import build_balance_asset
+from esp_warehouse.assets.subscribers import build_sync_asset
+from esp_warehouse.config import Declarations
+from esp_warehouse.resources.lake import LakeResource
+from esp_warehouse.resources.litestartup import LiteStartupResource
+from esp_warehouse.resources.pakat import PakatResource
+from esp_warehouse.resources.sendpulse import SendPulseResource
+from esp_warehouse.resources.warehouse import WarehouseResource
 from espcore.sandbox.embedded import build_sandbox
 from espcore.sandbox.sendpulse import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-from pipelines.config import Declarations
-from resources.lake import LakeResource
-from resources.litestartup import LiteStartupResource
-from resources.pakat import PakatResource
-from resources.sendpulse import SendPulseResource
-from resources.warehouse import WarehouseResource
 
 DECLS = Declarations.model_validate(
     {

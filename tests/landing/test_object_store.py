@@ -124,8 +124,8 @@ def test_pyarrow_reads_the_hive_layout_back_from_s3(h: Harness, root: str) -> No
 def test_landing_assets_and_the_balance_check_on_an_s3_lake(tmp_path, root: str) -> None:
     import dagster as dg
 
-    from assets.landing import build_balance_check, build_landing_assets, build_views_asset
-    from resources.lake import LakeResource
+    from esp_warehouse.assets.landing import build_balance_check, build_landing_assets, build_views_asset
+    from esp_warehouse.resources.lake import LakeResource
     from tests.assets.test_landing import fast_resources, seed
     from tests.assets.test_subscribers import materialized
 

@@ -4,11 +4,14 @@ import json
 
 import dagster as dg
 
+from esp_warehouse.automation import build_segment_change_sensor
+from esp_warehouse.config import Declarations
+from esp_warehouse.resources.warehouse import WarehouseResource
 from espcore.demo import build_demo_warehouse
 from espcore.warehouse import Warehouse
-from pipelines.automation import build_segment_change_sensor
-from pipelines.config import Declarations
-from resources.warehouse import WarehouseResource
+from pipelines import PIPELINES_DIR
+
+TEMPLATES = {"root": PIPELINES_DIR}  # the repository's declarations folder: its templates
 
 DECLS = Declarations.model_validate(
     {
@@ -16,7 +19,8 @@ DECLS = Declarations.model_validate(
             {"name": "eu", "provider": "sendpulse", "book": "EU", "source": {"view": "segment_active_eu"}},
             {"name": "trial", "provider": "pakat", "book": "Trial", "source": {"view": "segment_trial_users"}},
         ]
-    }
+    },
+    context=TEMPLATES,
 )
 
 
@@ -61,16 +65,16 @@ def completed_tick(sensor, res, cursor, instance):
 def test_campaign_completed_sensor_requests_one_stats_landing_per_completion(tmp_path):
     from datetime import UTC, datetime, time
 
-    from assets.landing import DAILY, landing_key
+    from esp_warehouse.assets.landing import DAILY, landing_key
+    from esp_warehouse.automation import build_campaign_completed_sensor
     from espcore.campaigns.ledger import Ledger
     from espcore.sandbox.embedded import build_sandbox
-    from pipelines.automation import build_campaign_completed_sensor
     from tests.assets.test_campaigns import CAMPAIGNS, SYNCS, all_assets
     from tests.assets.test_subscribers import resources
 
     sandbox = build_sandbox("sendpulse", tmp_path / "sp.json")  # the file the resource's sandbox shares
     sandbox.freeze_clock()  # the campaign stays pending until the clock is advanced
-    decls = Declarations.model_validate({"syncs": SYNCS[:1], "campaigns": CAMPAIGNS[:1]})
+    decls = Declarations.model_validate({"syncs": SYNCS[:1], "campaigns": CAMPAIGNS[:1]}, context=TEMPLATES)
     res = resources(tmp_path)
     with dg.instance_for_test() as instance:
         assert dg.materialize(all_assets(decls), resources=res, instance=instance).success
@@ -141,10 +145,10 @@ class FakeResource:
 def test_campaign_completed_sensor_bounds_calls_per_tick_and_survives_a_failing_campaign(tmp_path):
     from datetime import UTC, datetime, timedelta
 
-    from assets.landing import landing_key
+    from esp_warehouse.assets.landing import landing_key
+    from esp_warehouse.automation import build_campaign_completed_sensor
     from espcore.campaigns.ledger import Ledger
     from espcore.providers.base import CampaignState
-    from pipelines.automation import build_campaign_completed_sensor
 
     wh = Warehouse(tmp_path / "wh.duckdb")
     ledger = Ledger(wh)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines.config import PIPELINES_DIR, ConfigError, load_declarations, template_path
+from esp_warehouse.config import ConfigError, load_declarations, template_path
+from pipelines import PIPELINES_DIR
 
 SHIPPED = PIPELINES_DIR / "syncs.yaml"
 TEMPLATE = "templates/welcome.html.j2"  # shipped with the declarations

@@ -6,9 +6,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from assets.landing import DAILY, LANDING_FRESHNESS, landing_condition
-from assets.subscribers import SYNC_AUTOMATION
-from pipelines.automation import build_day_schedule, landing_day
+from esp_warehouse.assets.landing import DAILY, LANDING_FRESHNESS, landing_condition
+from esp_warehouse.assets.subscribers import SYNC_AUTOMATION
+from esp_warehouse.automation import build_day_schedule, landing_day
 
 
 def run_request(schedule: dg.ScheduleDefinition, when: datetime, defs: dg.Definitions) -> dg.RunRequest:

@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.config import ConfigError, load_declarations
+from esp_warehouse.config import ConfigError, load_declarations
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,7 +116,7 @@ def test_the_deployment_chooses_its_declarations_file(tmp_path):
 
 
 def test_an_explicit_sandbox_is_the_only_way_to_a_sandbox(monkeypatch, tmp_path):
-    from pipelines.resources_setup import MissingCredentialsError, provider_resource
+    from esp_warehouse.environment import MissingCredentialsError, provider_resource
 
     for name in CONFIG_VARS:
         monkeypatch.delenv(name, raising=False)
@@ -160,7 +160,7 @@ def test_yaml_mistakes_name_the_file_entry_and_field(tmp_path, yaml_text, expect
 
 
 def test_half_configured_provider_is_an_error(monkeypatch):
-    from pipelines.resources_setup import MissingCredentialsError, provider_resource
+    from esp_warehouse.environment import MissingCredentialsError, provider_resource
 
     monkeypatch.setenv("SENDPULSE_CLIENT_ID", "abc")
     monkeypatch.delenv("SENDPULSE_CLIENT_SECRET", raising=False)
@@ -169,7 +169,7 @@ def test_half_configured_provider_is_an_error(monkeypatch):
 
 
 def test_real_credentials_select_the_real_api(monkeypatch):
-    from pipelines.resources_setup import provider_resource
+    from esp_warehouse.environment import provider_resource
 
     monkeypatch.delenv("ESP_SANDBOX_DIR", raising=False)
     monkeypatch.setenv("SENDPULSE_CLIENT_ID", "abc")

@@ -2,7 +2,7 @@
 instance whose run and event-log storage is PostgreSQL (``docs/dagster.prod.yaml``).
 
 Each test gets its own database on the session's throwaway server (``tests/pg.py``), so ``pytest -n 2`` runs
-them side by side. The resources are the ones ``pipelines.resources_setup.build_resources()`` makes for the
+them side by side. The resources are the ones ``esp_warehouse.environment.build_resources()`` makes for the
 environment (sandboxes under a temporary ``ESP_DATA_DIR``), passed to the job as overrides; only LiteStartup's
 free-plan pace (client 1 request/s, sandbox 60 requests/min) is lifted so a full run fits in seconds.
 """
@@ -19,17 +19,17 @@ import psycopg
 import pytest
 from psycopg import sql as pgsql
 
-from assets.campaigns import launch_key
-from assets.landing import VIEWS_KEY
-from assets.subscribers import book_key
+from esp_warehouse import environment as resources_setup
+from esp_warehouse.assets.campaigns import launch_key
+from esp_warehouse.assets.landing import VIEWS_KEY
+from esp_warehouse.assets.subscribers import book_key
+from esp_warehouse.location import providers_in_use
+from esp_warehouse.resources.litestartup import LiteStartupResource
 from espcore.demo import build_demo_warehouse
 from espcore.sandbox.embedded import build_sandbox
 from espcore.sandbox.server import SandboxServer
 from espcore.warehouse import PostgresWarehouse, Warehouse
-from pipelines import resources_setup
 from pipelines.definitions import DECLARATIONS, PROVIDER_SNAPSHOT_KEYS, defs
-from pipelines.location import providers_in_use
-from resources.litestartup import LiteStartupResource
 from tests.pg import DB_USER, PgServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -98,7 +98,7 @@ def code_location_resources(
 def today_partition() -> str:
     from datetime import UTC, datetime
 
-    from pipelines.automation import landing_day
+    from esp_warehouse.automation import landing_day
 
     return landing_day(datetime.now(UTC))
 

@@ -19,11 +19,12 @@ import duckdb
 import psycopg
 import pytest
 
+from esp_warehouse.automation import landing_day
+from esp_warehouse.config import load_declarations
+from esp_warehouse.location import build_location, providers_in_use
 from espcore.demo import build_demo_warehouse
 from espcore.warehouse import BaseWarehouse, PostgresWarehouse, Warehouse
-from pipelines.automation import landing_day
-from pipelines.config import load_declarations
-from pipelines.location import build_location, providers_in_use
+from pipelines import DEFAULT_DECLARATIONS
 from tests.pg import PgServer
 from tests.pipelines.test_postgres_e2e import code_location_resources, fresh_database
 
@@ -116,7 +117,7 @@ def check_location(
 ) -> set[str]:
     before = snapshot()
     with code_location_resources(monkeypatch, data_dir, url) as resources:
-        decls = load_declarations()
+        decls = load_declarations(default=DEFAULT_DECLARATIONS)
         assert set(providers_in_use(decls)) == {"sendpulse", "pakat", "litestartup"}
         location = build_location(decls, resources)  # what pipelines.definitions builds, with these resources
         ran = run_every_job(location.defs)

@@ -3,11 +3,11 @@
 import dagster as dg
 import pytest
 
+from esp_warehouse.resources.litestartup import LiteStartupResource
+from esp_warehouse.resources.pakat import PakatResource
+from esp_warehouse.resources.sendpulse import SendPulseResource
 from espcore.errors import ConfigurationError
 from espcore.sandbox.sendpulse import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-from resources.litestartup import LiteStartupResource
-from resources.pakat import PakatResource
-from resources.sendpulse import SendPulseResource
 
 
 def test_env_var_secret_reaches_the_client_and_stays_hidden(monkeypatch, tmp_path):

@@ -6,15 +6,15 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from assets.checks import build_checks
-from assets.subscribers import build_sync_asset
 from assets.warehouse import SEGMENT_KEYS, demo_warehouse
+from esp_warehouse.assets.checks import build_checks
+from esp_warehouse.assets.subscribers import build_sync_asset
+from esp_warehouse.config import Declarations
+from esp_warehouse.resources.lake import LakeResource
+from esp_warehouse.resources.sendpulse import SendPulseResource
+from esp_warehouse.resources.warehouse import WarehouseResource
 from espcore.sandbox.sendpulse import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from espcore.warehouse import PostgresWarehouse, Warehouse
-from pipelines.config import Declarations
-from resources.lake import LakeResource
-from resources.sendpulse import SendPulseResource
-from resources.warehouse import WarehouseResource
 from tests.pg import PgServer
 
 PASSWORD = "pg-pass-DO-NOT-LEAK-77"
@@ -106,8 +106,8 @@ def test_demo_and_a_sync_materialize_on_postgres(tmp_path, monkeypatch, pg_serve
 def test_a_postgres_warehouse_keeps_the_lake_views_in_the_data_directory(tmp_path, monkeypatch):
     """With ``ESP_WAREHOUSE_URL`` the lake views still go to the data directory's DuckDB file, not to a path
     relative to wherever the process happens to run."""
-    from assets.landing import views_database
-    from pipelines import resources_setup
+    from esp_warehouse import environment as resources_setup
+    from esp_warehouse.assets.landing import views_database
 
     monkeypatch.setenv("ESP_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("ESP_WAREHOUSE_URL", f"postgresql://esp:{PASSWORD}@db.internal:5432/warehouse")

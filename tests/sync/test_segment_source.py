@@ -13,8 +13,11 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from assets.checks import build_source_check
-from assets.subscribers import to_spec
+from esp_warehouse.assets.checks import build_source_check
+from esp_warehouse.assets.subscribers import to_spec
+from esp_warehouse.automation import read_segment_signature
+from esp_warehouse.config import ConfigError, SyncDecl, load_declarations
+from esp_warehouse.resources.warehouse import WarehouseResource
 from espcore.sync.engine import run_sync
 from espcore.sync.health import segment_health
 from espcore.sync.result import SyncResult
@@ -22,9 +25,6 @@ from espcore.sync.source import SegmentSourceError
 from espcore.sync.spec import SyncOptions, SyncSpec
 from espcore.transient import is_transient
 from espcore.warehouse import BaseWarehouse, PostgresWarehouse, Warehouse
-from pipelines.automation import read_segment_signature
-from pipelines.config import ConfigError, SyncDecl, load_declarations
-from resources.warehouse import WarehouseResource
 from tests.sync.fakes import FakeProvider
 
 WarehouseFactory = Callable[[], BaseWarehouse]
@@ -288,7 +288,7 @@ def test_the_blocking_source_check_fails_with_the_reason_and_drops_nothing(new_w
     decl = SyncDecl.model_validate(
         {"name": "seg_sync", "provider": "sendpulse", "book": "People", "source": {"table": "people"}, "fields": FIELDS}
     )
-    monkeypatch.setattr("assets.checks.to_spec", lambda d: forced(f"SELECT * FROM {PAYLOAD}"))
+    monkeypatch.setattr("esp_warehouse.assets.checks.to_spec", lambda d: forced(f"SELECT * FROM {PAYLOAD}"))
     check = build_source_check(decl, dg.AssetKey("people"))
     result = check(warehouse=resource)
     assert isinstance(result, dg.AssetCheckResult)
@@ -296,7 +296,7 @@ def test_the_blocking_source_check_fails_with_the_reason_and_drops_nothing(new_w
     assert "SegmentSourceError" in (result.description or "")
     assert "segment sql" in (result.description or "")
     assert victim(wh) == INTACT
-    monkeypatch.setattr("assets.checks.to_spec", to_spec)
+    monkeypatch.setattr("esp_warehouse.assets.checks.to_spec", to_spec)
     ok = build_source_check(decl, dg.AssetKey("people"))(warehouse=resource)
     assert isinstance(ok, dg.AssetCheckResult)
     assert ok.passed, ok.description

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 from psycopg import sql as pgsql
 
+from esp_warehouse.resources.warehouse import WarehouseResource
 from espcore.errors import ConfigurationError
 from espcore.warehouse import PostgresWarehouse, Warehouse, redact_dsn, warehouse_from_url
-from resources.warehouse import WarehouseResource
 from tests.pg import DB_USER, PgServer
 from tests.providers.test_secrets_in_errors import chain
 
@@ -336,7 +336,7 @@ def touch_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 
 @pytest.mark.postgres
 def test_esp_warehouse_url_as_a_key_value_dsn_through_dagster(pg_server: PgServer, kv_account, monkeypatch, empty_cwd):
-    from pipelines.resources_setup import warehouse_resource
+    from esp_warehouse.environment import warehouse_resource
 
     user, dbname, password = kv_account
     monkeypatch.setenv("ESP_DATA_DIR", str(empty_cwd.parent / "data"))
@@ -368,7 +368,7 @@ def test_esp_warehouse_url_as_a_key_value_dsn_through_dagster(pg_server: PgServe
     ],
 )
 def test_a_bad_esp_warehouse_url_fails_the_run_without_the_password(url, monkeypatch, empty_cwd):
-    from pipelines.resources_setup import warehouse_resource
+    from esp_warehouse.environment import warehouse_resource
 
     monkeypatch.setenv("ESP_DATA_DIR", str(empty_cwd.parent / "data"))
     monkeypatch.setenv("ESP_WAREHOUSE_URL", url)

@@ -12,24 +12,24 @@ from typing import Any
 
 import dagster as dg
 
-from assets.campaigns import build_campaign_defs
-from assets.checks import build_checks
-from assets.landing import (
+from esp_warehouse.assets.campaigns import build_campaign_defs
+from esp_warehouse.assets.checks import build_checks
+from esp_warehouse.assets.landing import (
     build_balance_check,
     build_landing_assets,
     build_views_asset,
     daily_landing_keys,
     landing_condition,
 )
-from assets.subscribers import book_key, build_sync_asset
-from pipelines.automation import (
+from esp_warehouse.assets.subscribers import book_key, build_sync_asset
+from esp_warehouse.automation import (
     build_automation_sensor,
     build_campaign_completed_sensor,
     build_day_schedule,
     build_main_schedule,
     build_segment_change_sensor,
 )
-from pipelines.config import Declarations, SyncDecl
+from esp_warehouse.config import Declarations, SyncDecl
 
 
 def segment_key(decl: SyncDecl) -> dg.AssetKey:

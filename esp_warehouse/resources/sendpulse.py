@@ -4,10 +4,10 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from esp_warehouse.resources.base import ProviderResource
 from espcore.http import HttpPolicy
 from espcore.providers.base import EspProvider
 from espcore.providers.sendpulse import SENDPULSE_BASE_URL, SendPulseClient, SendPulseProvider
-from resources.base import ProviderResource
 
 
 class SendPulseResource(ProviderResource):

@@ -4,10 +4,10 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from esp_warehouse.resources.base import ProviderResource
 from espcore.http import HttpPolicy
 from espcore.providers.base import EspProvider
 from espcore.providers.pakat import PAKAT_BASE_URL, PakatClient, PakatProvider
-from resources.base import ProviderResource
 
 
 class PakatResource(ProviderResource):

@@ -4,12 +4,12 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from assets.failures import explain
-from assets.subscribers import book_key, to_spec
+from esp_warehouse.assets.failures import explain
+from esp_warehouse.assets.subscribers import book_key, to_spec
+from esp_warehouse.config import SyncDecl
+from esp_warehouse.resources.warehouse import WarehouseResource
 from espcore.sync.health import segment_health
 from espcore.transient import is_transient
-from pipelines.config import SyncDecl
-from resources.warehouse import WarehouseResource
 
 
 def build_source_check(decl: SyncDecl, segment_key: dg.AssetKey) -> dg.AssetChecksDefinition:

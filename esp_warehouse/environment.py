@@ -20,13 +20,13 @@ from pathlib import Path
 
 import dagster as dg
 
+from esp_warehouse.resources.lake import LakeResource
+from esp_warehouse.resources.litestartup import LiteStartupResource
+from esp_warehouse.resources.pakat import PakatResource
+from esp_warehouse.resources.sendpulse import SendPulseResource
+from esp_warehouse.resources.warehouse import WarehouseResource
 from espcore.errors import ConfigurationError
 from espcore.warehouse import DEFAULT_OWN_SCHEMA
-from resources.lake import LakeResource
-from resources.litestartup import LiteStartupResource
-from resources.pakat import PakatResource
-from resources.sendpulse import SendPulseResource
-from resources.warehouse import WarehouseResource
 
 ROOT = Path(__file__).resolve().parent.parent
 #: each provider's credential variables

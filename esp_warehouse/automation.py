@@ -10,17 +10,17 @@ from typing import Any
 
 import dagster as dg
 
-from assets.landing import DAILY, landing_key
-from assets.subscribers import book_key, to_spec
+from esp_warehouse.assets.landing import DAILY, landing_key
+from esp_warehouse.assets.subscribers import book_key, to_spec
+from esp_warehouse.config import SyncDecl
+from esp_warehouse.resources.base import ProviderResource
+from esp_warehouse.resources.warehouse import WarehouseResource
 from espcore.campaigns.ledger import Ledger, LedgerRow
 from espcore.providers.base import EspProvider
 from espcore.sync.signature import segment_signature
 from espcore.sync.source import check_segment_sql
 from espcore.sync.spec import SyncSpec
 from espcore.warehouse import BaseWarehouse, Dialect, WarehouseConnection
-from pipelines.config import SyncDecl
-from resources.base import ProviderResource
-from resources.warehouse import WarehouseResource
 
 
 class _GuardedSegmentReads:

@@ -4,10 +4,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from esp_warehouse.resources.base import ProviderResource
 from espcore.http import HttpPolicy
 from espcore.providers.base import EspProvider
 from espcore.providers.litestartup import LITESTARTUP_BASE_URL, LiteStartupClient, LiteStartupProvider
-from resources.base import ProviderResource
 
 
 class LiteStartupResource(ProviderResource):

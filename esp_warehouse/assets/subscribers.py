@@ -14,16 +14,16 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from assets.failures import TRANSIENT_RETRY, as_failure
+from esp_warehouse.assets.failures import TRANSIENT_RETRY, as_failure
+from esp_warehouse.config import SyncDecl
+from esp_warehouse.resources.lake import LakeResource
+from esp_warehouse.resources.warehouse import WarehouseResource
 from espcore.landing.writer import land
 from espcore.sync.engine import run_sync
 from espcore.sync.errors import SyncError
 from espcore.sync.result import SyncResult
 from espcore.sync.spec import SyncOptions, SyncSpec
 from espcore.sync.validate import mask_email
-from pipelines.config import SyncDecl
-from resources.lake import LakeResource
-from resources.warehouse import WarehouseResource
 
 SYNC_RETRY = TRANSIENT_RETRY  # transient faults only: run_sync's errors go through as_failure()
 

@@ -20,13 +20,13 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from pydantic import Field
 
-from assets.subscribers import book_key
+from esp_warehouse.assets.subscribers import book_key
+from esp_warehouse.config import CampaignDecl, Declarations, SyncDecl
+from esp_warehouse.resources.warehouse import WarehouseResource
 from espcore.campaigns.guards import GUARD_NAMES, GuardPolicy, GuardResult, evaluate, gather_facts
 from espcore.campaigns.launch import LaunchError, LaunchOutcomeUnknown, launch, poll, send_test
 from espcore.campaigns.ledger import Ledger
 from espcore.campaigns.spec import LaunchSpec, render_body
-from pipelines.config import CampaignDecl, Declarations, SyncDecl
-from resources.warehouse import WarehouseResource
 
 #: the tick a scheduled run belongs to (1.13 writes the hidden ``.dagster/`` form)
 SCHEDULED_TAGS = (".dagster/scheduled_execution_time", "dagster/scheduled_execution_time")

@@ -21,7 +21,6 @@ from pydantic import (
 
 from espcore.sync.source import check_select, parse_relation, segment_sql
 
-PIPELINES_DIR = Path(__file__).resolve().parent
 PROVIDERS = ("sendpulse", "pakat", "litestartup")
 
 
@@ -146,14 +145,15 @@ class CampaignDecl(BaseModel):
             raise ValueError(f"not email addresses: {', '.join(bad)}")
         return value
 
-    #: the declarations file's folder: templates are read from there
-    _root: Path = PrivateAttr(default=PIPELINES_DIR)
+    #: the declarations file's folder: templates are read from there (the working directory when the
+    #: declarations were not read from a file and no ``root`` was given in the validation context)
+    _root: Path = PrivateAttr(default_factory=Path.cwd)
 
     @model_validator(mode="after")
     def _body(self, info: ValidationInfo) -> "CampaignDecl":
         root = (info.context or {}).get("root") if isinstance(info.context, dict) else None
-        if isinstance(root, Path):
-            self._root = root
+        if isinstance(root, str | Path):
+            self._root = Path(root)
         if (self.template_id is None) == (self.html_file is None):
             raise ValueError("give exactly one of template_id or html_file")
         if self.html_file is not None and not template_path(self.html_file, self._root).is_file():
@@ -173,7 +173,7 @@ class CampaignDecl(BaseModel):
         return template_path(self.html_file, self._root) if self.html_file else None
 
 
-def template_path(name: str, root: Path = PIPELINES_DIR) -> Path:
+def template_path(name: str, root: Path) -> Path:
     """Where a template named in the declarations is: under ``root`` (the declarations' folder), symlinks
     resolved. An absolute path, a ``..`` part, or a path (or symlink) leading outside ``root`` is a ValueError:
     the declarations only ever read files of their own folder."""
@@ -296,22 +296,24 @@ class UniqueKeyLoader(yaml.SafeLoader):
 DECLARATIONS_ENV = "ESP_DECLARATIONS"
 
 
-def declarations_path(path: str | Path | None = None) -> Path:
+def declarations_path(path: str | Path | None = None, *, default: str | Path | None = None) -> Path:
     """Which declarations file to read: ``path`` if given, else the file ``ESP_DECLARATIONS`` names (chosen by
-    the deployment, outside the package), else this repository's ``pipelines/syncs.yaml``."""
+    the deployment), else ``default`` (a code location's own file); a ConfigError when none is given."""
     if path:
         return Path(path)
     named = os.environ.get(DECLARATIONS_ENV, "").strip()
     if named:
         return Path(named).expanduser()
-    return PIPELINES_DIR / "syncs.yaml"
+    if default:
+        return Path(default)
+    raise ConfigError(f"no declarations file: set {DECLARATIONS_ENV} to the path of your declarations YAML")
 
 
-def load_declarations(path: str | Path | None = None) -> Declarations:
+def load_declarations(path: str | Path | None = None, *, default: str | Path | None = None) -> Declarations:
     """Parse and validate a declarations file (:func:`declarations_path`): UTF-8 YAML, no key given twice in one
     mapping, then the models' rules; every error is a :class:`ConfigError` naming the file. Campaign templates
     (``html_file``) are read from the file's own folder."""
-    path = declarations_path(path)
+    path = declarations_path(path, default=default)
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:

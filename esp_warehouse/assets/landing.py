@@ -20,7 +20,8 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from assets.failures import TRANSIENT_RETRY, failures_explained
+from esp_warehouse.assets.failures import TRANSIENT_RETRY, failures_explained
+from esp_warehouse.resources.lake import LakeResource
 from espcore.landing.collect import (
     DAILY_LANDERS,
     SNAPSHOT_LANDERS,
@@ -33,7 +34,6 @@ from espcore.landing.schemas import DATASETS
 from espcore.landing.store import read_table
 from espcore.landing.views import ViewsUnavailable, create_lake_views
 from espcore.landing.writer import land
-from resources.lake import LakeResource
 
 LANDING_RETRY = TRANSIENT_RETRY  # transient faults only: every landing body runs under failures_explained()
 # end_offset=1: today's partition exists. A day's campaign_stats file holds every campaign's counters as of that

@@ -1,0 +1,1 @@
+"""Asset factories per family: subscriber syncs, campaign launches, landing, and their checks."""

@@ -1,0 +1,1 @@
+"""One Dagster ``ConfigurableResource`` per provider, plus the warehouse and the lake."""
