@@ -80,6 +80,22 @@ class SyncDecl(BaseModel):
     warn_rejected_pct: float = Field(default=2.0, ge=0, le=100)
     error_rejected_pct: float = Field(default=10.0, ge=0, le=100)
     description: str | None = None
+    deps: list[str] = Field(
+        default_factory=list,
+        description="Upstream asset keys of the sync besides its segment, '/'-separated (e.g. the dbt model that "
+        "builds the segment: analytics/active_customers).",
+    )
+    owners: list[str] = Field(default_factory=list, description="Asset owners: emails or team:<name>.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Asset tags.")
+    group_name: str | None = Field(default=None, description="Asset group; default <provider>_sync.")
+
+    @field_validator("deps")
+    @classmethod
+    def _deps(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not v.strip() or any(not part.strip() for part in v.split("/"))]
+        if bad:
+            raise ValueError(f"asset keys are '/'-separated names, e.g. analytics/customers: not {bad}")
+        return value
 
 
 def _zone(value: str) -> str:

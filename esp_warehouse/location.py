@@ -21,7 +21,7 @@ from esp_warehouse.assets.landing import (
     daily_landing_keys,
     landing_condition,
 )
-from esp_warehouse.assets.subscribers import book_key, build_sync_asset
+from esp_warehouse.assets.subscribers import SyncTranslator, book_key, build_sync_asset
 from esp_warehouse.automation import (
     build_automation_sensor,
     build_campaign_completed_sensor,
@@ -30,6 +30,7 @@ from esp_warehouse.automation import (
     build_segment_change_sensor,
 )
 from esp_warehouse.config import Declarations, SyncDecl
+from esp_warehouse.resources.warehouse import WarehouseResource
 
 
 def segment_key(decl: SyncDecl) -> dg.AssetKey:
@@ -77,9 +78,11 @@ def build_location(
     resources: Mapping[str, object],
     *,
     segment_assets: Sequence[dg.AssetsDefinition] = (),
+    translator: SyncTranslator | None = None,
 ) -> Location:
     """Assemble the definitions. ``segment_assets`` (the demo's) build some segment keys; every other segment
-    is an external asset of the user's warehouse."""
+    is an external asset of the user's warehouse. ``translator`` shapes each sync's asset spec; the sync assets'
+    warehouse kind is the engine of ``resources["warehouse"]``."""
     when = decls.automation
     built = {k for a in segment_assets for k in a.keys}
     segment_keys = {d.name: segment_key(d) for d in decls.syncs}
@@ -88,7 +91,9 @@ def build_location(
         for key in dict.fromkeys(segment_keys.values())
         if key not in built
     ]
-    sync_assets = [build_sync_asset(d, segment_keys[d.name]) for d in decls.syncs]
+    warehouse = resources.get("warehouse")
+    kind = warehouse.engine_kind() if isinstance(warehouse, WarehouseResource) else "duckdb"
+    sync_assets = [build_sync_asset(d, segment_keys[d.name], translator, warehouse_kind=kind) for d in decls.syncs]
     providers = sorted({d.provider for d in decls.syncs} | {c.provider for c in decls.campaigns})
     # the main job lands each provider's snapshots after that provider's syncs and launches
     writes = {
@@ -121,7 +126,8 @@ def build_location(
     provider_jobs = [
         dg.define_asset_job(
             f"{p}_sync_and_land",
-            selection=dg.AssetSelection.groups("warehouse", f"{p}_sync")
+            selection=dg.AssetSelection.groups("warehouse")
+            | dg.AssetSelection.assets(*(book_key(d) for d in decls.syncs if d.provider == p))
             | dg.AssetSelection.checks_for_assets(*(segment_keys[d.name] for d in decls.syncs if d.provider == p))
             | dg.AssetSelection.assets(*snapshot_keys[p]),
             description=f"{p}: its syncs, then its landed snapshots (no campaign launch).",

@@ -64,15 +64,20 @@ SYNC_AUTOMATION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_de
 
 
 class SyncTranslator:
-    """The one override point for how a sync becomes an asset: subclass, call super(), replace attributes."""
+    """The one override point for how a sync becomes an asset: subclass, call super(), replace attributes
+    (``spec.replace_attributes(...)``); pass it to :func:`build_sync_asset` or ``build_location``.
 
-    def get_asset_spec(self, decl: SyncDecl, segment_key: dg.AssetKey) -> dg.AssetSpec:
+    ``warehouse_kind`` is the engine the segment is read from (``duckdb`` or ``postgres``), shown as a kind."""
+
+    def get_asset_spec(self, decl: SyncDecl, segment_key: dg.AssetKey, warehouse_kind: str = "duckdb") -> dg.AssetSpec:
         mapping = json.dumps([sorted(decl.fields.items()), decl.mode, decl.primary_key, decl.book]).encode()
         return dg.AssetSpec(
             key=book_key(decl),
-            deps=[segment_key],
-            kinds={decl.provider, "duckdb"},
-            group_name=f"{decl.provider}_sync",
+            deps=[segment_key, *(dg.AssetKey.from_user_string(d) for d in decl.deps)],
+            kinds={decl.provider, warehouse_kind},
+            group_name=decl.group_name or f"{decl.provider}_sync",
+            owners=list(decl.owners),
+            tags=dict(decl.tags),
             code_version=hashlib.sha256(mapping).hexdigest()[:12],
             description=decl.description
             or f"{decl.mode} of `{decl.source.as_sql()}` into {decl.provider} book '{decl.book}'",
@@ -121,9 +126,13 @@ def pending_check_result(key: dg.AssetKey, pending: int, *, dry_run: bool = Fals
 
 
 def build_sync_asset(
-    decl: SyncDecl, segment_key: dg.AssetKey, translator: SyncTranslator | None = None
+    decl: SyncDecl,
+    segment_key: dg.AssetKey,
+    translator: SyncTranslator | None = None,
+    *,
+    warehouse_kind: str = "duckdb",
 ) -> dg.AssetsDefinition:
-    spec = (translator or SyncTranslator()).get_asset_spec(decl, segment_key)
+    spec = (translator or SyncTranslator()).get_asset_spec(decl, segment_key, warehouse_kind)
     sync_spec = to_spec(decl)
 
     @dg.multi_asset(

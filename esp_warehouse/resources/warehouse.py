@@ -3,7 +3,14 @@
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from espcore.warehouse import DEFAULT_OWN_SCHEMA, BaseWarehouse, Warehouse, check_own_schema, warehouse_from_url
+from espcore.warehouse import (
+    DEFAULT_OWN_SCHEMA,
+    BaseWarehouse,
+    Warehouse,
+    check_own_schema,
+    keyword_dsn_keys,
+    warehouse_from_url,
+)
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -29,6 +36,16 @@ class WarehouseResource(dg.ConfigurableResource):
     )
 
     _warehouse: BaseWarehouse | None = PrivateAttr(default=None)
+
+    def engine_kind(self) -> str:
+        """``postgres`` or ``duckdb``: the engine this resource names, read without connecting (for asset kinds)."""
+        url = self.url
+        if isinstance(url, dg.EnvVar):
+            url = url.get_value()
+        text = (url or "").strip()
+        if text.lower().startswith(("postgresql://", "postgres://")) or keyword_dsn_keys(text) is not None:
+            return "postgres"
+        return "duckdb"
 
     def get_warehouse(self) -> BaseWarehouse:
         if self._warehouse is None:

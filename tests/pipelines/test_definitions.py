@@ -178,3 +178,45 @@ def test_real_credentials_select_the_real_api(monkeypatch):
     for res in (provider_resource("sendpulse"), provider_resource("pakat")):
         assert res.sandbox_state is None
         assert res.target_url().startswith("https://")
+
+
+def test_a_sync_carries_its_lineage_ownership_and_the_warehouse_engine(monkeypatch, tmp_path):
+    """deps (e.g. the dbt model behind the segment), owners, tags and group from the YAML; the kind is the engine
+    the warehouse resource names; the provider's job still holds a sync in a group of its own."""
+    from esp_warehouse import Declarations, build_location, build_resources, providers_in_use
+
+    decls = Declarations.model_validate(
+        {
+            "syncs": [
+                {
+                    "name": "crm_people",
+                    "provider": "pakat",
+                    "book": "CRM people",
+                    "source": {"view": "analytics.active_people"},
+                    "deps": ["dbt/analytics/active_people"],
+                    "owners": ["team:crm", "ana@example.com"],
+                    "tags": {"domain": "crm"},
+                    "group_name": "crm_syncs",
+                }
+            ]
+        }
+    )
+    monkeypatch.setenv("ESP_SANDBOX_DIR", str(tmp_path / "sandbox"))
+    for url, kind in (("postgresql://esp:pw@db.internal:5432/wh", "postgres"), (None, "duckdb")):
+        if url is None:
+            monkeypatch.delenv("ESP_WAREHOUSE_URL", raising=False)
+        else:
+            monkeypatch.setenv("ESP_WAREHOUSE_URL", url)
+        defs = build_location(decls, build_resources(providers_in_use(decls))).defs
+        graph = defs.resolve_asset_graph()
+        key = dg.AssetKey(["pakat", "books", "crm_people"])
+        node = graph.get(key)
+        assert node.kinds == {"pakat", kind}
+        assert node.owners == ["team:crm", "ana@example.com"]
+        assert node.tags.get("domain") == "crm"
+        assert node.group_name == "crm_syncs"
+        assert dg.AssetKey(["dbt", "analytics", "active_people"]) in node.parent_keys
+        assert dg.AssetKey(["warehouse", "analytics__active_people"]) in node.parent_keys
+        assert key in defs.resolve_job_def("pakat_sync_and_land").asset_layer.selected_asset_keys
+    with pytest.raises(ValueError, match="'/'-separated"):
+        Declarations.model_validate({"syncs": [{**decls.syncs[0].model_dump(), "deps": ["a//b"]}]})
