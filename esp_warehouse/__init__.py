@@ -8,6 +8,7 @@ Resources from the environment (real accounts, or sandboxes only when ``ESP_SAND
 :func:`build_resources`.
 """
 
+from esp_warehouse.component import EspWarehouseComponent
 from esp_warehouse.config import ConfigError, Declarations, load_declarations
 from esp_warehouse.environment import MissingCredentialsError, build_resources
 from esp_warehouse.location import Location, build_location, providers_in_use
@@ -20,6 +21,7 @@ from esp_warehouse.resources.warehouse import WarehouseResource
 __all__ = [
     "ConfigError",
     "Declarations",
+    "EspWarehouseComponent",
     "LakeResource",
     "LiteStartupResource",
     "Location",

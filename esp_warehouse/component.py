@@ -1,0 +1,211 @@
+"""``EspWarehouseComponent``: the package as a Dagster Component, configured in a ``defs.yaml``.
+
+The component's attributes hold what a declarations file holds — ``syncs``, ``campaigns``, ``automation`` —
+validated by the very models of :mod:`esp_warehouse.config` (one schema per concept), or name such a file with
+``declarations_file`` (relative to the ``defs.yaml`` folder). Errors say the file, the entry and the field, as
+:func:`esp_warehouse.config.load_declarations` does. Campaign templates (``html_file``) are read from the
+``defs.yaml`` folder.
+
+``sandbox_dir`` puts every provider on its embedded sandbox with the sandbox accounts' state in that folder (the
+explicit configuration a deployment needs for sandboxes). Without it the environment decides exactly as
+:func:`esp_warehouse.environment.build_resources` does: real credentials via ``dg.EnvVar``, or the sandboxes when
+``ESP_SANDBOX_DIR`` is set. The warehouse and the lake always come from the environment (``ESP_WAREHOUSE_URL``,
+``ESP_DATA_DIR``, ``ESP_LAKE_ROOT``): no secret is ever written in ``defs.yaml``.
+
+A ``defs.yaml``::
+
+    type: esp_warehouse.component.EspWarehouseComponent
+    attributes:
+      sandbox_dir: .esp/sandbox
+      syncs:
+        - name: team_people
+          provider: sendpulse
+          book: Team people
+          source: {table: crm.people}
+"""
+
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import dagster as dg
+from pydantic import BaseModel, Field, PlainSerializer, SkipValidation, ValidationError
+
+from esp_warehouse.config import (
+    AutomationDecl,
+    CampaignDecl,
+    ConfigError,
+    Declarations,
+    SyncDecl,
+    _describe,
+    load_declarations,
+)
+from esp_warehouse.environment import (
+    CREDENTIALS,
+    MissingCredentialsError,
+    _sandbox_resource,
+    build_resources,
+    credentials_present,
+    lake_resource,
+    warehouse_resource,
+)
+from esp_warehouse.location import build_location, providers_in_use
+
+
+def _as_given(context: dg.ResolutionContext, value: Any) -> Any:
+    """The YAML value as written, plain data: not rendered as a Dagster template (a campaign's subject or body may
+    hold the provider's own ``{{ variable }}`` placeholders); the declarations models validate it when the
+    definitions are built, where the ``defs.yaml`` folder is known (campaign templates are read from there) and
+    the errors can name the entry."""
+    return value
+
+
+# In the YAML the attribute's JSON schema is the model's own (for editors and `dg check yaml`); its values pass
+# through unvalidated until build_defs validates them with the same model and the folder as context.
+def _declared(model: Any, description: str) -> dg.Resolver:
+    as_given: Any = Annotated[model, PlainSerializer(_unchanged, return_type=Any), SkipValidation]
+    return dg.Resolver(_as_given, model_field_type=as_given, description=description)
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+InlineSyncs = Annotated[
+    list[Any], _declared(list[SyncDecl], "Syncs, as in a declarations file (esp_warehouse.config.SyncDecl).")
+]
+InlineCampaigns = Annotated[
+    list[Any],
+    _declared(
+        list[CampaignDecl],
+        "Campaigns, as in a declarations file (esp_warehouse.config.CampaignDecl); html_file is relative to the "
+        "defs.yaml folder.",
+    ),
+]
+InlineAutomation = Annotated[
+    Any, _declared(AutomationDecl, "Schedules' cron strings and time zone (esp_warehouse.config.AutomationDecl).")
+]
+
+
+class EspWarehouseScaffolder(dg.Scaffolder):
+    """``dg scaffold defs esp_warehouse.component.EspWarehouseComponent <name>``: a commented ``defs.yaml`` that
+    loads as it is (one example sync, on the sandboxes)."""
+
+    def scaffold(self, request: dg.ScaffoldRequest) -> None:
+        request.target_path.mkdir(parents=True, exist_ok=True)
+        (request.target_path / "defs.yaml").write_text(scaffold_yaml(request.type_name), encoding="utf-8")
+
+
+def scaffold_yaml(type_name: str) -> str:
+    """The scaffolded ``defs.yaml`` of :class:`EspWarehouseComponent`."""
+    return textwrap.dedent(f"""\
+        # esp-warehouse: sync warehouse segments into email service provider books, launch campaigns and land
+        # the providers' data in the lake. The attributes hold what a declarations file holds (syncs, campaigns,
+        # automation); or replace them with `declarations_file: esp.yaml` (relative to this folder).
+        type: {type_name}
+
+        attributes:
+          # Every provider runs on its embedded sandbox, with the sandbox accounts' state in this folder
+          # (relative to the project root, or absolute), so this loads and runs before any account exists.
+          # Remove sandbox_dir once real credentials are set in the environment (SENDPULSE_CLIENT_ID and
+          # SENDPULSE_CLIENT_SECRET, PAKAT_API_KEY, LITESTARTUP_API_KEY): with both, the load fails rather than
+          # mixing a real account with an emulator.
+          # The warehouse is ESP_WAREHOUSE_URL (e.g. postgresql://… or duckdb:///path/to/file.duckdb), else
+          # warehouse.duckdb in ESP_DATA_DIR; never write a secret in this file.
+          sandbox_dir: .esp/sandbox
+
+          syncs:
+            # One book at the provider, kept equal to one warehouse segment (a table, a view, or one SELECT).
+            - name: example_people
+              provider: sendpulse  # sendpulse, pakat or litestartup
+              book: Example people  # the provider's address book (list), created when missing
+              source: {{table: people}}  # or {{view: crm.people}}, or {{sql: "SELECT email, name FROM …"}}
+              primary_key: email
+              fields: {{name: name}}  # provider variable: warehouse column
+              mode: upsert  # insert, update, upsert or mirror
+
+          # campaigns:
+          #   - name: welcome
+          #     provider: sendpulse
+          #     sync: example_people
+          #     subject: Welcome
+          #     sender_name: Team
+          #     sender_email: team@example.com
+          #     html_file: welcome.html.j2  # relative to this folder
+          #     schedule: "0 9 * * 1"
+
+          # automation: {{main_cron: "0 6 * * *", landing_cron: "15 5 * * *", timezone: UTC}}
+        """)
+
+
+@dg.scaffold_with(EspWarehouseScaffolder)
+class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
+    """Syncs, campaign launches and landing of esp-warehouse, declared in ``defs.yaml``."""
+
+    declarations_file: str | None = Field(
+        default=None,
+        description="A declarations file (syncs, campaigns, automation), relative to the defs.yaml folder; "
+        "instead of the inline attributes.",
+    )
+    syncs: InlineSyncs = Field(default_factory=list)
+    campaigns: InlineCampaigns = Field(default_factory=list)
+    automation: InlineAutomation = None
+    sandbox_dir: str | None = Field(
+        default=None,
+        description="Run every provider on its embedded sandbox, with state in this folder (relative to the "
+        "project root, or absolute). Unset: real credentials from the environment, or ESP_SANDBOX_DIR.",
+    )
+
+    def declarations(self, folder: Path) -> Declarations:
+        """The validated declarations; ``folder`` is the ``defs.yaml`` folder (templates, ``declarations_file``)."""
+        source = folder / "defs.yaml"
+        if self.declarations_file is not None:
+            given = [n for n in ("syncs", "campaigns", "automation") if getattr(self, n)]
+            if given:
+                raise ConfigError(f"{source}: give declarations_file or the inline {', '.join(given)}, not both")
+            path = Path(self.declarations_file)
+            return load_declarations(path if path.is_absolute() else folder / path)
+        data: dict[str, Any] = {"syncs": _plain(self.syncs), "campaigns": _plain(self.campaigns)}
+        if self.automation is not None:
+            data["automation"] = _plain(self.automation)
+        try:
+            return Declarations.model_validate(data, context={"root": folder.resolve()})
+        except ValidationError as exc:
+            raise ConfigError(f"{source}: {_describe(exc, data)}") from None
+
+    def resources(self, decls: Declarations, project_root: Path) -> dict[str, object]:
+        """The providers in use on their sandboxes when ``sandbox_dir`` is set, else as the environment says."""
+        used = providers_in_use(decls)
+        if self.sandbox_dir is None:
+            return build_resources(used)
+        folder = Path(self.sandbox_dir).expanduser()
+        folder = (folder if folder.is_absolute() else project_root / folder).resolve()
+        resources: dict[str, object] = {}
+        for provider in used:
+            if credentials_present(provider):
+                raise MissingCredentialsError(
+                    f"{provider}: sandbox_dir in defs.yaml asks for the sandboxes but "
+                    f"{' and '.join(CREDENTIALS[provider])} are set too; remove one of them (a deployment never "
+                    "mixes a real account with an emulator)",
+                    provider=provider,
+                )
+            resources[provider] = _sandbox_resource(provider, folder)
+        resources["warehouse"] = warehouse_resource()
+        resources["lake"] = lake_resource()
+        return resources
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        decls = self.declarations(context.path)
+        return build_location(decls, self.resources(decls, context.project_root)).defs
+
+
+def _plain(value: Any) -> Any:
+    """Models given from Python back to plain data, so that one validation (with the folder) covers both."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(exclude_unset=True)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

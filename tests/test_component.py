@@ -1,0 +1,219 @@
+"""``EspWarehouseComponent``: the declarations in a ``defs.yaml``, loaded as Dagster loads a defs folder; listed and
+scaffolded by ``dg``; a scaffolded project passes ``dg check defs`` as it is."""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster.components.testing import DefsFolderSandbox, create_defs_folder_sandbox
+
+from esp_warehouse import EspWarehouseComponent
+
+ROOT = Path(__file__).resolve().parents[1]
+DG = str(Path(sys.executable).parent / "dg")
+TYPE = "esp_warehouse.component.EspWarehouseComponent"
+
+# Dagster 1.13 reads every defs.yaml with pydantic's deprecated `parse_obj_as` (its own code, not ours)
+pytestmark = pytest.mark.filterwarnings("ignore:`parse_obj_as` is deprecated:DeprecationWarning")
+
+DEFS_YAML = f"""\
+type: {TYPE}
+attributes:
+  sandbox_dir: {{sandbox}}
+  syncs:
+    - name: team_people
+      provider: sendpulse
+      book: Team people
+      source: {{{{table: crm.people}}}}
+      fields: {{{{first_name: first_name}}}}
+  campaigns:
+    - name: welcome
+      provider: sendpulse
+      sync: team_people
+      subject: Welcome {{{{{{{{ first_name }}}}}}}}  # the provider's placeholder, kept as written
+      sender_name: Team
+      sender_email: team@example.com
+      html_file: mail/welcome.html  # beside defs.yaml, whatever the working directory
+      send_at: "2030-01-01T09:00:00"
+  automation: {{{{main_cron: "0 7 * * *"}}}}
+"""
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A DuckDB warehouse holding the team's table, named by ESP_WAREHOUSE_URL; no ESP_SANDBOX_DIR."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE SCHEMA crm")
+        con.execute("CREATE TABLE crm.people (email VARCHAR, first_name VARCHAR)")
+        con.execute("INSERT INTO crm.people VALUES ('ann@example.com', 'Ann'), ('bob@example.com', 'Bob')")
+    monkeypatch.delenv("ESP_SANDBOX_DIR", raising=False)  # the component's sandbox_dir alone decides
+    monkeypatch.setenv("ESP_WAREHOUSE_URL", f"duckdb:///{warehouse}")
+    monkeypatch.setenv("ESP_DATA_DIR", str(tmp_path / "data"))
+    return warehouse
+
+
+@pytest.fixture
+def sandbox() -> Iterator[DefsFolderSandbox]:
+    with create_defs_folder_sandbox() as box:
+        yield box
+
+
+def write_component(box: DefsFolderSandbox, text: str, name: str = "esp") -> Path:
+    folder = box.defs_folder_path / name
+    (folder / "mail").mkdir(parents=True)
+    (folder / "mail" / "welcome.html").write_text("<p>Hello {{ first_name }}</p>", encoding="utf-8")
+    (folder / "defs.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_inline_declarations_load_and_a_sync_runs_on_the_sandbox_of_sandbox_dir(
+    env: Path, sandbox: DefsFolderSandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "sandbox_state"
+    folder = write_component(sandbox, DEFS_YAML.format(sandbox=state))
+    with sandbox.load_component_and_build_defs(defs_path=folder) as (component, defs):
+        assert isinstance(component, EspWarehouseComponent)
+        keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
+        assert {"warehouse/crm__people", "sendpulse/books/team_people", "lake/sendpulse/book_members"} <= keys
+        assert any(k.startswith("sendpulse/campaigns/welcome") for k in keys), keys
+        decls = component.declarations(folder)
+        assert decls.automation.main_cron == "0 7 * * *"
+        assert decls.campaigns[0].subject == "Welcome {{ first_name }}"
+
+        job = defs.resolve_implicit_global_asset_job_def()
+        with dg.instance_for_test() as instance:
+            result = job.execute_in_process(
+                instance=instance, asset_selection=[dg.AssetKey(["sendpulse", "books", "team_people"])]
+            )
+        assert result.success
+    assert (state / "sendpulse.json").is_file()  # the sandbox account's state is where defs.yaml says
+    with duckdb.connect(str(env), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM esp.sync_state WHERE status = 'synced'").fetchone() == (2,)
+
+
+def test_sandbox_dir_with_real_credentials_in_the_environment_refuses_to_load(
+    env: Path, sandbox: DefsFolderSandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SENDPULSE_CLIENT_ID", "id")
+    monkeypatch.setenv("SENDPULSE_CLIENT_SECRET", "secret")
+    folder = write_component(sandbox, DEFS_YAML.format(sandbox=tmp_path / "s"))
+    with pytest.raises(Exception, match=BUILD_ERROR) as caught, sandbox.load_component_and_build_defs(folder):
+        pass
+    assert "sandbox_dir in defs.yaml asks for the sandboxes but SENDPULSE_CLIENT_ID" in chain(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("mistake", "expected"),
+    [
+        ("      colour: red\n", "syncs[0] (team_people) field colour: Extra inputs are not permitted"),
+        ("      mode: mirrors\n", "syncs[0] (team_people) field mode: Input should be 'insert'"),
+    ],
+    ids=["unknown field", "bad mode"],
+)
+def test_a_yaml_mistake_names_the_file_the_entry_and_the_field(
+    env: Path, sandbox: DefsFolderSandbox, tmp_path: Path, mistake: str, expected: str
+) -> None:
+    text = DEFS_YAML.format(sandbox=tmp_path / "s").replace(
+        "      fields: {first_name: first_name}\n", f"      fields: {{first_name: first_name}}\n{mistake}"
+    )
+    folder = write_component(sandbox, text)
+    with pytest.raises(Exception, match=BUILD_ERROR) as caught, sandbox.load_component_and_build_defs(folder):
+        pass
+    message = chain(caught.value)
+    assert f"{folder / 'defs.yaml'}: {expected}" in message, message
+
+
+def test_declarations_file_is_read_relative_to_the_defs_yaml_folder(
+    env: Path, sandbox: DefsFolderSandbox, tmp_path: Path
+) -> None:
+    folder = sandbox.defs_folder_path / "esp"
+    folder.mkdir()
+    (folder / "esp.yaml").write_text(
+        "syncs:\n  - {name: a, provider: pakat, book: A, source: {table: crm.people}}\n", encoding="utf-8"
+    )
+    (folder / "defs.yaml").write_text(
+        f"type: {TYPE}\nattributes:\n  declarations_file: esp.yaml\n  sandbox_dir: {tmp_path / 's'}\n",
+        encoding="utf-8",
+    )
+    with sandbox.load_component_and_build_defs(defs_path=folder) as (_, defs):
+        assert dg.AssetKey(["pakat", "books", "a"]) in set(defs.resolve_all_asset_keys())
+
+
+BUILD_ERROR = "Error while building definitions"
+
+
+def chain(exc: BaseException | None) -> str:
+    """Every message of an exception and its causes (Dagster wraps a component's error in its own, which names
+    the defs.yaml in the tree of the defs folder)."""
+    parts = []
+    while exc is not None:
+        parts.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    return "\n".join(parts)
+
+
+def dg_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESP_", "SENDPULSE_", "PAKAT_", "LITESTARTUP_"))}
+    env.update({"ESP_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(tmp_path), "COLUMNS": "200"})
+    return env
+
+
+def run_dg(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    proc = subprocess.run([DG, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"dg {' '.join(args)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_dg_lists_the_component(tmp_path: Path) -> None:
+    assert TYPE in run_dg(["list", "components", "--json"], ROOT, dg_env(tmp_path))
+
+
+PROJECT = """\
+[project]
+name = "team-project"
+version = "0.0.1"
+
+[tool.dg]
+directory_type = "project"
+
+[tool.dg.project]
+root_module = "team_project"
+"""
+
+DEFINITIONS = """\
+from pathlib import Path
+
+import dagster as dg
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+"""
+
+
+@pytest.mark.slow
+def test_a_scaffolded_defs_yaml_passes_dg_check_defs_as_it_is(tmp_path: Path) -> None:
+    project = tmp_path / "team_project"
+    (project / "team_project" / "defs").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(PROJECT, encoding="utf-8")
+    (project / "team_project" / "__init__.py").write_text("", encoding="utf-8")
+    (project / "team_project" / "defs" / "__init__.py").write_text("", encoding="utf-8")
+    (project / "team_project" / "definitions.py").write_text(DEFINITIONS, encoding="utf-8")
+    env = dg_env(tmp_path)
+
+    run_dg(["scaffold", "defs", TYPE, "esp"], project, env)
+    text = (project / "team_project" / "defs" / "esp" / "defs.yaml").read_text(encoding="utf-8")
+    assert f"type: {TYPE}" in text
+    assert "sandbox_dir: .esp/sandbox" in text
+    assert "# Remove sandbox_dir once real credentials are set" in text
+
+    out = run_dg(["check", "defs"], project, env)
+    assert "All definitions loaded successfully" in out
