@@ -75,6 +75,16 @@ class SyncDecl(BaseModel):
     mode: Literal["insert", "update", "upsert", "mirror"] = "upsert"
     delete_behavior: Literal["none", "remove", "unsubscribe"] | None = None
     max_remove_pct: float = Field(default=10.0, ge=0, le=100)
+    required_fields: tuple[str, ...] = Field(
+        default=(), description="Mapped provider fields that must not be empty: a row without one is rejected."
+    )
+    abort_rejected_pct: float = Field(
+        default=50.0, ge=0, le=100, description="Stop the run when the provider rejects more than this share."
+    )
+    max_value_length: int = Field(default=1000, gt=0, description="Longest value sent; a longer one is rejected.")
+    refresh_suppressions: bool = Field(
+        default=True, description="Read the provider's blacklist and unsubscribes before planning."
+    )
     max_invalid_pct: float = Field(default=5.0, ge=0, le=100)
     max_duplicate_pct: float = Field(default=5.0, ge=0, le=100)
     warn_rejected_pct: float = Field(default=2.0, ge=0, le=100)

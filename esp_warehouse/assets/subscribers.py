@@ -5,6 +5,7 @@ The asset is thin: planning, batching, state and HTTP live in ``espcore.sync``. 
 materialization always means "the provider has this data".
 """
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -41,17 +42,10 @@ def slug(text: str) -> str:
 
 
 def to_spec(decl: SyncDecl) -> SyncSpec:
-    return SyncSpec(
-        name=decl.name,
-        provider=decl.provider,
-        book=decl.book,
-        source_sql=decl.source.as_sql(),
-        primary_key=decl.primary_key,
-        fields=dict(decl.fields),
-        mode=decl.mode,
-        delete_behavior=decl.delete_behavior,
-        max_remove_pct=decl.max_remove_pct,
-    )
+    """The core's spec of a declared sync: every field of :class:`SyncSpec` is one of the declaration's (the
+    segment, declared as table, view or sql, becomes ``source_sql``)."""
+    values = {f.name: getattr(decl, f.name) for f in dataclasses.fields(SyncSpec) if f.name != "source_sql"}
+    return SyncSpec(source_sql=decl.source.as_sql(), **values)
 
 
 def book_key(decl: SyncDecl) -> dg.AssetKey:

@@ -185,3 +185,34 @@ def test_balance_landing_per_provider(tmp_path, provider):
     assert len(rows(f"SELECT * FROM read_parquet('{md['path']}')")) == 1
     if provider == "litestartup":
         assert md["amount"] == "not exposed"
+
+
+def test_every_core_setting_of_a_sync_can_be_declared():
+    """The declaration is the core's spec plus the segment: no field of SyncSpec is left out or copied by hand."""
+    import dataclasses
+
+    from esp_warehouse.assets.subscribers import to_spec
+    from esp_warehouse.config import SyncDecl
+    from espcore.sync.spec import SyncSpec
+
+    missing = [
+        f.name for f in dataclasses.fields(SyncSpec) if f.name != "source_sql" and f.name not in SyncDecl.model_fields
+    ]
+    assert missing == []
+    decl = Declarations.model_validate(
+        {
+            "syncs": [
+                {
+                    **DECLS.syncs[0].model_dump(exclude_none=True),
+                    "required_fields": ["first_name"],
+                    "abort_rejected_pct": 20,
+                    "max_value_length": 64,
+                    "refresh_suppressions": False,
+                }
+            ]
+        }
+    ).syncs[0]
+    spec = to_spec(decl)
+    assert (spec.required_fields, spec.abort_rejected_pct, spec.max_value_length) == (("first_name",), 20, 64)
+    assert spec.refresh_suppressions is False
+    assert spec.source_sql == 'SELECT * FROM "segment_active_eu"'
