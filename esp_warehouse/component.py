@@ -38,16 +38,16 @@ from esp_warehouse.config import (
     ConfigError,
     Declarations,
     SyncDecl,
-    _describe,
+    describe_validation_error,
     load_declarations,
 )
 from esp_warehouse.environment import (
     CREDENTIALS,
     MissingCredentialsError,
-    _sandbox_resource,
     build_resources,
     credentials_present,
     lake_resource,
+    sandbox_resource,
     warehouse_resource,
 )
 from esp_warehouse.location import build_location, providers_in_use
@@ -172,7 +172,7 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
         try:
             return Declarations.model_validate(data, context={"root": folder.resolve()})
         except ValidationError as exc:
-            raise ConfigError(f"{source}: {_describe(exc, data)}") from None
+            raise ConfigError(f"{source}: {describe_validation_error(exc, data)}") from None
 
     def resources(self, decls: Declarations, project_root: Path) -> dict[str, object]:
         """The providers in use on their sandboxes when ``sandbox_dir`` is set, else as the environment says."""
@@ -190,7 +190,7 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
                     "mixes a real account with an emulator)",
                     provider=provider,
                 )
-            resources[provider] = _sandbox_resource(provider, folder)
+            resources[provider] = sandbox_resource(provider, folder)
         resources["warehouse"] = warehouse_resource()
         resources["lake"] = lake_resource()
         return resources

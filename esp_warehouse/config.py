@@ -273,7 +273,9 @@ class Declarations(BaseModel):
         return next(s for s in self.syncs if s.name == name)
 
 
-def _describe(err: ValidationError, data: Any) -> str:
+def describe_validation_error(err: ValidationError, data: Any) -> str:
+    """A validation error of the declarations as one line per problem: the entry (``syncs[0] (name)``) and the
+    field, then the reason."""
     lines = []
     for e in err.errors():
         loc = list(e["loc"])
@@ -361,4 +363,4 @@ def load_declarations(path: str | Path | None = None, *, default: str | Path | N
     try:
         return Declarations.model_validate(data, context={"root": path.resolve().parent})
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_describe(exc, data)}") from None
+        raise ConfigError(f"{path}: {describe_validation_error(exc, data)}") from None

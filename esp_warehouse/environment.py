@@ -65,7 +65,8 @@ def credentials_present(provider: str) -> bool:
     return bool(present)
 
 
-def _sandbox_resource(provider: str, folder: Path) -> SendPulseResource | PakatResource | LiteStartupResource:
+def sandbox_resource(provider: str, folder: Path) -> SendPulseResource | PakatResource | LiteStartupResource:
+    """A provider's resource on its embedded sandbox, with the sandbox account's state in ``folder``."""
     # imported here: production code never loads the emulators unless the configuration asks for them
     from espcore.sandbox.litestartup import DEMO_API_KEY as LITESTARTUP_DEMO_KEY
     from espcore.sandbox.pakat import DEMO_API_KEY as PAKAT_DEMO_KEY
@@ -103,7 +104,7 @@ def provider_resource(
                 "(a deployment never mixes a real account with an emulator)",
                 provider=provider,
             )
-        return _sandbox_resource(provider, folder)
+        return sandbox_resource(provider, folder)
     if real:
         return _real_resource(provider)
     users = ", ".join(used_by)

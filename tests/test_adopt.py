@@ -1,6 +1,10 @@
-"""Adopting the package as a user would: build the wheel, install it into a fresh virtual environment outside the
-repository, write a minimal project of one declarations file and one definitions module on the library's public
-surface, and materialise a sync and the landing snapshots against a sandbox, with Dagster's own command line."""
+"""Adopting the package as a user would: build the wheel and install it into a fresh virtual environment outside the
+repository, then both ways a team adopts it, with Dagster's own command lines:
+
+* a minimal ``dg`` project: ``dg list components`` shows the component, ``dg scaffold defs`` writes its
+  ``defs.yaml``, ``dg check defs`` passes, and the scaffolded sync materialises against a sandbox;
+* a declarations file plus a three-line definitions module on the library's public surface: a sync and the
+  landing snapshots materialise against a sandbox."""
 
 import os
 import shutil
@@ -45,6 +49,64 @@ def uv() -> str:
     return found
 
 
+PYPROJECT = """\
+[project]
+name = "team-dg-project"
+version = "0.0.1"
+
+[tool.dg]
+directory_type = "project"
+
+[tool.dg.project]
+root_module = "team_dg_project"
+"""
+
+DG_DEFINITIONS = """\
+from pathlib import Path
+
+import dagster as dg
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+"""
+
+TYPE = "esp_warehouse.component.EspWarehouseComponent"
+
+
+def component_project(venv: Path, project: Path, warehouse: Path, env: dict[str, str]) -> None:
+    """A dg project in the fresh environment: list, scaffold, check, then materialise the scaffolded sync."""
+    package = project / "team_dg_project"
+    (package / "defs").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "defs" / "__init__.py").write_text("", encoding="utf-8")
+    (package / "definitions.py").write_text(DG_DEFINITIONS, encoding="utf-8")
+    here = {**env, "PYTHONPATH": str(project)}
+    here.pop("ESP_SANDBOX_DIR")  # the scaffolded defs.yaml says sandbox_dir itself
+    dg_cli = str(venv / "bin" / "dg")
+    assert TYPE in run([dg_cli, "list", "components"], cwd=project, env=here).stdout
+    run([dg_cli, "scaffold", "defs", TYPE, "esp"], cwd=project, env=here)
+    assert "sandbox_dir:" in (package / "defs" / "esp" / "defs.yaml").read_text(encoding="utf-8")
+    run([dg_cli, "check", "defs"], cwd=project, env=here)
+    dagster = str(venv / "bin" / "dagster")
+    run(
+        [
+            dagster,
+            "asset",
+            "materialize",
+            "-m",
+            "team_dg_project.definitions",
+            "--select",
+            "sendpulse/books/example_people",
+        ],
+        cwd=project,
+        env=here,
+    )
+    assert (project / ".esp" / "sandbox").is_dir()  # the sandbox state went where defs.yaml said
+
+
 def test_the_wheel_installs_alone_and_runs_a_sync_and_a_landing_in_a_fresh_project(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     run([uv(), "build", "--wheel", "--out-dir", str(dist), str(ROOT)])
@@ -67,6 +129,8 @@ def test_the_wheel_installs_alone_and_runs_a_sync_and_a_landing_in_a_fresh_proje
         con.execute("CREATE SCHEMA crm")
         con.execute("CREATE TABLE crm.people (email VARCHAR, first_name VARCHAR)")
         con.execute("INSERT INTO crm.people VALUES ('ann@example.com', 'Ann'), ('bob@example.com', 'Bob')")
+        con.execute("CREATE TABLE people (email VARCHAR, name VARCHAR)")  # what the scaffolded example reads
+        con.execute("INSERT INTO people VALUES ('cid@example.com', 'Cid')")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ESP_", "SENDPULSE_", "PAKAT_", "LITESTARTUP_"))}
     env.update(
         {
@@ -80,6 +144,8 @@ def test_the_wheel_installs_alone_and_runs_a_sync_and_a_landing_in_a_fresh_proje
     )
     (project / "dagster_home").mkdir()
     dagster = str(venv / "bin" / "dagster")
+    component_project(venv, project / "dg_project", warehouse, env)
+
     listing = run([dagster, "asset", "list", "-f", "definitions.py"], cwd=project, env=env).stdout
     assert "sendpulse/books/team_people" in listing
     snapshots = ",".join(f"lake/sendpulse/{d}" for d in ("balances", "campaigns", "blacklist", "book_members"))
@@ -89,7 +155,7 @@ def test_the_wheel_installs_alone_and_runs_a_sync_and_a_landing_in_a_fresh_proje
     with duckdb.connect(str(warehouse), read_only=True) as con:
         synced = con.execute("SELECT count(*) FROM esp.sync_state WHERE status = 'synced'").fetchone()
         people = con.execute("SELECT count(*) FROM crm.people").fetchone()
-    assert synced == (2,)
+    assert synced == (3,)  # the component's example sync (1) and the definitions module's (2)
     assert people == (2,)  # the team's table untouched
     landed = list((project / "data" / "lake").glob("dataset=book_members/provider=sendpulse/date=*/*.parquet"))
     assert len(landed) == 1
