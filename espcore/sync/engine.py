@@ -41,7 +41,7 @@ import pyarrow as pa
 from espcore.errors import EspError
 from espcore.providers.base import EspProvider, MemberInput, RowResult
 from espcore.sync.errors import MassRemoveError, SyncError
-from espcore.sync.locks import LOCK_GRACE_S, LOCK_HEARTBEAT_S, LOCK_STALE_S, BookLock, book_lock
+from espcore.sync.locks import LOCK_GRACE_S, LOCK_HEARTBEAT_S, LOCK_STALE_S, BookLock, LockRequest, book_lock
 from espcore.sync.result import SyncResult
 from espcore.sync.source import check_segment_sql
 from espcore.sync.spec import SyncOptions, SyncSpec
@@ -123,10 +123,11 @@ class SyncEngine:
                 check_segment_sql(con, spec.source_sql)
             if not opts.dry_run:
                 # before the book is looked up or created: two first runs must not both create it
-                candidate = book_lock(
-                    self.wh, provider=spec.provider, book=spec.book, sync_name=spec.name, run_id=self.run_id,
+                request = LockRequest(
+                    spec.provider, spec.book, spec.name, self.run_id,
                     heartbeat_s=self.lock_heartbeat_s, stale_s=self.lock_stale_s, grace_s=self.lock_grace_s,
                 )  # fmt: skip
+                candidate = book_lock(self.wh, request)
                 candidate.acquire()
                 self._lock = lock = candidate
             book = self.provider.find_book(spec.book) if opts.dry_run else self.provider.ensure_book(spec.book)

@@ -27,6 +27,7 @@ __all__ = [
     "AdvisoryBookLock",
     "BookLock",
     "LockHolder",
+    "LockRequest",
     "RowBookLock",
     "advisory_lock_key",
     "book_lock",
@@ -186,27 +187,34 @@ class _LockLost(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class LockRequest:
+    """Which run wants which book, and the lock's timings: ``heartbeat_s`` (how often the holder refreshes its
+    row), ``stale_s`` (after how long without a refresh a holder that cannot be checked directly is presumed
+    dead), ``grace_s`` (how long a PostgreSQL lock held by another session is retried: a killed holder's session
+    teardown)."""
+
+    provider: str
+    book: str
+    sync_name: str
+    run_id: str
+    heartbeat_s: float = LOCK_HEARTBEAT_S
+    stale_s: float = LOCK_STALE_S
+    grace_s: float = LOCK_GRACE_S
+
+
 class BookLock(ABC):
     """One run's hold on one book, keyed by (provider, book name)."""
 
-    def __init__(
-        self,
-        wh: BaseWarehouse,
-        *,
-        provider: str,
-        book: str,
-        sync_name: str,
-        run_id: str,
-        heartbeat_s: float = LOCK_HEARTBEAT_S,
-        stale_s: float = LOCK_STALE_S,
-    ) -> None:
+    def __init__(self, wh: BaseWarehouse, request: LockRequest) -> None:
         self.wh = wh
-        self.provider = provider
-        self.book = book
-        self.sync_name = sync_name
-        self.run_id = run_id
-        self.heartbeat_s = heartbeat_s
-        self.stale_s = stale_s
+        self.request = request
+        self.provider = request.provider
+        self.book = request.book
+        self.sync_name = request.sync_name
+        self.run_id = request.run_id
+        self.heartbeat_s = request.heartbeat_s
+        self.stale_s = request.stale_s
         self._heartbeat: _Heartbeat | None = None
 
     @abstractmethod
@@ -304,26 +312,8 @@ class RowBookLock(BookLock):
     process only ever reads a lock row once its holder has let go of the file: finished (the row is gone) or
     dead. The heartbeat matters for holders on another host (a shared file), whose process cannot be checked."""
 
-    def __init__(
-        self,
-        wh: BaseWarehouse,
-        *,
-        provider: str,
-        book: str,
-        sync_name: str,
-        run_id: str,
-        heartbeat_s: float = LOCK_HEARTBEAT_S,
-        stale_s: float = LOCK_STALE_S,
-    ) -> None:
-        super().__init__(
-            wh,
-            provider=provider,
-            book=book,
-            sync_name=sync_name,
-            run_id=run_id,
-            heartbeat_s=heartbeat_s,
-            stale_s=stale_s,
-        )
+    def __init__(self, wh: BaseWarehouse, request: LockRequest) -> None:
+        super().__init__(wh, request)
         self._scope = self._file_scope(self.wh)
         self._key = (self._scope, self.provider, self.book, self.run_id)
 
@@ -390,30 +380,11 @@ class AdvisoryBookLock(BookLock):
     whole run. The server releases it when that connection drops, so a killed run frees the book at once. The
     ``sync_lock`` row only names the holder for the error message."""
 
-    def __init__(
-        self,
-        wh: PostgresWarehouse,
-        *,
-        provider: str,
-        book: str,
-        sync_name: str,
-        run_id: str,
-        heartbeat_s: float = LOCK_HEARTBEAT_S,
-        stale_s: float = LOCK_STALE_S,
-        grace_s: float = LOCK_GRACE_S,
-    ) -> None:
-        super().__init__(
-            wh,
-            provider=provider,
-            book=book,
-            sync_name=sync_name,
-            run_id=run_id,
-            heartbeat_s=heartbeat_s,
-            stale_s=stale_s,
-        )
+    def __init__(self, wh: PostgresWarehouse, request: LockRequest) -> None:
+        super().__init__(wh, request)
         self.pg = wh
         self.key = advisory_lock_key(wh, self.provider, self.book)
-        self.grace_s = grace_s
+        self.grace_s = request.grace_s
         self._stack = ExitStack()
         self._con: PostgresConnection | None = None
 
@@ -491,23 +462,8 @@ class AdvisoryBookLock(BookLock):
             self._stack.close()  # closing the connection releases the lock in any case
 
 
-def book_lock(
-    wh: BaseWarehouse,
-    *,
-    provider: str,
-    book: str,
-    sync_name: str,
-    run_id: str,
-    heartbeat_s: float = LOCK_HEARTBEAT_S,
-    stale_s: float = LOCK_STALE_S,
-    grace_s: float = LOCK_GRACE_S,
-) -> BookLock:
+def book_lock(wh: BaseWarehouse, request: LockRequest) -> BookLock:
     """The lock of one book for one run: an advisory lock on PostgreSQL, a ``sync_lock`` row elsewhere."""
     if isinstance(wh, PostgresWarehouse):
-        return AdvisoryBookLock(
-            wh, provider=provider, book=book, sync_name=sync_name, run_id=run_id, heartbeat_s=heartbeat_s,
-            stale_s=stale_s, grace_s=grace_s,
-        )  # fmt: skip
-    return RowBookLock(
-        wh, provider=provider, book=book, sync_name=sync_name, run_id=run_id, heartbeat_s=heartbeat_s, stale_s=stale_s
-    )
+        return AdvisoryBookLock(wh, request)
+    return RowBookLock(wh, request)
