@@ -16,6 +16,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.test_component import DEFINITIONS as DG_DEFINITIONS
+from tests.test_component import PROJECT as DG_PYPROJECT
+from tests.test_component import TYPE
+
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -49,37 +53,11 @@ def uv() -> str:
     return found
 
 
-PYPROJECT = """\
-[project]
-name = "team-dg-project"
-version = "0.0.1"
-
-[tool.dg]
-directory_type = "project"
-
-[tool.dg.project]
-root_module = "team_dg_project"
-"""
-
-DG_DEFINITIONS = """\
-from pathlib import Path
-
-import dagster as dg
-
-
-@dg.definitions
-def defs() -> dg.Definitions:
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
-"""
-
-TYPE = "esp_warehouse.component.EspWarehouseComponent"
-
-
 def component_project(venv: Path, project: Path, warehouse: Path, env: dict[str, str]) -> None:
     """A dg project in the fresh environment: list, scaffold, check, then materialise the scaffolded sync."""
-    package = project / "team_dg_project"
+    package = project / "team_project"
     (package / "defs").mkdir(parents=True)
-    (project / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
+    (project / "pyproject.toml").write_text(DG_PYPROJECT, encoding="utf-8")
     (package / "__init__.py").write_text("", encoding="utf-8")
     (package / "defs" / "__init__.py").write_text("", encoding="utf-8")
     (package / "definitions.py").write_text(DG_DEFINITIONS, encoding="utf-8")
@@ -97,7 +75,7 @@ def component_project(venv: Path, project: Path, warehouse: Path, env: dict[str,
             "asset",
             "materialize",
             "-m",
-            "team_dg_project.definitions",
+            "team_project.definitions",
             "--select",
             "sendpulse/books/example_people",
         ],
