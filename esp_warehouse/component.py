@@ -42,13 +42,7 @@ from esp_warehouse.config import (
     load_declarations,
 )
 from esp_warehouse.environment import (
-    CREDENTIALS,
-    MissingCredentialsError,
     build_resources,
-    credentials_present,
-    lake_resource,
-    sandbox_resource,
-    warehouse_resource,
 )
 from esp_warehouse.location import build_location, providers_in_use
 
@@ -181,19 +175,7 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
             return build_resources(used)
         folder = Path(self.sandbox_dir).expanduser()
         folder = (folder if folder.is_absolute() else project_root / folder).resolve()
-        resources: dict[str, object] = {}
-        for provider in used:
-            if credentials_present(provider):
-                raise MissingCredentialsError(
-                    f"{provider}: sandbox_dir in defs.yaml asks for the sandboxes but "
-                    f"{' and '.join(CREDENTIALS[provider])} are set too; remove one of them (a deployment never "
-                    "mixes a real account with an emulator)",
-                    provider=provider,
-                )
-            resources[provider] = sandbox_resource(provider, folder)
-        resources["warehouse"] = warehouse_resource()
-        resources["lake"] = lake_resource()
-        return resources
+        return build_resources(used, sandbox=folder, sandbox_source="sandbox_dir in defs.yaml")
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         decls = self.declarations(context.path)

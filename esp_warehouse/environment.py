@@ -91,16 +91,18 @@ def _real_resource(provider: str) -> SendPulseResource | PakatResource | LiteSta
 
 
 def provider_resource(
-    provider: str, used_by: Iterable[str] = ()
+    provider: str, used_by: Iterable[str] = (), *, sandbox: Path | None = None, sandbox_source: str = SANDBOX_ENV
 ) -> SendPulseResource | PakatResource | LiteStartupResource:
-    """The resource of one provider as the environment configures it (see the module docstring)."""
+    """The resource of one provider as the environment configures it (see the module docstring). ``sandbox``:
+    a sandbox folder the configuration names explicitly (``sandbox_source`` says where, for the error that
+    refuses it together with real credentials), instead of ``ESP_SANDBOX_DIR``."""
     real = credentials_present(provider)
-    folder = sandbox_dir()
+    folder = sandbox if sandbox is not None else sandbox_dir()
     names = " and ".join(CREDENTIALS[provider])
     if folder is not None:
         if real:
             raise MissingCredentialsError(
-                f"{provider}: {SANDBOX_ENV} asks for the sandboxes but {names} are set too; unset one of them "
+                f"{provider}: {sandbox_source} asks for the sandboxes but {names} are set too; unset one of them "
                 "(a deployment never mixes a real account with an emulator)",
                 provider=provider,
             )
@@ -133,9 +135,14 @@ def lake_resource() -> LakeResource:
     return LakeResource(root=os.environ.get("ESP_LAKE_ROOT") or str(data_dir() / "lake"))
 
 
-def build_resources(providers: Mapping[str, Iterable[str]]) -> dict[str, object]:
-    """Resources for the providers in use (provider -> what uses it), the warehouse and the lake."""
-    resources: dict[str, object] = {p: provider_resource(p, users) for p, users in providers.items()}
+def build_resources(
+    providers: Mapping[str, Iterable[str]], *, sandbox: Path | None = None, sandbox_source: str = SANDBOX_ENV
+) -> dict[str, object]:
+    """Resources for the providers in use (provider -> what uses it), the warehouse and the lake; ``sandbox``
+    as in :func:`provider_resource`."""
+    resources: dict[str, object] = {
+        p: provider_resource(p, users, sandbox=sandbox, sandbox_source=sandbox_source) for p, users in providers.items()
+    }
     resources["warehouse"] = warehouse_resource()
     resources["lake"] = lake_resource()
     return resources

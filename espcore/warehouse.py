@@ -154,16 +154,24 @@ class WarehouseConnection(ABC):
         row = self.fetchone("SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?", [self.own_schema])
         return bool(row and row[0])
 
-    def _columns(self, schema: str, table: str) -> list[str]:
-        rows = self.fetchall(
-            "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
-            "AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [schema, table],
+    def columns(self, schema: str, table: str | None = None) -> dict[str, list[str]]:
+        """The tables of ``schema`` in this database (or only ``table``), each with its lower-cased columns in
+        order: one catalog query."""
+        sql = (
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_catalog = current_database() AND table_schema = ?"
         )
-        return [str(r[0]).lower() for r in rows]
+        params = [schema]
+        if table is not None:
+            sql += " AND table_name = ?"
+            params.append(table)
+        out: dict[str, list[str]] = {}
+        for name, column in self.fetchall(sql + " ORDER BY table_name, ordinal_position", params):
+            out.setdefault(str(name), []).append(str(column).lower())
+        return out
 
     def own_table_exists(self, table: str) -> bool:
-        return bool(self._columns(self.own_schema, table))
+        return table in self.columns(self.own_schema, table)
 
     def adopt_legacy_table(self, table: str, legacy_columns: Sequence[str]) -> int:
         """Copy into the own schema's (new, empty) ``table`` the rows an earlier release kept in a table of the
@@ -175,10 +183,10 @@ class WarehouseConnection(ABC):
         schema = str(row[0]) if row and row[0] else ""
         if not schema or schema == self.own_schema:
             return 0
-        found = self._columns(schema, table)
+        found = self.columns(schema, table).get(table, [])
         if not found or not set(legacy_columns) <= set(found):
             return 0
-        own = set(self._columns(self.own_schema, table))
+        own = set(self.columns(self.own_schema, table).get(table, []))
         cols = ", ".join(quote_ident(c) for c in found if c in own)
         self.execute(
             f"INSERT INTO {self.own(table)} ({cols}) SELECT {cols} FROM {quote_ident(schema)}.{quote_ident(table)}"
@@ -494,7 +502,7 @@ class PostgresConnection(WarehouseConnection):
     def transaction(self, *, lock: str | None = None) -> Iterator[None]:
         with self.raw.transaction():
             if lock:
-                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(lock)])
+                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(lock)])
             yield
 
     @contextmanager
@@ -506,7 +514,7 @@ class PostgresConnection(WarehouseConnection):
             yield
 
 
-def _lock_key(name: str) -> int:
+def lock_key(name: str) -> int:
     """A stable signed 64-bit advisory lock key for a lock name."""
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 

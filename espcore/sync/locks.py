@@ -1,7 +1,6 @@
 """One live run per book: the book lock (PostgreSQL advisory lock, or a ``sync_lock`` row on DuckDB) and how a
 dead holder is told from a live one."""
 
-import hashlib
 import logging
 import os
 import socket
@@ -18,7 +17,7 @@ from typing import Any
 
 from espcore.sync.errors import SyncError, SyncLockedError
 from espcore.sync.tables import now_utc
-from espcore.warehouse import BaseWarehouse, PostgresConnection, PostgresWarehouse, WarehouseConnection
+from espcore.warehouse import BaseWarehouse, PostgresConnection, PostgresWarehouse, WarehouseConnection, lock_key
 
 __all__ = [
     "LOCK_GRACE_S",
@@ -209,13 +208,23 @@ class BookLock(ABC):
     def __init__(self, wh: BaseWarehouse, request: LockRequest) -> None:
         self.wh = wh
         self.request = request
-        self.provider = request.provider
-        self.book = request.book
-        self.sync_name = request.sync_name
-        self.run_id = request.run_id
-        self.heartbeat_s = request.heartbeat_s
-        self.stale_s = request.stale_s
         self._heartbeat: _Heartbeat | None = None
+
+    @property
+    def provider(self) -> str:
+        return self.request.provider
+
+    @property
+    def book(self) -> str:
+        return self.request.book
+
+    @property
+    def sync_name(self) -> str:
+        return self.request.sync_name
+
+    @property
+    def run_id(self) -> str:
+        return self.request.run_id
 
     @abstractmethod
     def acquire(self) -> None:
@@ -334,13 +343,13 @@ class RowBookLock(BookLock):
             if holder is not None:
                 with _HELD_GUARD:
                     held_here = (self._scope, self.provider, self.book, holder.run_id) in _HELD
-                alive, why = holder_is_alive(holder, held_here=held_here, stale_s=self.stale_s, now=now_utc())
+                alive, why = holder_is_alive(holder, held_here=held_here, stale_s=self.request.stale_s, now=now_utc())
                 if alive:
                     raise self._locked_error(holder)
             self._claim(con, holder, why)
             with _HELD_GUARD:
                 _HELD.add(self._key)
-        self._heartbeat = _Heartbeat(self._beat, self.heartbeat_s, f"sync-lock-{self.book}")
+        self._heartbeat = _Heartbeat(self._beat, self.request.heartbeat_s, f"sync-lock-{self.book}")
 
     def _beat(self) -> bool:
         with self.wh.connect() as con:
@@ -371,8 +380,7 @@ class RowBookLock(BookLock):
 
 def advisory_lock_key(wh: BaseWarehouse, provider: str, book: str) -> int:
     """The PostgreSQL advisory lock key of a book (a signed 64-bit integer)."""
-    name = f"espcore.sync_lock:{wh.own_schema}:{provider}:{book}"
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+    return lock_key(f"espcore.sync_lock:{wh.own_schema}:{provider}:{book}")
 
 
 class AdvisoryBookLock(BookLock):
@@ -384,7 +392,6 @@ class AdvisoryBookLock(BookLock):
         super().__init__(wh, request)
         self.pg = wh
         self.key = advisory_lock_key(wh, self.provider, self.book)
-        self.grace_s = request.grace_s
         self._stack = ExitStack()
         self._con: PostgresConnection | None = None
 
@@ -402,7 +409,7 @@ class AdvisoryBookLock(BookLock):
                     con.execute(setting)
                 except Exception as exc:  # an older server without the setting
                     log.debug("%s: %s", setting, exc)
-            deadline = time.monotonic() + self.grace_s
+            deadline = time.monotonic() + self.request.grace_s
             while True:
                 row = con.fetchone("SELECT pg_try_advisory_lock(?)", [self.key])
                 if row and row[0]:
@@ -416,7 +423,7 @@ class AdvisoryBookLock(BookLock):
             self._stack.close()
             raise
         self._con = con
-        self._heartbeat = _Heartbeat(self._beat, self.heartbeat_s, f"sync-lock-{self.book}")
+        self._heartbeat = _Heartbeat(self._beat, self.request.heartbeat_s, f"sync-lock-{self.book}")
 
     def _beat(self) -> bool:
         con = self._con

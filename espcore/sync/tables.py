@@ -89,17 +89,14 @@ def ensure_tables(con: WarehouseConnection) -> None:
     con.ensure_own_schema()
     # Serialised: concurrent CREATE TABLE IF NOT EXISTS of one table fails on PostgreSQL (and conflicts on DuckDB).
     with con.transaction(lock="espcore.sync.ddl"):
-        fresh = [table for table in LEGACY_COLUMNS if not con.own_table_exists(table)]
+        before = con.columns(con.own_schema)  # one catalog query: which tables and columns exist already
         for table, ddl in DDL:
             con.execute(ddl.format(t=con.own(table)))
         for table, column, typ in ADDED_COLUMNS:
-            # checked first: ALTER TABLE takes an exclusive table lock on PostgreSQL even when it changes nothing
-            row = con.fetchone(
-                "SELECT count(*) FROM information_schema.columns "
-                "WHERE table_schema = ? AND table_name = ? AND column_name = ?",
-                [con.own_schema, table, column],
-            )
-            if not (row and row[0]):
+            # only a table of an earlier release lacks it (the DDL has it); checked first: ALTER TABLE takes an
+            # exclusive table lock on PostgreSQL even when it changes nothing
+            if table in before and column not in before[table]:
                 con.execute(f"ALTER TABLE {con.own(table)} ADD COLUMN IF NOT EXISTS {column} {typ}")
+        fresh = [table for table in LEGACY_COLUMNS if table not in before]
         for table in fresh:  # state an earlier release kept outside the own schema is carried over, once
             con.adopt_legacy_table(table, LEGACY_COLUMNS[table])
