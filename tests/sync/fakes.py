@@ -132,3 +132,21 @@ class RacyBookProvider(FakeProvider):
             self.members[book_id] = {}
             self.books[name] = book_id  # a later look-up finds the last one created
         return Book(book_id, name)
+
+
+class HoldAfterFirstBatch:
+    """An ``after_batch`` hook that holds the run after its first batch (the lock taken, one batch acknowledged)
+    until :meth:`release`; ``holding`` is set once the run waits there."""
+
+    def __init__(self, timeout_s: float = 30.0) -> None:
+        self.holding = threading.Event()
+        self._release = threading.Event()
+        self._timeout = timeout_s
+
+    def __call__(self, op: str, size: int) -> None:
+        if not self.holding.is_set():
+            self.holding.set()
+            assert self._release.wait(self._timeout)
+
+    def release(self) -> None:
+        self._release.set()

@@ -13,7 +13,7 @@ from espcore.sync.engine import run_sync
 from espcore.sync.errors import MassRemoveError, SyncError, SyncLockedError
 from espcore.sync.spec import SyncOptions, SyncSpec
 from espcore.warehouse import BaseWarehouse, Warehouse
-from tests.sync.fakes import FakeProvider
+from tests.sync.fakes import FakeProvider, HoldAfterFirstBatch
 
 ROWS = [
     ("a@example.com", "Ann", "DE"),
@@ -496,17 +496,12 @@ def test_concurrent_syncs_to_different_books_do_not_interleave(new_wh):
 def test_second_run_on_a_book_fails_fast_while_the_first_holds_it(new_wh):
     wh, p = make_wh(new_wh), FakeProvider(batch_size=2)
     p.ensure_book("People")
-    holding, release = threading.Event(), threading.Event()
-
-    def hold(op: str, size: int) -> None:
-        if not holding.is_set():
-            holding.set()
-            assert release.wait(30)
+    hold = HoldAfterFirstBatch()
 
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(run_sync, spec(), p, wh, run_id="r1", after_batch=hold)
         try:
-            assert holding.wait(30), first.exception(timeout=0) if first.done() else "first run never got going"
+            assert hold.holding.wait(30), first.exception(timeout=0) if first.done() else "first run never got going"
             sent_by_first = list(p.write_calls)
             started = time.monotonic()
             with pytest.raises(SyncLockedError, match="run r1"):
@@ -517,7 +512,7 @@ def test_second_run_on_a_book_fails_fast_while_the_first_holds_it(new_wh):
                 # the holder's lock is intact
                 assert con.fetchall(f"SELECT run_id FROM {own(wh, 'sync_lock')}") == [("r1",)]
         finally:
-            release.set()
+            hold.release()
         r1 = first.result(timeout=60)
     assert r1.synced_rows == 5
     with wh.connect() as con:

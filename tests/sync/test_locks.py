@@ -58,7 +58,7 @@ from espcore.sync.result import SyncResult
 from espcore.sync.spec import SyncSpec
 from espcore.sync.tables import ensure_tables, now_utc
 from espcore.warehouse import BaseWarehouse, PostgresWarehouse, Warehouse
-from tests.sync.fakes import FakeProvider, RacyBookProvider
+from tests.sync.fakes import FakeProvider, HoldAfterFirstBatch, RacyBookProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 PEOPLE = [(f"k{i}@example.com", f"Name{i}") for i in range(6)]
@@ -496,22 +496,17 @@ def test_one_duckdb_file_under_two_spellings_is_one_lock(tmp_path):
     assert first_wh.location != second_wh.location
     p = FakeProvider(batch_size=BATCH)
     p.ensure_book("Lock book")
-    holding, release = threading.Event(), threading.Event()
-
-    def hold(op: str, size: int) -> None:
-        if not holding.is_set():
-            holding.set()
-            assert release.wait(30)
+    hold = HoldAfterFirstBatch()
 
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(run_sync, lock_spec("fake"), p, first_wh, run_id="r1", after_batch=hold)
         try:
-            assert holding.wait(30)
+            assert hold.holding.wait(30)
             with pytest.raises(SyncLockedError, match=rf"run r1 \(pid {os.getpid()} "):
                 run_sync(lock_spec("fake"), p, second_wh, run_id="r2")
             assert len(p.write_calls) == 1  # the second run sent nothing
         finally:
-            release.set()
+            hold.release()
         assert first.result(timeout=60).synced_rows == len(PEOPLE)
     assert dict(rows(first_wh, "SELECT run_id, status FROM {own}.sync_runs")) == {"r1": "success", "r2": "failed"}
 
