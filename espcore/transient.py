@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import duckdb
 import psycopg
 
-from espcore.errors import ConfigurationError, EspError
+from espcore.errors import EspError
 from espcore.sync.source import SegmentSourceError
 
 #: PostgreSQL SQLSTATE classes that say "try again": connection exception, insufficient resources, operator
@@ -33,8 +33,8 @@ def is_transient(exc: BaseException) -> bool:
     """True when ``exc`` (or the error it was raised from) is a transient fault; the first typed error found
     along the chain decides."""
     for e in _chain(exc):
-        if isinstance(e, ConfigurationError | SegmentSourceError):
-            return False  # the configuration or the segment is wrong: the same answer every time
+        if isinstance(e, SegmentSourceError):
+            return False  # the segment is refused: the same answer every time (a ConfigurationError is an EspError)
         if isinstance(e, EspError):
             return bool(e.retryable)
         if isinstance(e, psycopg.Error):
