@@ -47,7 +47,7 @@ def build(path: Path, n: int) -> None:
         ensure_tables(con)
         parts = " || chr(31) || ".join(f"coalesce(CAST({c} AS VARCHAR), '\\N')" for _, c in sorted(FIELDS.items()))
         con.execute(
-            f"""INSERT INTO sync_state (provider, book_id, pk, synced_fp, status, attempts)
+            f"""INSERT INTO {con.own("sync_state")} (provider, book_id, pk, synced_fp, status, attempts)
             SELECT 'fake', '100', lower(trim(email)), md5({parts}), 'synced', 1 FROM snapshot"""
         )
         con.execute("CHECKPOINT")
