@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import dagster as dg
-from pydantic import BaseModel, Field, PlainSerializer, SkipValidation, ValidationError
+from pydantic import BaseModel, Field, PlainSerializer, PrivateAttr, SkipValidation, ValidationError
 
 from esp_warehouse.config import (
     AutomationDecl,
@@ -44,7 +44,7 @@ from esp_warehouse.config import (
 from esp_warehouse.environment import (
     build_resources,
 )
-from esp_warehouse.location import build_location, providers_in_use
+from esp_warehouse.location import Location, build_location, providers_in_use
 
 
 def _as_given(context: dg.ResolutionContext, value: Any) -> Any:
@@ -150,6 +150,15 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
         description="Run every provider on its embedded sandbox, with state in this folder (relative to the "
         "project root, or absolute). Unset: real credentials from the environment, or ESP_SANDBOX_DIR.",
     )
+    _location: Location | None = PrivateAttr(default=None)
+
+    @property
+    def location(self) -> Location:
+        """What :meth:`build_defs` built, by kind (assets, jobs, keys); for code and tests that need more than the
+        merged ``Definitions``."""
+        if self._location is None:
+            raise RuntimeError("the component's definitions are not built yet")
+        return self._location
 
     def declarations(self, folder: Path) -> Declarations:
         """The validated declarations; ``folder`` is the ``defs.yaml`` folder (templates, ``declarations_file``)."""
@@ -178,8 +187,16 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
         return build_resources(used, sandbox=folder, sandbox_source="sandbox_dir in defs.yaml")
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        instances = context.component_tree.get_all_components(of_type=EspWarehouseComponent)
+        if len(instances) > 1:
+            raise ConfigError(
+                f"{context.path / 'defs.yaml'}: the defs folder holds {len(instances)} EspWarehouseComponent "
+                "entries; one code location takes one (its jobs, schedules, landing assets and provider resources "
+                "are the location's): put every sync and campaign in one entry, or in the declarations_file it names"
+            )
         decls = self.declarations(context.path)
-        return build_location(decls, self.resources(decls, context.project_root)).defs
+        self._location = build_location(decls, self.resources(decls, context.project_root))
+        return self._location.defs
 
 
 def _plain(value: Any) -> Any:

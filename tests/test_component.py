@@ -18,8 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DG = str(Path(sys.executable).parent / "dg")
 TYPE = "esp_warehouse.component.EspWarehouseComponent"
 
-# Dagster 1.13 reads every defs.yaml with pydantic's deprecated `parse_obj_as` (its own code, not ours)
-pytestmark = pytest.mark.filterwarnings("ignore:`parse_obj_as` is deprecated:DeprecationWarning")
 
 DEFS_YAML = f"""\
 type: {TYPE}
@@ -143,6 +141,16 @@ def test_declarations_file_is_read_relative_to_the_defs_yaml_folder(
     )
     with sandbox.load_component_and_build_defs(defs_path=folder) as (_, defs):
         assert dg.AssetKey(["pakat", "books", "a"]) in set(defs.resolve_all_asset_keys())
+
+
+def test_a_second_entry_in_the_same_defs_folder_is_refused_with_what_to_do(
+    env: Path, sandbox: DefsFolderSandbox, tmp_path: Path
+) -> None:
+    write_component(sandbox, DEFS_YAML.format(sandbox=tmp_path / "s"), name="team_a")
+    write_component(sandbox, DEFS_YAML.format(sandbox=tmp_path / "s"), name="team_b")
+    with pytest.raises(Exception, match=BUILD_ERROR) as caught, sandbox.build_all_defs():
+        pass
+    assert "the defs folder holds 2 EspWarehouseComponent entries; one code location takes one" in chain(caught.value)
 
 
 BUILD_ERROR = "Error while building definitions"
