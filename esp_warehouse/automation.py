@@ -3,7 +3,7 @@ changes (cheap change detection in the warehouse: row count, newest updated_at, 
 when a launched campaign completes at its provider."""
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 
 from esp_warehouse.assets.landing import DAILY, landing_key
-from esp_warehouse.assets.subscribers import book_key, to_spec
+from esp_warehouse.assets.subscribers import sync_key, to_spec
 from esp_warehouse.config import SyncDecl
 from esp_warehouse.resources.base import ProviderResource
 from esp_warehouse.resources.warehouse import WarehouseResource
@@ -46,14 +46,18 @@ def read_segment_signature(spec: SyncSpec, warehouse: BaseWarehouse) -> str:
     return segment_signature(spec, _GuardedSegmentReads(warehouse, spec.source_sql))
 
 
-def build_segment_change_sensor(decls: Sequence[SyncDecl], minimum_interval_seconds: int = 300) -> dg.SensorDefinition:
+def build_segment_change_sensor(
+    decls: Sequence[SyncDecl],
+    minimum_interval_seconds: int = 300,
+    sync_keys: Mapping[str, dg.AssetKey] | None = None,
+) -> dg.SensorDefinition:
     """One sensor for every sync: when a segment's signature moves, request a run of that sync's book asset.
 
     The cursor holds each segment's last signature; ``run_key`` = sync name + signature, so one change gives
     one run even if the sensor is evaluated twice. The first evaluation only records signatures.
     """
     specs = {d.name: to_spec(d) for d in decls}
-    keys = {d.name: book_key(d) for d in decls}
+    keys = {d.name: sync_key(d, sync_keys) for d in decls}
     job = dg.define_asset_job(
         "sync_on_segment_change",
         selection=dg.AssetSelection.assets(*keys.values()),

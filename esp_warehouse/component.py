@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import dagster as dg
+from dagster.components.utils.translation import TranslationFn, TranslationFnResolver
 from pydantic import BaseModel, Field, PlainSerializer, PrivateAttr, SkipValidation, ValidationError
 
+from esp_warehouse.assets.subscribers import SyncTranslator
 from esp_warehouse.config import (
     AutomationDecl,
     CampaignDecl,
@@ -41,9 +43,7 @@ from esp_warehouse.config import (
     describe_validation_error,
     load_declarations,
 )
-from esp_warehouse.environment import (
-    build_resources,
-)
+from esp_warehouse.environment import build_resources
 from esp_warehouse.location import Location, build_location, providers_in_use
 
 
@@ -76,6 +76,10 @@ InlineCampaigns = Annotated[
         "Campaigns, as in a declarations file (esp_warehouse.config.CampaignDecl); html_file is relative to the "
         "defs.yaml folder.",
     ),
+]
+SyncTranslation = Annotated[
+    TranslationFn[SyncDecl],
+    TranslationFnResolver[SyncDecl](template_vars_for_translation_fn=lambda decl: {"sync": decl}),
 ]
 InlineAutomation = Annotated[
     Any, _declared(AutomationDecl, "Schedules' cron strings and time zone (esp_warehouse.config.AutomationDecl).")
@@ -130,6 +134,11 @@ def scaffold_yaml(type_name: str) -> str:
           #     schedule: "0 9 * * 1"
 
           # automation: {{main_cron: "0 6 * * *", landing_cron: "15 5 * * *", timezone: UTC}}
+
+          # Each sync's asset, shaped like any component's ({{{{ sync }}}} is the declaration):
+          # translation:
+          #   key: "crm/{{{{ sync.name }}}}"
+          #   group_name: crm_syncs
         """)
 
 
@@ -150,7 +159,18 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
         description="Run every provider on its embedded sandbox, with state in this folder (relative to the "
         "project root, or absolute). Unset: real credentials from the environment, or ESP_SANDBOX_DIR.",
     )
+    translation: SyncTranslation | None = Field(
+        default=None,
+        description="Attributes of each sync's asset (key, group_name, owners, tags, metadata, kinds, "
+        "description, …), templated with {{ sync }} (the declaration: sync.name, sync.book, sync.provider) and "
+        "{{ spec }} (the default spec); checks, guards, jobs and sensors follow a changed key.",
+    )
     _location: Location | None = PrivateAttr(default=None)
+
+    def get_asset_spec(self, decl: SyncDecl, default: dg.AssetSpec) -> dg.AssetSpec:
+        """A sync's asset spec: ``default`` with ``translation`` applied. Override it in a subclass for a Python
+        hook."""
+        return default if self.translation is None else self.translation(default, decl)
 
     @property
     def location(self) -> Location:
@@ -195,7 +215,9 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
                 "are the location's): put every sync and campaign in one entry, or in the declarations_file it names"
             )
         decls = self.declarations(context.path)
-        self._location = build_location(decls, self.resources(decls, context.project_root))
+        self._location = build_location(
+            decls, self.resources(decls, context.project_root), translator=_ComponentTranslator(self)
+        )
         return self._location.defs
 
 
@@ -208,3 +230,13 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+class _ComponentTranslator(SyncTranslator):
+    """The component's :meth:`EspWarehouseComponent.get_asset_spec` as the location's sync translator."""
+
+    def __init__(self, component: EspWarehouseComponent) -> None:
+        self.component = component
+
+    def get_asset_spec(self, decl: SyncDecl, segment_key: dg.AssetKey, warehouse_kind: str = "duckdb") -> dg.AssetSpec:
+        return self.component.get_asset_spec(decl, super().get_asset_spec(decl, segment_key, warehouse_kind))

@@ -21,7 +21,7 @@ from esp_warehouse.assets.landing import (
     daily_landing_keys,
     landing_condition,
 )
-from esp_warehouse.assets.subscribers import SyncTranslator, book_key, build_sync_asset
+from esp_warehouse.assets.subscribers import SyncTranslator, build_sync_asset
 from esp_warehouse.automation import (
     build_automation_sensor,
     build_campaign_completed_sensor,
@@ -29,7 +29,7 @@ from esp_warehouse.automation import (
     build_main_schedule,
     build_segment_change_sensor,
 )
-from esp_warehouse.config import Declarations, SyncDecl
+from esp_warehouse.config import ConfigError, Declarations, SyncDecl
 from esp_warehouse.resources.warehouse import WarehouseResource
 
 
@@ -58,6 +58,21 @@ def providers_in_use(decls: Declarations) -> dict[str, list[str]]:
     return dict(sorted(used.items()))
 
 
+def _refuse_clashing_keys(sync_keys: Mapping[str, dg.AssetKey], segment_keys: set[dg.AssetKey]) -> None:
+    """Two syncs on one key, or a sync on a segment's key, is a declaration mistake: say which, before Dagster's
+    own duplicate-key error does without naming the syncs."""
+    seen: dict[dg.AssetKey, str] = {}
+    for name, key in sync_keys.items():
+        if key in seen:
+            raise ConfigError(
+                f"syncs {seen[key]} and {name} have one asset key, {key.to_user_string()}: give each its own book "
+                "(or its own key in the translation)"
+            )
+        if key in segment_keys:
+            raise ConfigError(f"sync {name}'s asset key {key.to_user_string()} is a segment's key")
+        seen[key] = name
+
+
 @dataclass
 class Location:
     """What :func:`build_location` made, by kind, plus the merged ``defs``."""
@@ -66,6 +81,7 @@ class Location:
     defs: dg.Definitions
     providers: list[str]
     segment_keys: dict[str, dg.AssetKey]
+    sync_keys: dict[str, dg.AssetKey]
     sync_assets: list[dg.AssetsDefinition]
     landing_assets: list[dg.AssetsDefinition]
     provider_snapshot_keys: dict[str, list[dg.AssetKey]]
@@ -81,8 +97,9 @@ def build_location(
     translator: SyncTranslator | None = None,
 ) -> Location:
     """Assemble the definitions. ``segment_assets`` (the demo's) build some segment keys; every other segment
-    is an external asset of the user's warehouse. ``translator`` shapes each sync's asset spec; the sync assets'
-    warehouse kind is the engine of ``resources["warehouse"]``."""
+    is an external asset of the user's warehouse. ``translator`` shapes each sync's asset spec (its key too:
+    every check, guard, job and sensor is built on the keys it returns); the sync assets' warehouse kind is the
+    engine of ``resources["warehouse"]``."""
     when = decls.automation
     built = {k for a in segment_assets for k in a.keys}
     segment_keys = {d.name: segment_key(d) for d in decls.syncs}
@@ -93,11 +110,15 @@ def build_location(
     ]
     warehouse = resources.get("warehouse")
     kind = warehouse.engine_kind() if isinstance(warehouse, WarehouseResource) else "duckdb"
-    sync_assets = [build_sync_asset(d, segment_keys[d.name], translator, warehouse_kind=kind) for d in decls.syncs]
+    translator = translator or SyncTranslator()
+    specs = {d.name: translator.get_asset_spec(d, segment_keys[d.name], kind) for d in decls.syncs}
+    sync_keys = {name: spec.key for name, spec in specs.items()}
+    _refuse_clashing_keys(sync_keys, set(segment_keys.values()))
+    sync_assets = [build_sync_asset(d, segment_keys[d.name], spec=specs[d.name]) for d in decls.syncs]
     providers = sorted({d.provider for d in decls.syncs} | {c.provider for c in decls.campaigns})
     # the main job lands each provider's snapshots after that provider's syncs and launches
     writes = {
-        p: [book_key(d) for d in decls.syncs if d.provider == p]
+        p: [sync_keys[d.name] for d in decls.syncs if d.provider == p]
         + [dg.AssetKey([c.provider, "campaigns", c.name]) for c in decls.campaigns if c.provider == p]
         for p in providers
     }
@@ -109,7 +130,7 @@ def build_location(
     }
     daily_keys = [k for p in providers for k in daily_landing_keys(p)]
     views = build_views_asset([k for a in landing_assets for k in a.keys])
-    checks = build_checks(decls.syncs, segment_keys)
+    checks = build_checks(decls.syncs, segment_keys, sync_keys)
 
     main_job = dg.define_asset_job(
         "main",
@@ -127,7 +148,7 @@ def build_location(
         dg.define_asset_job(
             f"{p}_sync_and_land",
             selection=dg.AssetSelection.groups("warehouse")
-            | dg.AssetSelection.assets(*(book_key(d) for d in decls.syncs if d.provider == p))
+            | dg.AssetSelection.assets(*(sync_keys[d.name] for d in decls.syncs if d.provider == p))
             | dg.AssetSelection.checks_for_assets(*(segment_keys[d.name] for d in decls.syncs if d.provider == p))
             | dg.AssetSelection.assets(*snapshot_keys[p]),
             description=f"{p}: its syncs, then its landed snapshots (no campaign launch).",
@@ -145,12 +166,12 @@ def build_location(
         build_main_schedule(main_job, when.main_cron, when.timezone),
     ]
     sensors = [
-        build_segment_change_sensor(decls.syncs),
+        build_segment_change_sensor(decls.syncs, sync_keys=sync_keys),
         build_campaign_completed_sensor(land_daily_job, providers),
         build_automation_sensor(),
     ]
     defs = dg.Definitions.merge(
-        build_campaign_defs(decls),  # guard + launch assets, a job per campaign, schedules
+        build_campaign_defs(decls, sync_keys),  # guard + launch assets, a job per campaign, schedules
         dg.Definitions(
             assets=[*segment_assets, *external_segments, *sync_assets, *landing_assets, views],
             asset_checks=[*checks, *(build_balance_check(p) for p in providers)],
@@ -165,6 +186,7 @@ def build_location(
         defs=defs,
         providers=providers,
         segment_keys=segment_keys,
+        sync_keys=sync_keys,
         sync_assets=sync_assets,
         landing_assets=landing_assets,
         provider_snapshot_keys=snapshot_keys,

@@ -143,6 +143,61 @@ def test_declarations_file_is_read_relative_to_the_defs_yaml_folder(
         assert dg.AssetKey(["pakat", "books", "a"]) in set(defs.resolve_all_asset_keys())
 
 
+TRANSLATED = """\
+  translation:
+    key: "crm/{{ sync.name }}"
+    group_name: crm_syncs
+    tags: {team: growth}
+    description: "{{ sync.book }} from {{ spec.deps[0].asset_key.to_user_string() }}"
+post_processing:
+  assets:
+    - target: "*"
+      attributes:
+        metadata: {oncall: data-platform}
+"""
+
+
+def test_translation_moves_a_sync_asset_and_everything_follows_it(
+    env: Path, sandbox: DefsFolderSandbox, tmp_path: Path
+) -> None:
+    folder = write_component(sandbox, DEFS_YAML.format(sandbox=tmp_path / "s") + TRANSLATED)
+    key = dg.AssetKey(["crm", "team_people"])
+    with sandbox.load_component_and_build_defs(defs_path=folder) as (component, defs):
+        assert isinstance(component, EspWarehouseComponent)
+        graph = defs.resolve_asset_graph()
+        assert dg.AssetKey(["sendpulse", "books", "team_people"]) not in graph.get_all_asset_keys()
+        node = graph.get(key)
+        assert node.group_name == "crm_syncs"
+        assert node.tags["team"] == "growth"
+        assert node.description == "Team people from warehouse/crm__people"
+        assert node.metadata["esp/sync"] == "team_people"  # the default spec's own attributes stay
+        assert node.metadata["oncall"] == "data-platform"  # Dagster's post_processing of defs.yaml
+        guard = dg.AssetKey(["sendpulse", "campaign_guards", "welcome"])
+        assert key in graph.get(guard).parent_keys  # the campaign's guards wait for the moved sync
+        assert {c.name for c in graph.asset_check_keys if c.asset_key == key} >= {"rejected_pct", "no_pending_rows"}
+        assert key in defs.resolve_job_def("sendpulse_sync_and_land").asset_layer.selected_asset_keys
+        assert component.location.sync_keys == {"team_people": key}
+        with dg.instance_for_test() as instance:
+            result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+                instance=instance, asset_selection=[key]
+            )
+        assert result.success
+        assert result.asset_materializations_for_node("team_people")[0].asset_key == key
+
+
+def test_a_translation_that_gives_two_syncs_one_key_names_them(
+    env: Path, sandbox: DefsFolderSandbox, tmp_path: Path
+) -> None:
+    text = DEFS_YAML.format(sandbox=tmp_path / "s").replace(
+        "  campaigns:",
+        "    - {name: more_people, provider: pakat, book: More, source: {table: crm.people}}\n  campaigns:",
+    )
+    folder = write_component(sandbox, text + '  translation: {key: "crm/all"}\n')
+    with pytest.raises(Exception, match=BUILD_ERROR) as caught, sandbox.load_component_and_build_defs(folder):
+        pass
+    assert "syncs team_people and more_people have one asset key, crm/all" in chain(caught.value)
+
+
 def test_a_second_entry_in_the_same_defs_folder_is_refused_with_what_to_do(
     env: Path, sandbox: DefsFolderSandbox, tmp_path: Path
 ) -> None:

@@ -12,7 +12,7 @@ The occurrence (part of the key): the run config's ``occurrence`` if given; else
 manual run and the tick share one key); else ``once`` (a one-off campaign is launched once, ever).
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from pydantic import Field
 
-from esp_warehouse.assets.subscribers import book_key
+from esp_warehouse.assets.subscribers import sync_key
 from esp_warehouse.config import CampaignDecl, Declarations, SyncDecl
 from esp_warehouse.resources.warehouse import WarehouseResource
 from espcore.campaigns.guards import GUARD_NAMES, GuardPolicy, GuardResult, evaluate, gather_facts
@@ -113,7 +113,7 @@ def _plain(metadata: dict[str, Any]) -> dict[str, Any]:
     return {k: v.value if hasattr(v, "value") else v for k, v in metadata.items()}
 
 
-def build_guard_asset(decl: CampaignDecl, sync: SyncDecl) -> dg.AssetsDefinition:
+def build_guard_asset(decl: CampaignDecl, sync: SyncDecl, sync_asset: dg.AssetKey) -> dg.AssetsDefinition:
     key = guard_key(decl)
     policy = GuardPolicy(
         sync_name=sync.name,
@@ -127,7 +127,7 @@ def build_guard_asset(decl: CampaignDecl, sync: SyncDecl) -> dg.AssetsDefinition
 
     @dg.asset(
         key=key,
-        deps=[book_key(sync)],
+        deps=[sync_asset],
         kinds={decl.provider},
         group_name=f"{decl.provider}_campaigns",
         pool=f"{decl.provider}_api",
@@ -295,14 +295,15 @@ def build_launch_asset(decl: CampaignDecl, sync: SyncDecl) -> dg.AssetsDefinitio
     return _launch
 
 
-def build_campaign_defs(decls: Declarations) -> dg.Definitions:
-    """Guard + launch assets, one job per campaign, and a schedule for each campaign that declares one."""
+def build_campaign_defs(decls: Declarations, sync_keys: Mapping[str, dg.AssetKey] | None = None) -> dg.Definitions:
+    """Guard + launch assets, one job per campaign, and a schedule for each campaign that declares one. A guard
+    depends on its sync's asset (``sync_keys[name]`` when a translation moved it)."""
     assets: list[dg.AssetsDefinition] = []
     jobs: list[dg.UnresolvedAssetJobDefinition] = []
     schedules: list[dg.ScheduleDefinition] = []
     for decl in decls.campaigns:
         sync = decls.sync(decl.sync)
-        guard = build_guard_asset(decl, sync)
+        guard = build_guard_asset(decl, sync, sync_key(sync, sync_keys))
         assets += [guard, build_launch_asset(decl, sync)]
         job = dg.define_asset_job(
             f"launch_{decl.name}",

@@ -1,11 +1,11 @@
 """Asset checks: a blocking health check on each sync's source segment, and a rejected-share check per book."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 
 from esp_warehouse.assets.failures import explain
-from esp_warehouse.assets.subscribers import book_key, to_spec
+from esp_warehouse.assets.subscribers import sync_key, to_spec
 from esp_warehouse.config import SyncDecl
 from esp_warehouse.resources.warehouse import WarehouseResource
 from espcore.sync.health import segment_health
@@ -60,8 +60,7 @@ def build_source_check(decl: SyncDecl, segment_key: dg.AssetKey) -> dg.AssetChec
     return _check
 
 
-def build_rejected_check(decl: SyncDecl) -> dg.AssetChecksDefinition:
-    key = book_key(decl)
+def build_rejected_check(decl: SyncDecl, key: dg.AssetKey) -> dg.AssetChecksDefinition:
 
     @dg.asset_check(
         asset=key,
@@ -93,9 +92,15 @@ def build_rejected_check(decl: SyncDecl) -> dg.AssetChecksDefinition:
     return _check
 
 
-def build_checks(decls: Sequence[SyncDecl], segment_keys: dict[str, dg.AssetKey]) -> list[dg.AssetChecksDefinition]:
+def build_checks(
+    decls: Sequence[SyncDecl],
+    segment_keys: Mapping[str, dg.AssetKey],
+    sync_keys: Mapping[str, dg.AssetKey] | None = None,
+) -> list[dg.AssetChecksDefinition]:
+    """Each sync's blocking source check (on its segment) and rejected-share check (on its asset, whose key is
+    ``sync_keys[name]`` when a translation moved it)."""
     out: list[dg.AssetChecksDefinition] = []
     for d in decls:
         out.append(build_source_check(d, segment_keys[d.name]))
-        out.append(build_rejected_check(d))
+        out.append(build_rejected_check(d, sync_key(d, sync_keys)))
     return out

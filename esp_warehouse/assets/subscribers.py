@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +50,13 @@ def to_spec(decl: SyncDecl) -> SyncSpec:
 
 
 def book_key(decl: SyncDecl) -> dg.AssetKey:
+    """A sync asset's default key, ``<provider>/books/<book>`` (a translation may give it another)."""
     return dg.AssetKey([decl.provider, "books", slug(decl.book)])
+
+
+def sync_key(decl: SyncDecl, keys: Mapping[str, dg.AssetKey] | None = None) -> dg.AssetKey:
+    """The key of a sync's asset: from ``keys`` (sync name → key, as a translation made them), else the default."""
+    return keys[decl.name] if keys and decl.name in keys else book_key(decl)
 
 
 # Declarative alternative to the schedules and the segment sensor (evaluated only while the automation sensor
@@ -59,7 +66,9 @@ SYNC_AUTOMATION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_de
 
 class SyncTranslator:
     """The one override point for how a sync becomes an asset: subclass, call super(), replace attributes
-    (``spec.replace_attributes(...)``); pass it to :func:`build_sync_asset` or ``build_location``.
+    (``spec.replace_attributes(...)``, the key included); pass it to ``build_location``, which gives every
+    dependent (checks, campaign guards, jobs, sensors, landing) the key it returns. The component's
+    ``translation`` attribute is one.
 
     ``warehouse_kind`` is the engine the segment is read from (``duckdb`` or ``postgres``), shown as a kind."""
 
@@ -125,8 +134,11 @@ def build_sync_asset(
     translator: SyncTranslator | None = None,
     *,
     warehouse_kind: str = "duckdb",
+    spec: dg.AssetSpec | None = None,
 ) -> dg.AssetsDefinition:
-    spec = (translator or SyncTranslator()).get_asset_spec(decl, segment_key, warehouse_kind)
+    """A sync's asset, with ``spec`` if given (``build_location`` translates first), else the translator's."""
+    if spec is None:
+        spec = (translator or SyncTranslator()).get_asset_spec(decl, segment_key, warehouse_kind)
     sync_spec = to_spec(decl)
 
     @dg.multi_asset(
