@@ -9,9 +9,9 @@ Resources from the environment (real accounts, or sandboxes only when ``ESP_SAND
 """
 
 from esp_warehouse.component import EspWarehouseComponent
-from esp_warehouse.config import ConfigError, Declarations, load_declarations
+from esp_warehouse.config import AccountDecl, ConfigError, Declarations, load_declarations, providers_in_use
 from esp_warehouse.environment import MissingCredentialsError, build_resources
-from esp_warehouse.location import Location, build_location, providers_in_use
+from esp_warehouse.location import Location, build_location
 from esp_warehouse.resources.lake import LakeResource
 from esp_warehouse.resources.litestartup import LiteStartupResource
 from esp_warehouse.resources.pakat import PakatResource
@@ -19,6 +19,7 @@ from esp_warehouse.resources.sendpulse import SendPulseResource
 from esp_warehouse.resources.warehouse import WarehouseResource
 
 __all__ = [
+    "AccountDecl",
     "ConfigError",
     "Declarations",
     "EspWarehouseComponent",

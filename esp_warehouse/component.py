@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field, PlainSerializer, PrivateAttr, SkipValidat
 
 from esp_warehouse.assets.subscribers import SyncTranslator
 from esp_warehouse.config import (
+    AccountDecl,
     AutomationDecl,
     CampaignDecl,
     ConfigError,
@@ -44,7 +45,7 @@ from esp_warehouse.config import (
     load_declarations,
 )
 from esp_warehouse.environment import build_resources
-from esp_warehouse.location import Location, build_location, providers_in_use
+from esp_warehouse.location import Location, build_location
 
 
 def _as_given(context: dg.ResolutionContext, value: Any) -> Any:
@@ -80,6 +81,14 @@ InlineCampaigns = Annotated[
 SyncTranslation = Annotated[
     TranslationFn[SyncDecl],
     TranslationFnResolver[SyncDecl](template_vars_for_translation_fn=lambda decl: {"sync": decl}),
+]
+InlineAccounts = Annotated[
+    dict[str, Any],
+    _declared(
+        dict[str, AccountDecl],
+        "Named provider accounts (esp_warehouse.config.AccountDecl), for several accounts of one provider; syncs "
+        "and campaigns name them in their provider field.",
+    ),
 ]
 InlineAutomation = Annotated[
     Any, _declared(AutomationDecl, "Schedules' cron strings and time zone (esp_warehouse.config.AutomationDecl).")
@@ -151,6 +160,7 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
         description="A declarations file (syncs, campaigns, automation), relative to the defs.yaml folder; "
         "instead of the inline attributes.",
     )
+    accounts: InlineAccounts = Field(default_factory=dict)
     syncs: InlineSyncs = Field(default_factory=list)
     campaigns: InlineCampaigns = Field(default_factory=list)
     automation: InlineAutomation = None
@@ -184,12 +194,16 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
         """The validated declarations; ``folder`` is the ``defs.yaml`` folder (templates, ``declarations_file``)."""
         source = folder / "defs.yaml"
         if self.declarations_file is not None:
-            given = [n for n in ("syncs", "campaigns", "automation") if getattr(self, n)]
+            given = [n for n in ("accounts", "syncs", "campaigns", "automation") if getattr(self, n)]
             if given:
                 raise ConfigError(f"{source}: give declarations_file or the inline {', '.join(given)}, not both")
             path = Path(self.declarations_file)
             return load_declarations(path if path.is_absolute() else folder / path)
-        data: dict[str, Any] = {"syncs": _plain(self.syncs), "campaigns": _plain(self.campaigns)}
+        data: dict[str, Any] = {
+            "accounts": _plain(self.accounts),
+            "syncs": _plain(self.syncs),
+            "campaigns": _plain(self.campaigns),
+        }
         if self.automation is not None:
             data["automation"] = _plain(self.automation)
         try:
@@ -199,12 +213,11 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
 
     def resources(self, decls: Declarations, project_root: Path) -> dict[str, object]:
         """The providers in use on their sandboxes when ``sandbox_dir`` is set, else as the environment says."""
-        used = providers_in_use(decls)
         if self.sandbox_dir is None:
-            return build_resources(used)
+            return build_resources(decls)
         folder = Path(self.sandbox_dir).expanduser()
         folder = (folder if folder.is_absolute() else project_root / folder).resolve()
-        return build_resources(used, sandbox=folder, sandbox_source="sandbox_dir in defs.yaml")
+        return build_resources(decls, sandbox=folder, sandbox_source="sandbox_dir in defs.yaml")
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         instances = context.component_tree.get_all_components(of_type=EspWarehouseComponent)

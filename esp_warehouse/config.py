@@ -4,7 +4,7 @@ entry and the field instead of a stack trace."""
 import os
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StringConstraints,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -22,6 +23,12 @@ from pydantic import (
 from espcore.sync.source import check_select, parse_relation, segment_sql
 
 PROVIDERS = ("sendpulse", "pakat", "litestartup")
+Provider = Literal["sendpulse", "pakat", "litestartup"]
+#: what a sync's or campaign's ``provider`` names: a provider (its default account) or a declared account
+ACCOUNT_FIELD = (
+    "A provider (sendpulse, pakat, litestartup: its default account) or an account declared under accounts "
+    "(e.g. sendpulse_eu)."
+)
 
 
 class ConfigError(ValueError):
@@ -64,10 +71,40 @@ class SourceDecl(BaseModel):
         return segment_sql("view", self.view or "")
 
 
-class SyncDecl(BaseModel):
+class AccountDecl(BaseModel):
+    """A named account of one provider, for a deployment with several (two SendPulse accounts, one per region).
+    Its credentials are the provider's variables under its own prefix: account ``sendpulse_eu`` reads
+    ``SENDPULSE_EU_CLIENT_ID`` and ``SENDPULSE_EU_CLIENT_SECRET``; a provider's default account is the account
+    named like the provider (``SENDPULSE_CLIENT_ID``…)."""
+
+    model_config = ConfigDict(extra="forbid")
+    provider: Provider
+    env_prefix: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z][A-Z0-9_]*$",
+        description="Prefix of the credential variables (default: the account name in capitals).",
+    )
+    requests_per_second: float | None = Field(
+        default=None, ge=0, description="Client-side rate limit of this account (default: the provider's)."
+    )
+
+
+class _OnAccount(BaseModel):
+    """What syncs and campaigns share: ``provider`` names an account; its provider is set by
+    :class:`Declarations`, which knows the accounts."""
+
+    _kind: str | None = PrivateAttr(default=None)
+
+    @property
+    def provider_kind(self) -> str:
+        """The provider behind ``provider`` (``sendpulse`` for the account ``sendpulse_eu``)."""
+        return self._kind or self.provider  # type: ignore[attr-defined]  # both subclasses declare it
+
+
+class SyncDecl(_OnAccount):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    provider: Literal["sendpulse", "pakat", "litestartup"]
+    provider: str = Field(description=ACCOUNT_FIELD)
     book: str = Field(min_length=1, max_length=100)
     source: SourceDecl
     primary_key: str = "email"
@@ -116,12 +153,12 @@ def _zone(value: str) -> str:
     return value
 
 
-class CampaignDecl(BaseModel):
+class CampaignDecl(_OnAccount):
     """One campaign launched to the book a sync maintains; ``schedule`` (cron) makes it recurring."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    provider: Literal["sendpulse", "pakat", "litestartup"]
+    provider: str = Field(description=ACCOUNT_FIELD)
     sync: str = Field(description="Name of the sync whose book the campaign targets.")
     subject: str = Field(min_length=1, max_length=255)
     sender_name: str = Field(min_length=1)
@@ -237,12 +274,30 @@ class AutomationDecl(BaseModel):
 
 class Declarations(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    accounts: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")], AccountDecl] = Field(
+        default_factory=dict,
+        description="Named provider accounts, for several accounts of one provider; syncs and campaigns name "
+        "them in their provider field.",
+    )
     syncs: list[SyncDecl] = Field(default_factory=list)
     campaigns: list[CampaignDecl] = Field(default_factory=list)
     automation: AutomationDecl = Field(default_factory=AutomationDecl)
 
     @model_validator(mode="after")
     def _unique(self) -> "Declarations":
+        for name, account in self.accounts.items():
+            if name in PROVIDERS and account.provider != name:
+                raise ValueError(f"accounts.{name}: an account named like a provider is that provider's account")
+        known = f"providers: {', '.join(PROVIDERS)}" + (
+            f"; accounts: {', '.join(self.accounts)}" if self.accounts else ""
+        )
+        for kind, entries in (("syncs", self.syncs), ("campaigns", self.campaigns)):
+            for i, e in enumerate(entries):
+                if e.provider not in PROVIDERS and e.provider not in self.accounts:
+                    raise ValueError(
+                        f"{kind}[{i}] ({e.name}) field provider: no provider or account {e.provider!r} ({known})"
+                    )
+                e._kind = self.kind(e.provider)
         seen: set[str] = set()
         books: set[tuple[str, str]] = set()
         for s in self.syncs:
@@ -271,6 +326,30 @@ class Declarations(BaseModel):
 
     def sync(self, name: str) -> SyncDecl:
         return next(s for s in self.syncs if s.name == name)
+
+    def account(self, name: str) -> AccountDecl:
+        """The account a sync's or campaign's ``provider`` names (a provider's name: its default account)."""
+        declared = self.accounts.get(name)
+        if declared is not None:
+            return declared
+        if name not in PROVIDERS:
+            raise ConfigError(f"no provider or account {name!r}")
+        return AccountDecl(provider=cast(Provider, name))
+
+    def kind(self, name: str) -> str:
+        """The provider of an account (``sendpulse`` for ``sendpulse_eu``)."""
+        return self.account(name).provider
+
+
+def providers_in_use(decls: Declarations) -> dict[str, list[str]]:
+    """Each account (a provider's name for its default account) the declarations use, with what uses it (for
+    error messages)."""
+    used: dict[str, list[str]] = {}
+    for s in decls.syncs:
+        used.setdefault(s.provider, []).append(f"sync {s.name}")
+    for c in decls.campaigns:
+        used.setdefault(c.provider, []).append(f"campaign {c.name}")
+    return dict(sorted(used.items()))
 
 
 def describe_validation_error(err: ValidationError, data: Any) -> str:

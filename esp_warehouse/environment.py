@@ -17,9 +17,11 @@ file ``warehouse.duckdb`` in ``ESP_DATA_DIR`` (default ``data/``); the product's
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any, cast
 
 import dagster as dg
 
+from esp_warehouse.config import AccountDecl, Declarations, Provider, providers_in_use
 from esp_warehouse.resources.lake import LakeResource
 from esp_warehouse.resources.litestartup import LiteStartupResource
 from esp_warehouse.resources.pakat import PakatResource
@@ -29,13 +31,14 @@ from espcore.errors import ConfigurationError
 from espcore.warehouse import DEFAULT_OWN_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
-#: each provider's credential variables
-CREDENTIALS: dict[str, tuple[str, ...]] = {
-    "sendpulse": ("SENDPULSE_CLIENT_ID", "SENDPULSE_CLIENT_SECRET"),
-    "pakat": ("PAKAT_API_KEY",),
-    "litestartup": ("LITESTARTUP_API_KEY",),
+#: each provider's credential variables, after the account's prefix (``SENDPULSE`` + ``_CLIENT_ID``)
+CREDENTIAL_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "sendpulse": ("CLIENT_ID", "CLIENT_SECRET"),
+    "pakat": ("API_KEY",),
+    "litestartup": ("API_KEY",),
 }
 SANDBOX_ENV = "ESP_SANDBOX_DIR"
+AnyProviderResource = SendPulseResource | PakatResource | LiteStartupResource
 
 
 class MissingCredentialsError(ConfigurationError):
@@ -53,52 +56,87 @@ def sandbox_dir() -> Path | None:
     return Path(value).resolve() if value else None
 
 
-def credentials_present(provider: str) -> bool:
-    """True when every credential variable of ``provider`` is set; an error when only some are."""
-    names = CREDENTIALS[provider]
+def _account(name: str, account: AccountDecl | None) -> AccountDecl:
+    if account is not None:
+        return account
+    if name not in CREDENTIAL_SUFFIXES:
+        raise ConfigurationError(f"{name} is not a provider; declare it under accounts (with its provider)")
+    return AccountDecl(provider=cast(Provider, name))
+
+
+def credential_names(name: str, account: AccountDecl | None = None) -> tuple[str, ...]:
+    """The credential variables of an account: ``SENDPULSE_CLIENT_ID``… for the default account ``sendpulse``,
+    ``SENDPULSE_EU_CLIENT_ID``… for ``sendpulse_eu`` (or its ``env_prefix``)."""
+    acc = _account(name, account)
+    prefix = acc.env_prefix or name.upper()
+    return tuple(f"{prefix}_{suffix}" for suffix in CREDENTIAL_SUFFIXES[acc.provider])
+
+
+def credentials_present(name: str, account: AccountDecl | None = None) -> bool:
+    """True when every credential variable of the account is set; an error when only some are."""
+    names = credential_names(name, account)
     present = [n for n in names if os.environ.get(n)]
     if present and len(present) != len(names):
         missing = sorted(set(names) - set(present))
         raise MissingCredentialsError(
-            f"{provider}: {', '.join(present)} set but {', '.join(missing)} missing", provider=provider
+            f"{name}: {', '.join(present)} set but {', '.join(missing)} missing", provider=name
         )
     return bool(present)
 
 
-def sandbox_resource(provider: str, folder: Path) -> SendPulseResource | PakatResource | LiteStartupResource:
-    """A provider's resource on its embedded sandbox, with the sandbox account's state in ``folder``."""
+def sandbox_resource(name: str, folder: Path, account: AccountDecl | None = None) -> AnyProviderResource:
+    """An account's resource on its provider's embedded sandbox, with the sandbox account's state in ``folder``
+    (``<account>.json``: each account its own sandbox account)."""
     # imported here: production code never loads the emulators unless the configuration asks for them
     from espcore.sandbox.litestartup import DEMO_API_KEY as LITESTARTUP_DEMO_KEY
     from espcore.sandbox.pakat import DEMO_API_KEY as PAKAT_DEMO_KEY
     from espcore.sandbox.sendpulse import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
-    state = str(folder / f"{provider}.json")
-    if provider == "sendpulse":
-        return SendPulseResource(client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, sandbox_state=state)
-    if provider == "pakat":
-        return PakatResource(api_key=PAKAT_DEMO_KEY, sandbox_state=state)
-    return LiteStartupResource(api_key=LITESTARTUP_DEMO_KEY, sandbox_state=state)
+    acc = _account(name, account)
+    common: dict[str, Any] = {"sandbox_state": str(folder / f"{name}.json"), **_settings(name, acc)}
+    if acc.provider == "sendpulse":
+        return SendPulseResource(client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, **common)
+    if acc.provider == "pakat":
+        return PakatResource(api_key=PAKAT_DEMO_KEY, **common)
+    return LiteStartupResource(api_key=LITESTARTUP_DEMO_KEY, **common)
 
 
-def _real_resource(provider: str) -> SendPulseResource | PakatResource | LiteStartupResource:
-    if provider == "sendpulse":
-        return SendPulseResource(
-            client_id=dg.EnvVar("SENDPULSE_CLIENT_ID"), client_secret=dg.EnvVar("SENDPULSE_CLIENT_SECRET")
-        )
-    if provider == "pakat":
-        return PakatResource(api_key=dg.EnvVar("PAKAT_API_KEY"))
-    return LiteStartupResource(api_key=dg.EnvVar("LITESTARTUP_API_KEY"))
+def _settings(name: str, acc: AccountDecl) -> dict[str, Any]:
+    """The resource fields an account declaration sets besides the credentials."""
+    settings: dict[str, Any] = {}
+    if name != acc.provider:
+        settings["account"] = name
+    if acc.requests_per_second is not None:
+        settings["requests_per_second"] = acc.requests_per_second
+    return settings
+
+
+def _real_resource(name: str, acc: AccountDecl) -> AnyProviderResource:
+    env = [dg.EnvVar(n) for n in credential_names(name, acc)]
+    if acc.provider == "sendpulse":
+        return SendPulseResource(client_id=env[0], client_secret=env[1], **_settings(name, acc))
+    if acc.provider == "pakat":
+        return PakatResource(api_key=env[0], **_settings(name, acc))
+    return LiteStartupResource(api_key=env[0], **_settings(name, acc))
 
 
 def provider_resource(
-    provider: str, used_by: Iterable[str] = (), *, sandbox: Path | None = None, sandbox_source: str = SANDBOX_ENV
-) -> SendPulseResource | PakatResource | LiteStartupResource:
-    """The resource of one provider as the environment configures it (see the module docstring). ``sandbox``:
-    a sandbox folder the configuration names explicitly (``sandbox_source`` says where, for the error that
-    refuses it together with real credentials), instead of ``ESP_SANDBOX_DIR``."""
-    real = credentials_present(provider)
+    provider: str,
+    used_by: Iterable[str] = (),
+    *,
+    sandbox: Path | None = None,
+    sandbox_source: str = SANDBOX_ENV,
+    account: AccountDecl | None = None,
+) -> AnyProviderResource:
+    """The resource of one account (``provider``: a provider's name for its default account, or a named account
+    with its declaration in ``account``) as the environment configures it (see the module docstring).
+    ``sandbox``: a sandbox folder the configuration names explicitly (``sandbox_source`` says where, for the
+    error that refuses it together with real credentials), instead of ``ESP_SANDBOX_DIR``."""
+    acc = _account(provider, account)
+    variables = credential_names(provider, acc)
+    real = credentials_present(provider, acc)
     folder = sandbox if sandbox is not None else sandbox_dir()
-    names = " and ".join(CREDENTIALS[provider])
+    names = " and ".join(variables)
     if folder is not None:
         if real:
             raise MissingCredentialsError(
@@ -106,15 +144,15 @@ def provider_resource(
                 "(a deployment never mixes a real account with an emulator)",
                 provider=provider,
             )
-        return sandbox_resource(provider, folder)
+        return sandbox_resource(provider, folder, acc)
     if real:
-        return _real_resource(provider)
+        return _real_resource(provider, acc)
     users = ", ".join(used_by)
+    one = len(variables) == 1
     raise MissingCredentialsError(
-        f"{provider} is used{f' by {users}' if users else ''} but {names} "
-        f"{'is' if len(CREDENTIALS[provider]) == 1 else 'are'} not set: set "
-        f"{'it' if len(CREDENTIALS[provider]) == 1 else 'them'} to use the real API, or set {SANDBOX_ENV}=<folder> "
-        "to run on the embedded sandboxes"
+        f"{provider} is used{f' by {users}' if users else ''} but {names} {'is' if one else 'are'} not set: set "
+        f"{'it' if one else 'them'} to use the real API, or set {SANDBOX_ENV}=<folder> to run on the embedded "
+        "sandboxes"
     )
 
 
@@ -136,12 +174,22 @@ def lake_resource() -> LakeResource:
 
 
 def build_resources(
-    providers: Mapping[str, Iterable[str]], *, sandbox: Path | None = None, sandbox_source: str = SANDBOX_ENV
+    providers: "Declarations | Mapping[str, Iterable[str]]",
+    *,
+    sandbox: Path | None = None,
+    sandbox_source: str = SANDBOX_ENV,
 ) -> dict[str, object]:
-    """Resources for the providers in use (provider -> what uses it), the warehouse and the lake; ``sandbox``
-    as in :func:`provider_resource`."""
+    """Resources for the accounts the declarations use (or a mapping account -> what uses it, for providers'
+    default accounts), the warehouse and the lake; ``sandbox`` as in :func:`provider_resource`."""
+    if isinstance(providers, Declarations):
+        decls = providers
+        used: Mapping[str, Iterable[str]] = providers_in_use(decls)
+        accounts = {name: decls.account(name) for name in used}
+    else:
+        used, accounts = providers, {}
     resources: dict[str, object] = {
-        p: provider_resource(p, users, sandbox=sandbox, sandbox_source=sandbox_source) for p, users in providers.items()
+        p: provider_resource(p, users, sandbox=sandbox, sandbox_source=sandbox_source, account=accounts.get(p))
+        for p, users in used.items()
     }
     resources["warehouse"] = warehouse_resource()
     resources["lake"] = lake_resource()

@@ -48,16 +48,6 @@ def _split_name(name: str) -> list[str]:
     return [m.group(0) for m in re.finditer(r'"(?:[^"]|"")*"|[^.]+', name)]
 
 
-def providers_in_use(decls: Declarations) -> dict[str, list[str]]:
-    """Each provider the declarations use, with what uses it (for error messages)."""
-    used: dict[str, list[str]] = {}
-    for s in decls.syncs:
-        used.setdefault(s.provider, []).append(f"sync {s.name}")
-    for c in decls.campaigns:
-        used.setdefault(c.provider, []).append(f"campaign {c.name}")
-    return dict(sorted(used.items()))
-
-
 def _refuse_clashing_keys(sync_keys: Mapping[str, dg.AssetKey], segment_keys: set[dg.AssetKey]) -> None:
     """Two syncs on one key, or a sync on a segment's key, is a declaration mistake: say which, before Dagster's
     own duplicate-key error does without naming the syncs."""
@@ -123,12 +113,15 @@ def build_location(
         for p in providers
     }
     automation = landing_condition(when.landing_cron, when.timezone)
-    landing_assets = [a for p in providers for a in build_landing_assets(p, after=writes[p], automation=automation)]
+    kinds = {p: decls.kind(p) for p in providers}
+    landing_assets = [
+        a for p in providers for a in build_landing_assets(p, after=writes[p], automation=automation, kind=kinds[p])
+    ]
     snapshot_keys = {
-        p: [k for a in landing_assets for k in a.keys if k.path[1] == p and k not in daily_landing_keys(p)]
+        p: [k for a in landing_assets for k in a.keys if k.path[1] == p and k not in daily_landing_keys(p, kinds[p])]
         for p in providers
     }
-    daily_keys = [k for p in providers for k in daily_landing_keys(p)]
+    daily_keys = [k for p in providers for k in daily_landing_keys(p, kinds[p])]
     views = build_views_asset([k for a in landing_assets for k in a.keys])
     checks = build_checks(decls.syncs, segment_keys, sync_keys)
 

@@ -20,9 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def build_demo_location(data: Path) -> Location:
     """The repository's declarations (whatever ``ESP_DECLARATIONS`` says) on the demo's resources."""
-    return build_location(
-        load_declarations(DEFAULT_DECLARATIONS), demo_resources(data), segment_assets=[demo_warehouse]
-    )
+    decls = load_declarations(DEFAULT_DECLARATIONS)
+    return build_location(decls, demo_resources(data, decls.accounts), segment_assets=[demo_warehouse])
 
 
 defs = build_demo_location(Path(os.environ.get("ESP_DATA_DIR") or ROOT / "data").resolve()).defs

@@ -3,6 +3,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
+from dagster.components.testing import DefsFolderSandbox, create_defs_folder_sandbox
 
 from espcore.warehouse import PostgresWarehouse
 from tests.pg import PgServer, PostgresUnavailable, in_ci, postgres_server
@@ -54,3 +55,10 @@ def pg_warehouses(pg_server: PgServer) -> Iterator[Callable[[], PostgresWarehous
     """A factory of PostgreSQL warehouses, each in a fresh schema of the session server."""
     with pg_server.schemas() as make:
         yield make
+
+
+@pytest.fixture
+def defs_folder() -> Iterator[DefsFolderSandbox]:
+    """An empty Dagster defs folder in a temporary project, to load components from as Dagster does."""
+    with create_defs_folder_sandbox() as box:
+        yield box

@@ -34,10 +34,10 @@ syncs:
 """
 
 DEFINITIONS = """\
-from esp_warehouse import build_location, build_resources, load_declarations, providers_in_use
+from esp_warehouse import build_location, build_resources, load_declarations
 
 declarations = load_declarations()  # the file ESP_DECLARATIONS names
-defs = build_location(declarations, build_resources(providers_in_use(declarations))).defs
+defs = build_location(declarations, build_resources(declarations)).defs
 """
 
 

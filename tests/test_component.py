@@ -4,13 +4,12 @@ scaffolded by ``dg``; a scaffolded project passes ``dg check defs`` as it is."""
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
-from dagster.components.testing import DefsFolderSandbox, create_defs_folder_sandbox
+from dagster.components.testing import DefsFolderSandbox
 
 from esp_warehouse import EspWarehouseComponent
 
@@ -56,12 +55,6 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return warehouse
 
 
-@pytest.fixture
-def sandbox() -> Iterator[DefsFolderSandbox]:
-    with create_defs_folder_sandbox() as box:
-        yield box
-
-
 def write_component(box: DefsFolderSandbox, text: str, name: str = "esp") -> Path:
     folder = box.defs_folder_path / name
     (folder / "mail").mkdir(parents=True)
@@ -71,11 +64,11 @@ def write_component(box: DefsFolderSandbox, text: str, name: str = "esp") -> Pat
 
 
 def test_inline_declarations_load_and_a_sync_runs_on_the_sandbox_of_sandbox_dir(
-    env: Path, sandbox: DefsFolderSandbox, tmp_path: Path
+    env: Path, defs_folder: DefsFolderSandbox, tmp_path: Path
 ) -> None:
     state = tmp_path / "sandbox_state"
-    folder = write_component(sandbox, DEFS_YAML.format(sandbox=state))
-    with sandbox.load_component_and_build_defs(defs_path=folder) as (component, defs):
+    folder = write_component(defs_folder, DEFS_YAML.format(sandbox=state))
+    with defs_folder.load_component_and_build_defs(defs_path=folder) as (component, defs):
         assert isinstance(component, EspWarehouseComponent)
         keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
         assert {"warehouse/crm__people", "sendpulse/books/team_people", "lake/sendpulse/book_members"} <= keys
@@ -96,12 +89,12 @@ def test_inline_declarations_load_and_a_sync_runs_on_the_sandbox_of_sandbox_dir(
 
 
 def test_sandbox_dir_with_real_credentials_in_the_environment_refuses_to_load(
-    env: Path, sandbox: DefsFolderSandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    env: Path, defs_folder: DefsFolderSandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("SENDPULSE_CLIENT_ID", "id")
     monkeypatch.setenv("SENDPULSE_CLIENT_SECRET", "secret")
-    folder = write_component(sandbox, DEFS_YAML.format(sandbox=tmp_path / "s"))
-    with pytest.raises(Exception, match=BUILD_ERROR) as caught, sandbox.load_component_and_build_defs(folder):
+    folder = write_component(defs_folder, DEFS_YAML.format(sandbox=tmp_path / "s"))
+    with pytest.raises(Exception, match=BUILD_ERROR) as caught, defs_folder.load_component_and_build_defs(folder):
         pass
     assert "sandbox_dir in defs.yaml asks for the sandboxes but SENDPULSE_CLIENT_ID" in chain(caught.value)
 
@@ -115,22 +108,22 @@ def test_sandbox_dir_with_real_credentials_in_the_environment_refuses_to_load(
     ids=["unknown field", "bad mode"],
 )
 def test_a_yaml_mistake_names_the_file_the_entry_and_the_field(
-    env: Path, sandbox: DefsFolderSandbox, tmp_path: Path, mistake: str, expected: str
+    env: Path, defs_folder: DefsFolderSandbox, tmp_path: Path, mistake: str, expected: str
 ) -> None:
     text = DEFS_YAML.format(sandbox=tmp_path / "s").replace(
         "      fields: {first_name: first_name}\n", f"      fields: {{first_name: first_name}}\n{mistake}"
     )
-    folder = write_component(sandbox, text)
-    with pytest.raises(Exception, match=BUILD_ERROR) as caught, sandbox.load_component_and_build_defs(folder):
+    folder = write_component(defs_folder, text)
+    with pytest.raises(Exception, match=BUILD_ERROR) as caught, defs_folder.load_component_and_build_defs(folder):
         pass
     message = chain(caught.value)
     assert f"{folder / 'defs.yaml'}: {expected}" in message, message
 
 
 def test_declarations_file_is_read_relative_to_the_defs_yaml_folder(
-    env: Path, sandbox: DefsFolderSandbox, tmp_path: Path
+    env: Path, defs_folder: DefsFolderSandbox, tmp_path: Path
 ) -> None:
-    folder = sandbox.defs_folder_path / "esp"
+    folder = defs_folder.defs_folder_path / "esp"
     folder.mkdir()
     (folder / "esp.yaml").write_text(
         "syncs:\n  - {name: a, provider: pakat, book: A, source: {table: crm.people}}\n", encoding="utf-8"
@@ -139,7 +132,7 @@ def test_declarations_file_is_read_relative_to_the_defs_yaml_folder(
         f"type: {TYPE}\nattributes:\n  declarations_file: esp.yaml\n  sandbox_dir: {tmp_path / 's'}\n",
         encoding="utf-8",
     )
-    with sandbox.load_component_and_build_defs(defs_path=folder) as (_, defs):
+    with defs_folder.load_component_and_build_defs(defs_path=folder) as (_, defs):
         assert dg.AssetKey(["pakat", "books", "a"]) in set(defs.resolve_all_asset_keys())
 
 
@@ -158,11 +151,11 @@ post_processing:
 
 
 def test_translation_moves_a_sync_asset_and_everything_follows_it(
-    env: Path, sandbox: DefsFolderSandbox, tmp_path: Path
+    env: Path, defs_folder: DefsFolderSandbox, tmp_path: Path
 ) -> None:
-    folder = write_component(sandbox, DEFS_YAML.format(sandbox=tmp_path / "s") + TRANSLATED)
+    folder = write_component(defs_folder, DEFS_YAML.format(sandbox=tmp_path / "s") + TRANSLATED)
     key = dg.AssetKey(["crm", "team_people"])
-    with sandbox.load_component_and_build_defs(defs_path=folder) as (component, defs):
+    with defs_folder.load_component_and_build_defs(defs_path=folder) as (component, defs):
         assert isinstance(component, EspWarehouseComponent)
         graph = defs.resolve_asset_graph()
         assert dg.AssetKey(["sendpulse", "books", "team_people"]) not in graph.get_all_asset_keys()
@@ -186,24 +179,24 @@ def test_translation_moves_a_sync_asset_and_everything_follows_it(
 
 
 def test_a_translation_that_gives_two_syncs_one_key_names_them(
-    env: Path, sandbox: DefsFolderSandbox, tmp_path: Path
+    env: Path, defs_folder: DefsFolderSandbox, tmp_path: Path
 ) -> None:
     text = DEFS_YAML.format(sandbox=tmp_path / "s").replace(
         "  campaigns:",
         "    - {name: more_people, provider: pakat, book: More, source: {table: crm.people}}\n  campaigns:",
     )
-    folder = write_component(sandbox, text + '  translation: {key: "crm/all"}\n')
-    with pytest.raises(Exception, match=BUILD_ERROR) as caught, sandbox.load_component_and_build_defs(folder):
+    folder = write_component(defs_folder, text + '  translation: {key: "crm/all"}\n')
+    with pytest.raises(Exception, match=BUILD_ERROR) as caught, defs_folder.load_component_and_build_defs(folder):
         pass
     assert "syncs team_people and more_people have one asset key, crm/all" in chain(caught.value)
 
 
 def test_a_second_entry_in_the_same_defs_folder_is_refused_with_what_to_do(
-    env: Path, sandbox: DefsFolderSandbox, tmp_path: Path
+    env: Path, defs_folder: DefsFolderSandbox, tmp_path: Path
 ) -> None:
-    write_component(sandbox, DEFS_YAML.format(sandbox=tmp_path / "s"), name="team_a")
-    write_component(sandbox, DEFS_YAML.format(sandbox=tmp_path / "s"), name="team_b")
-    with pytest.raises(Exception, match=BUILD_ERROR) as caught, sandbox.build_all_defs():
+    write_component(defs_folder, DEFS_YAML.format(sandbox=tmp_path / "s"), name="team_a")
+    write_component(defs_folder, DEFS_YAML.format(sandbox=tmp_path / "s"), name="team_b")
+    with pytest.raises(Exception, match=BUILD_ERROR) as caught, defs_folder.build_all_defs():
         pass
     assert "the defs folder holds 2 EspWarehouseComponent entries; one code location takes one" in chain(caught.value)
 

@@ -128,7 +128,7 @@ def build_guard_asset(decl: CampaignDecl, sync: SyncDecl, sync_asset: dg.AssetKe
     @dg.asset(
         key=key,
         deps=[sync_asset],
-        kinds={decl.provider},
+        kinds={decl.provider_kind},
         group_name=f"{decl.provider}_campaigns",
         pool=f"{decl.provider}_api",
         required_resource_keys={decl.provider, "warehouse"},
@@ -180,7 +180,7 @@ def build_guard_asset(decl: CampaignDecl, sync: SyncDecl, sync_asset: dg.AssetKe
         else:
             current = ledger.get(spec.key)
             facts.test_sent_at = current.test_sent_at if current is not None else None
-            results = evaluate(facts, policy, decl.provider)
+            results = evaluate(facts, policy, provider.name)
         blocked = [f"{n}: {r.reason}" for n, r in results.items() if not r.passed]
         for line in blocked:
             context.log.warning(f"campaign {decl.name} blocked by {line}")
@@ -215,7 +215,7 @@ def build_launch_asset(decl: CampaignDecl, sync: SyncDecl) -> dg.AssetsDefinitio
     @dg.asset(
         key=launch_key(decl),
         deps=[gkey],
-        kinds={decl.provider},
+        kinds={decl.provider_kind},
         group_name=f"{decl.provider}_campaigns",
         pool=f"{decl.provider}_api",
         required_resource_keys={decl.provider, "warehouse"},

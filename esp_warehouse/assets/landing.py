@@ -130,13 +130,17 @@ def landing_metadata(dataset: str, result: LandingResult) -> dict[str, Any]:
 
 
 def _spec(
-    provider: str, dataset: str, deps: Sequence[dg.AssetKey] = (), automation: dg.AutomationCondition | None = None
+    provider: str,
+    dataset: str,
+    deps: Sequence[dg.AssetKey] = (),
+    automation: dg.AutomationCondition | None = None,
+    kind: str | None = None,
 ) -> dg.AssetSpec:
     spec = DATASETS[dataset]
     return dg.AssetSpec(
         key=landing_key(provider, dataset),
         deps=list(deps),
-        kinds={provider, "parquet"},
+        kinds={kind or provider, "parquet"},
         group_name="landing",
         description=f"{spec.description} ({provider})",
         metadata={"email_sync/dataset": dataset, "email_sync/schema_version": spec.version},
@@ -154,14 +158,18 @@ def _selected(context: dg.AssetExecutionContext, datasets: Sequence[str]) -> Ite
 
 
 def build_snapshot_assets(
-    provider: str, after: Sequence[dg.AssetKey] = (), automation: dg.AutomationCondition | None = None
+    provider: str,
+    after: Sequence[dg.AssetKey] = (),
+    automation: dg.AutomationCondition | None = None,
+    kind: str | None = None,
 ) -> dg.AssetsDefinition:
-    """``after``: assets that change what the provider reports (its books and launches), landed after them."""
-    snapshots, _ = provider_datasets(provider)
+    """``after``: assets that change what the provider reports (its books and launches), landed after them.
+    ``provider`` is the account (resource key, key prefix, lake partition); ``kind`` its provider, if another."""
+    snapshots, _ = provider_datasets(kind or provider)
 
     @dg.multi_asset(
         name=f"{provider}_landing_snapshots",
-        specs=[_spec(provider, d, deps=after, automation=automation) for d in snapshots],
+        specs=[_spec(provider, d, deps=after, automation=automation, kind=kind) for d in snapshots],
         can_subset=True,
         pool=f"{provider}_api",
         retry_policy=LANDING_RETRY,
@@ -183,14 +191,17 @@ def build_snapshot_assets(
     return _snapshots
 
 
-def build_daily_assets(provider: str, automation: dg.AutomationCondition | None = None) -> dg.AssetsDefinition:
-    _, daily = provider_datasets(provider)
+def build_daily_assets(
+    provider: str, automation: dg.AutomationCondition | None = None, kind: str | None = None
+) -> dg.AssetsDefinition:
+    _, daily = provider_datasets(kind or provider)
     campaigns = landing_key(provider, "campaigns")
 
     @dg.multi_asset(
         name=f"{provider}_landing_daily",
         specs=[
-            _spec(provider, d, deps=[campaigns] if d == "campaign_stats" else [], automation=automation) for d in daily
+            _spec(provider, d, deps=[campaigns] if d == "campaign_stats" else [], automation=automation, kind=kind)
+            for d in daily
         ],
         partitions_def=DAILY,
         can_subset=True,
@@ -281,15 +292,19 @@ def build_balance_check(provider: str) -> dg.AssetChecksDefinition:
 
 
 def build_landing_assets(
-    provider: str, after: Sequence[dg.AssetKey] = (), automation: dg.AutomationCondition | None = None
+    provider: str,
+    after: Sequence[dg.AssetKey] = (),
+    automation: dg.AutomationCondition | None = None,
+    kind: str | None = None,
 ) -> list[dg.AssetsDefinition]:
-    """The snapshot multi-asset (landed after ``after``: the provider's syncs and launches) and the daily one;
-    ``automation`` (e.g. :func:`landing_condition`) is set on every landing asset."""
-    return [build_snapshot_assets(provider, after, automation), build_daily_assets(provider, automation)]
+    """The snapshot multi-asset (landed after ``after``: the account's syncs and launches) and the daily one;
+    ``automation`` (e.g. :func:`landing_condition`) is set on every landing asset. ``provider`` is the account
+    (``sendpulse``, or a named one such as ``sendpulse_eu``); ``kind`` its provider when the names differ."""
+    return [build_snapshot_assets(provider, after, automation, kind), build_daily_assets(provider, automation, kind)]
 
 
-def daily_landing_keys(provider: str) -> list[dg.AssetKey]:
-    return [landing_key(provider, d) for d in provider_datasets(provider)[1]]
+def daily_landing_keys(provider: str, kind: str | None = None) -> list[dg.AssetKey]:
+    return [landing_key(provider, d) for d in provider_datasets(kind or provider)[1]]
 
 
 def views_database(warehouse: Any) -> str:

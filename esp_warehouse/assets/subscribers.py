@@ -77,7 +77,7 @@ class SyncTranslator:
         return dg.AssetSpec(
             key=book_key(decl),
             deps=[segment_key, *(dg.AssetKey.from_user_string(d) for d in decl.deps)],
-            kinds={decl.provider, warehouse_kind},
+            kinds={decl.provider_kind, warehouse_kind},
             group_name=decl.group_name or f"{decl.provider}_sync",
             owners=list(decl.owners),
             tags=dict(decl.tags),

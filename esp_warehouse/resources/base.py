@@ -25,6 +25,11 @@ class ProviderResource(dg.ConfigurableResource):
     default_requests_per_second: ClassVar[float | None] = None
     sandbox_path: ClassVar[str] = ""  # where the API lives on the sandbox server (Pakat: /api)
 
+    account: str | None = Field(
+        default=None,
+        description="The account's name when a deployment declares several of one provider (e.g. sendpulse_eu): "
+        "sync state, locks, the campaign ledger and lake partitions are kept per account. Default: the provider's.",
+    )
     sandbox_state: str | None = Field(
         default=None,
         description="State file of an embedded loopback sandbox. Set only for the demo and tests: the resource "
@@ -51,6 +56,10 @@ class ProviderResource(dg.ConfigurableResource):
     # -- shared -------------------------------------------------------------------------------------------
 
     @property
+    def account_name(self) -> str:
+        return self.account or self.provider_name
+
+    @property
     def is_sandbox(self) -> bool:
         return bool(self.sandbox_state)
 
@@ -68,11 +77,16 @@ class ProviderResource(dg.ConfigurableResource):
         from urllib.parse import urlsplit
 
         host = urlsplit(url).hostname or ""
+        who = (
+            self.provider_name
+            if self.account_name == self.provider_name
+            else f"{self.account_name} ({self.provider_name})"
+        )
         if self.sandbox_state:
-            return f"{self.provider_name}: SANDBOX at {url} (state {self.sandbox_state}) — not the real API"
+            return f"{who}: SANDBOX at {url} (state {self.sandbox_state}) — not the real API"
         if is_loopback_host(host):
-            return f"{self.provider_name}: loopback server at {url} (a sandbox, not the real API)"
-        return f"{self.provider_name}: REAL API at {url}"
+            return f"{who}: loopback server at {url} (a sandbox, not the real API)"
+        return f"{who}: REAL API at {url}"
 
     def policy(self) -> HttpPolicy:
         return HttpPolicy(
@@ -103,5 +117,7 @@ class ProviderResource(dg.ConfigurableResource):
         return self._client or self._new_client()
 
     def get_provider(self) -> EspProvider:
-        """The provider-neutral adapter over the client."""
-        return self._make_provider(self.get_client())
+        """The provider-neutral adapter over the client, speaking for this resource's account."""
+        adapter = self._make_provider(self.get_client())
+        adapter.account = self.account_name
+        return adapter

@@ -242,7 +242,7 @@ def gather_facts(
     if recipients is None and found is not None and counter is not None:  # Pakat: lists carry no counts
         recipients = int(counter(found.id, status="confirmed"))
     if recipients is None and book_id is not None:
-        recipients = synced_rows(warehouse, provider.name, book_id)
+        recipients = synced_rows(warehouse, provider.account, book_id)
         notes.append(f"recipients counted from sync_state ({provider.name} reports no book size)")
     if found is None and book_id is None:
         cost = CostInfo(provider.name, None, "no book yet: cost not checked")
@@ -251,7 +251,7 @@ def gather_facts(
     else:
         cost = CostInfo(provider.name, None, "empty book: cost not checked")
     since = utc_naive(now) - timedelta(hours=1)
-    posts, oldest = ledger.posts_since(provider.name, since)
+    posts, oldest = ledger.posts_since(provider.account, since)
     listed = 0
     if provider.name == "sendpulse":
         for c in provider.list_campaigns():  # campaigns created by other tools count too, when dated

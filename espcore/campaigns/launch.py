@@ -119,7 +119,7 @@ def launch(
     step = hook or (lambda _name: None)
     key = spec.key
     suffix = key_suffix(key)
-    name = provider.name
+    name = provider.account  # ledger rows and errors name the account (the provider by default)
     step("start")
     row = ledger.plan(
         key,
@@ -339,7 +339,7 @@ def send_test(
     key = spec.key
     ledger.plan(
         key,
-        provider=provider.name,
+        provider=provider.account,
         book_id=book_id,
         campaign_name=spec.name,
         occurrence=spec.occurrence,

@@ -481,7 +481,7 @@ def _land(
 ) -> LandingResult:
     before = http_calls(adapter)
     rows, counters = collect()
-    landed = land(lake_root, dataset, adapter.name, day, rows, run_id=run_id, landed_at=now)
+    landed = land(lake_root, dataset, adapter.account, day, rows, run_id=run_id, landed_at=now)
     if after is not None:
         after()  # the landing state follows the file, never runs ahead of it
     return LandingResult(landed, rows, _calls_since(adapter, before), counters)
@@ -510,7 +510,7 @@ def land_campaigns(
     full_refresh: bool = False,
 ) -> LandingResult:
     now = now or datetime.now(UTC)
-    state = LandingState.load(lake_root, adapter.name, "campaigns")
+    state = LandingState.load(lake_root, adapter.account, "campaigns")
     return _land(
         lake_root,
         "campaigns",
@@ -569,8 +569,8 @@ def land_campaign_stats(
     """The day's snapshot of every campaign's cumulative counters (re-landing a day replaces its file)."""
     now = now or datetime.now(UTC)
     _, until = day_window(day)
-    state = LandingState.load(lake_root, adapter.name, "campaign_stats")
-    campaigns_state = LandingState.load(lake_root, adapter.name, "campaigns")
+    state = LandingState.load(lake_root, adapter.account, "campaign_stats")
+    campaigns_state = LandingState.load(lake_root, adapter.account, "campaigns")
     details = {cid: entry.get("detail") or {} for cid, entry in campaigns_state.campaigns.items()}
     listing = None if full_refresh else recent_listing(campaigns_state, now, listing_max_age)
     return _land(

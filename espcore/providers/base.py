@@ -208,7 +208,11 @@ class DeliveryEventSource(Protocol):
 class EspProvider(Protocol):
     """What the sync, campaign and landing layers need from any provider."""
 
+    #: the provider (what the adapter speaks): behaviour is chosen by it
     name: str
+    #: the named account (``sendpulse`` unless a deployment declares several, e.g. ``sendpulse_eu``): state, locks,
+    #: ledger rows and lake partitions are kept per account
+    account: str
     #: rows per write call the adapter handles best (SendPulse 100, Pakat 10,000, LiteStartup 1)
     batch_size: int
 

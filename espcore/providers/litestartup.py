@@ -1226,6 +1226,7 @@ class LiteStartupProvider:
     """:class:`EspProvider` on LiteStartup. A book is a tag; one contact per write call (no bulk endpoint)."""
 
     name = PROVIDER
+    account = name  # the named account it speaks for (set by the resource; the provider's name by default)
     batch_size = 1
     #: undocumented: a domain written in Unicode assumed refused (the sandbox models it so)
     address_rules = AddressRules(unicode_domain=False, source="LiteStartup (assumed): ASCII domains only")

@@ -1593,6 +1593,7 @@ class PakatProvider:
     """:class:`EspProvider` on Pakat: books are lists, members are list subscribers."""
 
     name = "pakat"
+    account = name  # the named account it speaks for (set by the resource; the provider's name by default)
     batch_size = BULK_MAX
     #: MailWizz keeps ``list_subscriber.email`` in a varchar(100) and runs MySQL with SQL_MODE="" (a longer
     #: address is cut to 100 characters silently); its validator takes only ASCII before the @-sign

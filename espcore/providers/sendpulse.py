@@ -1321,6 +1321,7 @@ class SendPulseProvider:
     """:class:`EspProvider` over :class:`SendPulseClient`. Books are address books found by name."""
 
     name = "sendpulse"
+    account = name  # the named account it speaks for (set by the resource; the provider's name by default)
     batch_size = EMAILS_PER_CALL
     #: undocumented: assumed ASCII-only (the sandbox models it so); a refused address fails the whole call
     address_rules = AddressRules(

@@ -1,6 +1,8 @@
 """Launch idempotency (docs/sync-semantics.md §8) against the three sandboxes: exactly one provider campaign per key,
 whatever is killed, timed out or re-run."""
 
+from datetime import datetime
+
 import pytest
 
 from espcore.campaigns.launch import (
@@ -62,6 +64,19 @@ def test_launch_creates_exactly_one_campaign_and_relaunch_is_a_noop(env: Env):
     # another occurrence is another key, hence another campaign
     other = launch(env.spec("2026-03-09"), env.h.adapter, env.ledger, book_id=env.book_id)
     assert other.campaign.id != first.campaign.id
+
+
+def test_ledger_rows_are_kept_per_named_account(env: Env):
+    """Two accounts of one provider: the ledger (and the hourly cap counted from it) is the account's own."""
+    env.h.adapter.account = f"{env.h.name}_eu"
+    spec = env.spec(provider=f"{env.h.name}_eu")
+    launch(spec, env.h.adapter, env.ledger, book_id=env.book_id, run_id="r1")
+    row = env.ledger.get(spec.key)
+    assert row is not None
+    assert row.provider == f"{env.h.name}_eu"
+    since = datetime(2000, 1, 1)
+    assert env.ledger.posts_since(f"{env.h.name}_eu", since)[0] == 1
+    assert env.ledger.posts_since(env.h.name, since)[0] == 0
 
 
 def test_lost_ledger_is_recovered_by_look_up(env: Env, tmp_path):

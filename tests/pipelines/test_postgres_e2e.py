@@ -23,7 +23,7 @@ from esp_warehouse import environment as resources_setup
 from esp_warehouse.assets.campaigns import launch_key
 from esp_warehouse.assets.landing import VIEWS_KEY
 from esp_warehouse.assets.subscribers import book_key
-from esp_warehouse.location import providers_in_use
+from esp_warehouse.config import providers_in_use
 from esp_warehouse.resources.litestartup import LiteStartupResource
 from espcore.demo import build_demo_warehouse
 from espcore.sandbox.embedded import build_sandbox

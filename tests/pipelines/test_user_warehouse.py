@@ -20,8 +20,8 @@ import psycopg
 import pytest
 
 from esp_warehouse.automation import landing_day
-from esp_warehouse.config import load_declarations
-from esp_warehouse.location import build_location, providers_in_use
+from esp_warehouse.config import load_declarations, providers_in_use
+from esp_warehouse.location import build_location
 from espcore.demo import build_demo_warehouse
 from espcore.warehouse import BaseWarehouse, PostgresWarehouse, Warehouse
 from pipelines import DEFAULT_DECLARATIONS

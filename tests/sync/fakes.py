@@ -24,6 +24,7 @@ from espcore.providers.base import (
 @dataclass
 class FakeProvider:
     name: str = "fake"
+    account: str = "fake"
     batch_size: int = 3
     books: dict[str, str] = field(default_factory=dict)  # name -> id
     members: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # book id -> email -> fields
