@@ -13,6 +13,7 @@ fi
 echo "== ruff check";  uv run --locked ruff check .
 echo "== ruff format"; uv run --locked ruff format --check .
 echo "== pyright";     uv run --locked pyright
+echo "== import contracts"; uv run --locked lint-imports --no-cache
 # the production location loads only with credentials or an explicit sandbox: check it on the sandboxes, and
 # check the demo's location too
 echo "== dg check defs"; ESP_SANDBOX_DIR="$(mktemp -d)" uv run --locked dg check defs

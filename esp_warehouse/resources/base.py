@@ -14,7 +14,6 @@ from pydantic import Field, PrivateAttr
 from espcore.errors import ConfigurationError
 from espcore.http import HttpPolicy, is_loopback_host
 from espcore.providers.base import EspProvider
-from espcore.sandbox.embedded import embedded_sandbox_url
 
 
 class ProviderResource(dg.ConfigurableResource):
@@ -70,6 +69,9 @@ class ProviderResource(dg.ConfigurableResource):
                     f"{self.provider_name}: give either sandbox_state or base_url, not both",
                     provider=self.provider_name,
                 )
+            # imported here: production code loads the emulators only when a sandbox is configured
+            from espcore.sandbox.embedded import embedded_sandbox_url
+
             return embedded_sandbox_url(self.provider_name, self.sandbox_state) + self.sandbox_path
         return self.base_url or self.default_base_url
 
