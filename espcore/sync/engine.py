@@ -16,10 +16,11 @@ book lock in :mod:`espcore.sync.locks`, the run's counts in :mod:`espcore.sync.r
   duplicated with conflicting values are *invalid*: rejected with a reason, never blocking the valid rows.
 * **Suppression wins**: provider blacklists/unsubscribes (and the local ``suppression`` table) are merged in
   before planning; such rows are never sent, only counted.
-* **Apply** goes removes → changes → adds in provider-sized batches. Each batch is written ahead (``pending``),
-  sent once (the HTTP layer retries transient faults only) and acknowledged per row in one transaction. A row
-  leaves the plan only once acknowledged, so a crash or kill at any point is resumed by the next run with
-  nothing lost, and acknowledged rows are never resent.
+* **Apply** goes removes → changes → adds in provider-sized batches. A page of planned rows (at least one
+  batch) is written ahead (``pending``) in one transaction; each batch is then sent once (the HTTP layer
+  retries transient faults only) and acknowledged per row in one transaction. A row leaves the plan only once
+  acknowledged, so a crash or kill at any point is resumed by the next run with nothing lost, and acknowledged
+  rows are never resent (only the batch in flight at the kill is sent again: an upsert or remove).
 * **Rejects and pending rows.** A row the provider rejects for good keeps the fingerprint it was rejected with
   and is not sent again until its mapped values change (or a ``full_resync``); it is counted as
   ``rejected_unchanged``. A row left undecided (a transient per-row result, a failed batch) stays ``pending``
@@ -473,19 +474,22 @@ class SyncEngine:
                 self._apply_page(result, op, page)
 
     def _plan_pages(self, op: str) -> Iterator[list[tuple[str, str | None, str | None]]]:
+        """The planned rows of ``op`` in key order, a page at a time: at least one provider batch per page, so
+        a bulk call is never split by the read."""
+        size = max(READ_PAGE, int(self.provider.batch_size))
         last = ""
         while True:
             with self.wh.connect() as con:
                 rows = con.fetchall(
                     f"""SELECT pk, fp, payload FROM {con.own("sync_plan")}
                        WHERE run_id = ? AND sync_name = ? AND op = ? AND pk > ? ORDER BY pk LIMIT ?""",
-                    [self.run_id, self.spec.name, op, last, READ_PAGE],
+                    [self.run_id, self.spec.name, op, last, size],
                 )
             if not rows:
                 return
             yield [(str(r[0]), r[1], r[2]) for r in rows]
             last = str(rows[-1][0])
-            if len(rows) < READ_PAGE:
+            if len(rows) < size:
                 return
 
     def _apply_page(self, result: SyncResult, op: str, page: list[tuple[str, str | None, str | None]]) -> None:
@@ -504,22 +508,24 @@ class SyncEngine:
                     self._reject(result, pk, pk, problem, "validate", payload)
                     continue
             sendable.append((pk, fp, values))
+        if not sendable:
+            return
+        self._write_ahead(result, op, sendable)
         size = max(1, int(self.provider.batch_size))
         for start in range(0, len(sendable), size):
-            self._apply_batch(result, op, kind, sendable[start : start + size])
+            batch = sendable[start : start + size]
+            self._send_batch(result, op, kind, batch, written_ahead=len(sendable) - start - len(batch))
 
-    def _apply_batch(
-        self, result: SyncResult, op: str, kind: str, batch: list[tuple[str, str | None, dict[str, Any]]]
-    ) -> None:
+    def _write_ahead(self, result: SyncResult, op: str, rows: list[tuple[str, str | None, dict[str, Any]]]) -> None:
+        """Mark a page of rows ``pending`` (with the operation and fingerprint about to be sent) in one
+        transaction, before any of them is sent: a run killed mid-page leaves them pending, and the next run
+        retries exactly those whose call was never acknowledged."""
         spec = self.spec
-        book_id = result.book_id
-        now = now_utc()
         keys = pa.table(
-            {"pk": pa.array([b[0] for b in batch], pa.string()), "fp": pa.array([b[1] for b in batch], pa.string())}
+            {"pk": pa.array([r[0] for r in rows], pa.string()), "fp": pa.array([r[1] for r in rows], pa.string())}
         )
         if self._lock is not None:
-            self._lock.check()  # never write to a book this run no longer holds
-        # 1. write-ahead
+            self._lock.check()  # never touch the state of a book this run no longer holds
         with self.wh.connect() as con:
             con.load_temp("wa_batch", keys)
             with con.transaction():
@@ -531,10 +537,26 @@ class SyncEngine:
                          status = 'pending', pending_op = excluded.pending_op, pending_fp = excluded.pending_fp,
                          attempts = sync_state.attempts + 1, last_attempt_at = excluded.last_attempt_at,
                          run_id = excluded.run_id""",
-                    [spec.provider, book_id, op, now, self.run_id],
+                    [spec.provider, result.book_id, op, now_utc(), self.run_id],
                 )
             con.drop_temp("wa_batch")
-        # 2. send once
+
+    def _send_batch(
+        self,
+        result: SyncResult,
+        op: str,
+        kind: str,
+        batch: list[tuple[str, str | None, dict[str, Any]]],
+        *,
+        written_ahead: int = 0,
+    ) -> None:
+        """One provider call for rows written ahead, then its acknowledgement (one transaction);
+        ``written_ahead``: rows of the page after this batch, pending too if this call stops the run."""
+        spec = self.spec
+        book_id = result.book_id
+        if self._lock is not None:
+            self._lock.check()  # never write to a book this run no longer holds
+        # send once
         split_before = int(getattr(self.provider, "split_calls", 0))
         transient_error: EspError | None = None
         try:
@@ -550,13 +572,14 @@ class SyncEngine:
         result.counts["batches"] += 1
         result.counts["write_calls"] += 1
         result.counts["split_calls"] += int(getattr(self.provider, "split_calls", 0)) - split_before
-        # 3. acknowledge
+        # acknowledge
         self._acknowledge(result, op, kind, results)
         if self._after_batch is not None:
             self._after_batch(op, len(batch))
         if transient_error is not None:
             stop = SyncError(
-                f"transient failure, {len(batch)} rows left pending for the next run: {transient_error}",
+                f"transient failure, {len(batch) + written_ahead} rows left pending for the next run: "
+                f"{transient_error}",
                 provider=spec.provider,
             )
             stop.retryable = True  # the step may be retried: the pending rows are planned again as retries

@@ -6,6 +6,7 @@ and every provider sandbox through its adapter. The contract: an address we acce
 (a silent cut counts as a refusal) or one the RFCs forbid.
 """
 
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from espcore.providers.sendpulse import EmailToAdd
 from espcore.sandbox.pakat import SUBSCRIBER_EMAIL_COLUMN
 from espcore.sync.engine import run_sync
 from espcore.sync.spec import SyncOptions, SyncSpec
-from espcore.sync.validate import address_rules, email_problem
+from espcore.sync.validate import address_rules, email_problem, plainly_valid
 from espcore.warehouse import BaseWarehouse, Warehouse
 from tests.providers.test_interface import (
     PROVIDERS,
@@ -104,6 +105,35 @@ def test_email_problem_verdict(case: Case) -> None:
     assert (problem is None) == case.accepted, problem
     if problem is not None:
         assert problem.startswith("invalid email: ")
+
+
+def _generated_addresses(n: int) -> Iterator[str]:
+    """Addresses near the fast path's edges: odd characters, dots and hyphens at part ends, numeric and
+    special-use top-level domains, parts at and over their length limits."""
+    rng = random.Random(7)
+    local_chars = "abcxyz0189_+-." * 8 + "!#$%&'*/=?^`{|}~A"
+    domain_chars = "abcxyz0189" * 4 + "-."
+    tlds = ["com", "de", "c0m", "123", "x", "test", "local", "onion", "arpa", "invalid", "localhost", "a" * 64]
+    for _ in range(n):
+        local = "".join(rng.choice(local_chars) for _ in range(rng.choice((1, 2, 5, 12, 64, 65))))
+        labels = ["".join(rng.choice(domain_chars) for _ in range(rng.choice((1, 3, 8, 63, 64)))) for _ in range(2)]
+        yield f"{local}@{'.'.join([*labels[: rng.choice((0, 1, 2))], rng.choice(tlds)])}"
+
+
+def test_the_fast_path_accepts_only_what_email_validator_accepts() -> None:
+    from email_validator import EmailNotValidError, validate_email
+
+    fast = 0
+    for address in _generated_addresses(20_000):
+        if plainly_valid(address):
+            fast += 1
+            try:
+                validate_email(address, check_deliverability=False, test_environment=False, strict=True)
+            except EmailNotValidError as exc:
+                raise AssertionError(f"fast path accepted {address!r}: {exc}") from None
+    assert fast > 500  # the generator reaches the fast path often enough to mean something
+    assert plainly_valid("ann.lee+news@mail.example.com")
+    assert not plainly_valid("ann@example.test")  # special-use: email-validator decides (and refuses)
 
 
 def test_local_part_length_is_counted_in_octets_and_named_in_the_reason() -> None:
