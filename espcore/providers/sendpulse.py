@@ -357,6 +357,14 @@ class _Hooks(TypedDict):
     data: list[_Hook]
 
 
+@answer
+class _OneHook(TypedDict):
+    """``{"success": true, "data": {..}}`` of ``GET /v2/email-service/webhook/{id}``: one object, not a list."""
+
+    success: Literal[True]
+    data: _Hook
+
+
 _OK: Shape[_Ok] = Shape(_Ok)
 _V2_OK: Shape[_V2Ok] = Shape(_V2Ok)
 _TOKEN: Shape[_Token] = Shape(_Token)
@@ -388,6 +396,9 @@ _BOOK_DETAILS: Shape[list[_BookDetailRow]] = Shape(list[_BookDetailRow])
 _EMAIL_CAMPAIGNS: Shape[_EmailCampaigns] = Shape(_EmailCampaigns)
 _EMAILS_CAMPAIGNS: Shape[dict[str, _EmailCampaignsEntry]] = Shape(dict[str, _EmailCampaignsEntry])
 _HOOKS: Shape[_Hooks] = Shape(_Hooks)
+_ONE_HOOK: Shape[_OneHook] = Shape(_OneHook)
+#: ``POST /emails``: each asked address -> its books (an address in no book: an empty list, or left out)
+_EMAILS_INFO: Shape[dict[str, list[_MembershipRow]]] = Shape(dict[str, list[_MembershipRow]])
 
 
 # -- records ------------------------------------------------------------------------------------------------
@@ -1124,6 +1135,10 @@ class SendPulseClient(ProviderClient):
         """One template with its decoded body."""
         return Template.from_api(self._get(f"/template/{_seg(template_id)}", _TEMPLATE))
 
+    def get_template_by_slug(self, name_slug: str) -> Template:
+        """One template by its ``name_slug`` (the system name the template answers carry), with its decoded body."""
+        return Template.from_api(self._get(f"/templates/template/slug/{_seg(name_slug)}", _TEMPLATE))
+
     def list_templates(self, *, owner: str | None = "me", lang: str | None = None) -> Iterator[Template]:
         """Templates, the account's own by default."""
         path = f"/templates/{_seg(lang)}" if lang else "/templates"
@@ -1211,6 +1226,20 @@ class SendPulseClient(ProviderClient):
             for d in self._get(f"/emails/{_seg(email)}", _MEMBERSHIPS)
         ]
 
+    def emails_memberships(self, emails: Sequence[str]) -> dict[str, list[EmailMembership]]:
+        """The books of several addresses in one call (``POST /emails``); nothing is sent for an empty list."""
+        if not emails:
+            return {}
+        body = {"emails": list(emails)}
+        d = self._write("POST", "/emails", _EMAILS_INFO, json=body, idempotent=True, changes=False)
+        return {
+            email: [
+                EmailMembership(r["book_id"], r.get("email") or email, r.get("status") or 0, _vars(r.get("variables")))
+                for r in rows
+            ]
+            for email, rows in d.items()
+        }
+
     def email_details(self, email: str) -> list[EmailBookDetail]:
         """When and how an address joined each book."""
         return [
@@ -1245,6 +1274,10 @@ class SendPulseClient(ProviderClient):
     def list_webhooks(self) -> list[Webhook]:
         """Registered webhooks (one per action)."""
         return [_webhook(x) for x in self._get("/v2/email-service/webhook", _HOOKS)["data"]]
+
+    def get_webhook(self, webhook_id: str) -> Webhook:
+        """One webhook by id (404 NotFoundError once deleted)."""
+        return _webhook(self._get(f"/v2/email-service/webhook/{_seg(webhook_id)}", _ONE_HOOK)["data"])
 
     def create_webhook(self, url: str, actions: Sequence[str]) -> list[Webhook]:
         """Register ``url`` for each action; one hook per action."""

@@ -801,6 +801,27 @@ def test_address_endpoints(api: httpx.Client) -> None:
     assert list(rows(api, b2)) == ["b@x.io"]
 
 
+def test_post_emails_answers_each_address_books_in_every_spelling(api: httpx.Client) -> None:
+    b1 = new_book(api, "one", [{"email": "a@x.io", "variables": {"name": "Ann"}}])
+    new_book(api, "two", ["a@x.io"])
+    seed = api.post("/emails", json={"emails": ["A@x.io", "nobody@x.io"]}).json()
+    assert list(seed) == ["a@x.io", "nobody@x.io"]
+    assert seed["a@x.io"] == api.get("/emails/a@x.io").json()  # the one-address answer, per address
+    assert seed["a@x.io"][0] == {
+        "book_id": b1,
+        "email": "a@x.io",
+        "status": 1,
+        "variables": [{"name": "name", "type": "string", "value": "Ann"}],
+    }
+    assert seed["nobody@x.io"] == []
+    # the Go SDK's spelling: a JSON string of {"email": ...} objects, sent as a form field
+    go = api.post("/emails", data={"emails": json.dumps([{"email": "a@x.io"}])}).json()
+    assert go == {"a@x.io": seed["a@x.io"]}
+    assert_error(api.post("/emails", json={}), 422, 422, "Argument emails missing")
+    assert_error(api.post("/emails", json={"emails": "a@x.io"}), 422, 422, "Argument emails must be array")
+    assert_error(api.post("/emails", json={"emails": [["a@x.io"]]}), 422, 422, "Argument emails is invalid")
+
+
 # -- webhooks v2 ----------------------------------------------------------------------------------------------------
 
 

@@ -1476,11 +1476,18 @@ class SendPulseSandbox(ProviderSandbox):
         return ok()
 
     def h_emails_info(self, req: SandboxRequest, st: State) -> Response:
+        """``{email: [book entries]}`` for each asked address (``[]`` for one in no book [A]). The seed sends
+        ``["a@x.io"]``; the Go SDK sends ``[{"email": "a@x.io"}]`` as a JSON string: both are read."""
         p = body_params(req)
         if p.get("emails") in (None, "", []):
             raise invalid("Argument emails missing")
-        emails = [normalise_email(e) for e in as_list(p["emails"], "emails")]
-        return JSONResponse({e: self._email_entries(st, e) for e in emails})
+        emails: list[str] = []
+        for item in as_list(p["emails"], "emails"):
+            value = item.get("email") if isinstance(item, dict) else item
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise invalid("Argument emails is invalid")
+            emails.append(normalise_email(value))
+        return JSONResponse({e: self._email_entries(st, e) for e in dict.fromkeys(emails)})
 
     def _campaign_counts(self, st: State, email: str) -> dict[str, int]:
         now = self.now(st).timestamp()
