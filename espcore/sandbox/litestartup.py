@@ -1,6 +1,10 @@
-"""A stateful emulator of the LiteStartup REST API v2 (the seed's doc set).
+"""A stateful emulator of the LiteStartup REST API v2, in either of its two dialects.
 
-It reproduces what the LiteStartup API documents:
+The *seed* dialect (the default) is the API reference the product was specified from; the *current* dialect
+is LiteStartup's newer official documentation (``/contacts/list``, ``/marketing/...``, the
+``{"code","message","data"}`` envelope, scoped keys, ``GET /settings/usage``, CSV import), served by
+:mod:`espcore.sandbox.litestartup_current`. The dialect is chosen when the sandbox is created and kept in its
+state, so every process sharing a state file serves the same one. In the seed dialect it reproduces:
 
 * Bearer auth (401 ``INVALID_API_KEY``), ``GET /verify`` answering ``{"uuid"}`` per key.
 * The seed's mixed envelopes: bare ``{"uuid"}`` and ``{"messageId"}``; ``{"success":true,"data":..}``;
@@ -35,10 +39,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from espcore.http import is_loopback_host
-from espcore.sandbox.base import FaultPlan, HandlerError, ProviderSandbox, SandboxRequest, State, StateStore
+from espcore.sandbox.base import (
+    FaultPlan,
+    HandlerError,
+    MemoryStore,
+    ProviderSandbox,
+    SandboxRequest,
+    State,
+    StateStore,
+)
 
 DEMO_API_KEY = "sk_live_sandbox_demo"
 DEMO_ACCOUNT = "acct_demo"
@@ -60,6 +74,15 @@ EMAIL_STATUSES = ("queued", "sent", "delivered", "bounced", "failed")
 CAMPAIGN_STATUSES = ("draft", "scheduled", "sending", "sent", "failed")
 WEBHOOK_RETRY_DELAYS_S = (10.0, 60.0, 300.0)
 CAMPAIGN_SEND_RATE = 50  # recipients processed per second of sandbox time
+#: the API dialects the sandbox can serve (see the module docstring)
+DIALECTS = ("seed", "current")
+DEFAULT_DIALECT = "seed"
+#: [A] largest request body accepted: JSON bodies, and multipart uploads (CSV import); larger ones get 413
+MAX_JSON_BODY = 1024 * 1024
+MAX_UPLOAD_BODY = 4 * 1024 * 1024
+#: current dialect: key scopes; ``all`` grants every endpoint
+KEY_SCOPES = ("all", "email", "notification", "system.publish")
+KEY_ROLES = ("owner", "admin", "member")
 
 _EMAIL_RE = re.compile(r"^[^@\s<>(),;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 _NAMED_ADDR = re.compile(r"^\s*(?P<name>[^<]*)<(?P<addr>[^>]+)>\s*$")
@@ -73,6 +96,8 @@ class PlanLimits:
     per_hour: int
     monthly_emails: int | None
     daily_emails: int | None
+    #: current dialect: the contact cap reported by ``/settings/usage`` and enforced on add/import; None = none
+    contacts: int | None = None
 
 
 DEFAULT_PLANS: Mapping[str, PlanLimits] = {
@@ -202,11 +227,24 @@ class LiteStartupSandbox(ProviderSandbox):
         outcomes: OutcomeRates | None = None,
         webhook_sender: WebhookSender | None = None,
         demo: bool = True,
+        dialect: str | None = None,
     ) -> None:
+        """``dialect`` is ``seed`` or ``current``; None keeps the one recorded in the store's state (else seed)."""
         self.plans: dict[str, PlanLimits] = dict(plans or DEFAULT_PLANS)
         self.outcomes = outcomes or OutcomeRates()
         self.webhook_sender = webhook_sender
+        store = store or MemoryStore()
+        with store.transaction() as st:
+            recorded = st.get("dialect") if st.get("__initialised__") else None
+        chosen = dialect or recorded or DEFAULT_DIALECT
+        if chosen not in DIALECTS:
+            raise ValueError(f"unknown LiteStartup dialect {chosen!r}; known: {list(DIALECTS)}")
+        self.dialect: str = chosen
         super().__init__(store, faults=faults, seed=seed, rate_limit=rate_limit)
+        with self.store.transaction() as st:
+            if st.get("dialect") != self.dialect:
+                st["dialect"] = self.dialect
+        self.app.add_exception_handler(HTTPException, self._starlette_error)  # type: ignore[arg-type]
         if demo:
             with self.store.transaction() as st:
                 if not st.get("keys"):
@@ -214,14 +252,24 @@ class LiteStartupSandbox(ProviderSandbox):
 
     # -- setup ---------------------------------------------------------------------------------------------
 
+    @property
+    def current(self) -> bool:
+        """True when serving LiteStartup's newer official API (the current dialect)."""
+        return self.dialect == "current"
+
     def initial_state(self) -> State:
-        return {"keys": {}, "accounts": {}}
+        return {"keys": {}, "accounts": {}, "dialect": getattr(self, "dialect", DEFAULT_DIALECT)}
+
+    async def _starlette_error(self, request: Request, exc: HTTPException) -> Response:
+        """Errors starlette raises before a handler runs (a malformed multipart body) in LiteStartup's shape."""
+        return self.error(exc.status_code, exc.detail or "Bad request")
 
     def seed_demo(self, state: State) -> None:
         self._add_account(state, DEMO_ACCOUNT, plan=DEMO_PLAN, domains=[DEMO_DOMAIN])
         self._add_key(state, DEMO_API_KEY, DEMO_ACCOUNT)
 
     def _add_account(self, state: State, account: str, *, plan: str, domains: Iterable[str]) -> State:
+        domains = list(domains)
         if plan not in self.plans:
             raise ValueError(f"unknown plan {plan!r}")
         acct = {
@@ -239,14 +287,34 @@ class LiteStartupSandbox(ProviderSandbox):
             "resubscriptions": [],
             "usage": {"month": "", "monthly": 0, "day": "", "daily": 0},
             "timeline": [],
+            "tag_objs": {},
+            "review_rejects": [],
+            "owner_email": f"owner@{sorted({d.lower() for d in domains})[0] if domains else DEMO_DOMAIN}",
         }
         state.setdefault("accounts", {})[account] = acct
         return acct
 
-    def _add_key(self, state: State, key: str, account: str) -> None:
-        state.setdefault("keys", {})[key] = {"account": account, "uuid": self.uid(state, "uuid", 13)}
+    def _add_key(
+        self, state: State, key: str, account: str, *, scopes: Iterable[str] = ("all",), role: str = "owner"
+    ) -> None:
+        scopes = list(dict.fromkeys(scopes))
+        if not scopes or any(s not in KEY_SCOPES for s in scopes):
+            raise ValueError(f"scopes must be some of {list(KEY_SCOPES)}")
+        if role not in KEY_ROLES:
+            raise ValueError(f"role must be one of {list(KEY_ROLES)}")
+        uuid = self.uid(state, "uuid", 13)
+        if self.current:  # the newer doc set shows a hyphenated uuid
+            raw = self.uid(state, "uuid-current", 32)
+            uuid = f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+        state.setdefault("keys", {})[key] = {"account": account, "uuid": uuid, "scopes": scopes, "role": role}
 
     def register_routes(self) -> None:
+        if self.current:
+            from espcore.sandbox.litestartup_current import CurrentDialectRoutes
+
+            self.current_routes = CurrentDialectRoutes(self)
+            self.current_routes.register()
+            return
         r = self.route
         r("GET", "/verify", self.h_verify)
         r("POST", "/emails", self.h_send_email)
@@ -277,6 +345,10 @@ class LiteStartupSandbox(ProviderSandbox):
     # -- envelope, auth, limits ----------------------------------------------------------------------------
 
     def error(self, status: int, message: Any, code: Any = None) -> Response:
+        if self.current:  # {"code": <HTTP status>, "message": .., "data": []}; a bad key puts its text in data
+            if status == 401:
+                return JSONResponse({"code": 401, "message": "", "data": {"error": message}}, status_code=401)
+            return JSONResponse({"code": status, "message": message, "data": []}, status_code=status)
         body: dict[str, Any] = {"success": False, "error": message}
         if code is not None:
             body["code"] = code
@@ -311,6 +383,9 @@ class LiteStartupSandbox(ProviderSandbox):
         return st["accounts"][entry["account"]]
 
     def before_request(self, req: SandboxRequest, state: State) -> Response | None:
+        upload = self.current and req.is_multipart and req.path == "/contacts/import"
+        if len(req.body) > (MAX_UPLOAD_BODY if upload else MAX_JSON_BODY):
+            return self.error(413, "Request body too large")
         key = self._key_of(req)
         entry = state.get("keys", {}).get(key or "")
         if entry is None:
@@ -319,8 +394,11 @@ class LiteStartupSandbox(ProviderSandbox):
         wait = self._hit_rate(state, key or "", self.plans[acct["plan"]])
         if wait is not None:
             resp = self.error(429, "Rate limit exceeded", "RATE_LIMIT_EXCEEDED")
-            resp.headers["Retry-After"] = str(wait)
+            if not self.current:  # the newer doc set documents no Retry-After
+                resp.headers["Retry-After"] = str(wait)
             return resp
+        if self.current:
+            return self.current_routes.before_request(req, entry)
         sends_body = req.method in ("POST", "PUT", "PATCH") and bool(req.body.strip())
         if sends_body and (not req.is_json or req.json_error or not isinstance(req.json_body, dict)):
             return self.error(400, "Invalid JSON body")
@@ -334,7 +412,8 @@ class LiteStartupSandbox(ProviderSandbox):
         slots = state.setdefault("__rate__", {}).setdefault(key, {})
         wait: float | None = None
         starts: dict[str, float] = {}
-        for window, limit in ((60, plan.per_minute), (3600, plan.per_hour)):
+        windows = ((60, plan.per_minute),) if self.current else ((60, plan.per_minute), (3600, plan.per_hour))
+        for window, limit in windows:
             start = math.floor(now / window) * window
             starts[str(window)] = start
             slot = slots.get(str(window))
@@ -350,8 +429,9 @@ class LiteStartupSandbox(ProviderSandbox):
             slots[window] = [start, count + 1]
         return None
 
-    def _consume_quota(self, acct: State, now: float, recipients: int) -> None:
-        """Count ``recipients`` against the plan's caps, or raise 429 INSUFFICIENT_QUOTA having counted none."""
+    def _consume_quota(self, acct: State, now: float, recipients: int, *, notification: bool = False) -> None:
+        """Count ``recipients`` against the plan's caps, or raise 429 INSUFFICIENT_QUOTA having counted none
+        (the current dialect: 429 with its usage message only; its notification endpoint words it otherwise)."""
         plan = self.plans[acct["plan"]]
         usage = acct["usage"]
         dt = datetime.fromtimestamp(now, UTC)
@@ -360,10 +440,18 @@ class LiteStartupSandbox(ProviderSandbox):
             usage["month"], usage["monthly"] = month, 0
         if usage["day"] != day:
             usage["day"], usage["daily"] = day, 0
-        if plan.monthly_emails is not None and usage["monthly"] + recipients > plan.monthly_emails:
-            raise HandlerError(429, "Insufficient quota: monthly usage exceeded the limit", "INSUFFICIENT_QUOTA")
-        if plan.daily_emails is not None and usage["daily"] + recipients > plan.daily_emails:
-            raise HandlerError(429, "Insufficient quota: daily usage exceeded the limit", "INSUFFICIENT_QUOTA")
+        for period, used, cap in (
+            ("monthly", usage["monthly"], plan.monthly_emails),
+            ("daily", usage["daily"], plan.daily_emails),
+        ):
+            if cap is not None and used + recipients > cap:
+                if not self.current:
+                    raise HandlerError(
+                        429, f"Insufficient quota: {period} usage exceeded the limit", "INSUFFICIENT_QUOTA"
+                    )
+                if notification:
+                    raise HandlerError(429, f"{period.capitalize()} email usage exceeded the limit")
+                raise HandlerError(429, f"{period} usage exceeded the limit")
         usage["monthly"] += recipients
         usage["daily"] += recipients
 
@@ -372,6 +460,8 @@ class LiteStartupSandbox(ProviderSandbox):
             raise HandlerError(400, "Invalid email address", "INVALID_EMAIL")
         domain = bare_address(sender).rsplit("@", 1)[1].lower()
         if domain not in acct["verified_domains"]:
+            if self.current:  # [A] the newer doc set's wording for a refused sender domain
+                raise HandlerError(403, f"From email domain not allowed: {domain} is not verified")
             raise HandlerError(403, f"Domain not verified: {domain}", "DOMAIN_NOT_VERIFIED")
 
     def _body(self, req: SandboxRequest) -> dict[str, Any]:
@@ -696,6 +786,7 @@ class LiteStartupSandbox(ProviderSandbox):
         mid = self.uid(st, "message", 16)
         msg = {
             "id": eid,
+            "num": self.next_id(st, "email-number"),  # the current dialect's integer id
             "message_id": mid,
             "to": to,
             "to_is_list": to_is_list,
@@ -960,16 +1051,20 @@ class LiteStartupSandbox(ProviderSandbox):
         self._launch(st, acct, camp, self.now(st).timestamp())
         return _ok({"id": camp["id"], "status": camp["status"]})
 
-    def _audience(self, acct: State, recipient_list: str) -> list[State]:
+    def _audience(self, acct: State, camp: Mapping[str, Any]) -> list[State]:
         contacts = [c for c in acct["contacts"].values() if c["subscribed"] is True]
-        if recipient_list.startswith("tag:"):
+        recipient_list = camp["recipient_list"]
+        if camp.get("tag_ids"):  # current dialect: contacts carrying any of the campaign's tag ids
+            wanted = set(camp["tag_ids"])
+            contacts = [c for c in contacts if wanted.intersection(c["tags"])]
+        elif recipient_list.startswith("tag:"):
             tag = recipient_list[4:].strip()
             contacts = [c for c in contacts if tag in c["tags"]]
         return sorted(contacts, key=lambda c: c["seq"])
 
     def _launch(self, st: State, acct: State, camp: State, at: float) -> None:
         """Move a campaign to ``sending``: snapshot subscribed recipients, take quota, queue the messages."""
-        audience = self._audience(acct, camp["recipient_list"])
+        audience = self._audience(acct, camp)
         self._consume_quota(acct, at, len(audience))  # raises before anything changes
         camp["status"] = "sending"
         camp["sent_at"] = iso(at)
@@ -1116,7 +1211,7 @@ class LiteStartupSandbox(ProviderSandbox):
         if kind == "email":
             self._apply_email(st, acct, ev["ref"], ev["step"], at)
         elif kind == "launch":
-            camp = acct["campaigns"].get(ev["ref"])
+            camp = acct["campaigns"].get(str(ev["ref"]))
             if camp is None or camp["status"] != "scheduled" or camp["scheduled_at"] != ev["step"]:
                 return  # rescheduled, sent by hand or deleted since
             try:
@@ -1125,7 +1220,7 @@ class LiteStartupSandbox(ProviderSandbox):
                 camp["status"] = "failed"
                 camp["error"] = str(exc.message)
         elif kind == "campaign_done":
-            camp = acct["campaigns"].get(ev["ref"])
+            camp = acct["campaigns"].get(str(ev["ref"]))
             if camp is not None and camp["status"] == "sending":
                 camp["status"] = "sent"
                 camp["completed_at"] = iso(at)
@@ -1222,13 +1317,25 @@ class LiteStartupSandbox(ProviderSandbox):
         plan: str = "free",
         account: str | None = None,
         verified_domains: list[str] | None = None,
+        scopes: list[str] | None = None,
+        role: str = "owner",
     ) -> dict[str, Any]:
-        """Create an API key; a new account (with ``plan`` and domains) unless ``account`` names one."""
+        """Create an API key; a new account (with ``plan`` and domains) unless ``account`` names one. ``scopes``
+        (default ``["all"]``) and ``role`` (owner/admin/member) only matter in the current dialect."""
         if account is None or account not in st["accounts"]:
             account = account or f"acct_{self.uid(st, 'account', 8)}"
             self._add_account(st, account, plan=plan, domains=verified_domains or [DEMO_DOMAIN])
-        self._add_key(st, key, account)
+        try:
+            self._add_key(st, key, account, scopes=scopes or ["all"], role=role)
+        except ValueError as exc:
+            raise KeyError(str(exc)) from None
         return {"account": account, "uuid": st["keys"][key]["uuid"]}
+
+    def hook_set_review_rejects(self, st: State, phrases: list[str], key: str = DEMO_API_KEY) -> list[str]:
+        """Current dialect: phrases that make the AI review refuse a campaign being scheduled or sent."""
+        acct = self._acct_for(st, key)
+        acct["review_rejects"] = [p.lower() for p in phrases]
+        return list(acct["review_rejects"])
 
     def hook_set_plan(self, st: State, plan: str, key: str = DEMO_API_KEY) -> str:
         """Move the key's account to another plan."""

@@ -1,5 +1,7 @@
 """One suite, three adapters: SendPulse, Pakat and LiteStartup behave alike through :class:`EspProvider`.
 
+LiteStartup runs twice: in the seed dialect (``litestartup``) and in the current dialect of its newer official
+API (``litestartup-current``: sandbox serving that dialect, client on ``dialect="auto"``, which detects it).
 Every test runs once per provider against that provider's sandbox (in-process, frozen clock, no real sleeping);
 ``test_round_trip_over_loopback_http`` repeats the core flow over real loopback HTTP. Where a provider cannot
 give the strongest behaviour, the harness says so and the test asserts the strongest one it honestly gives:
@@ -11,9 +13,11 @@ give the strongest behaviour, the harness says so and the test asserts the stron
 * **Blacklist.** SendPulse has an account-wide blacklist (``/blacklist``; book rows read status 8) and Pakat an
   account-wide one fed by the ``blacklisted`` subscriber status; LiteStartup has none: the nearest thing is a
   contact with ``subscribed=false`` (unsubscribe or spam complaint), reported as ``unsubscribed``.
-* **Books.** A LiteStartup book is a tag, which exists only while a contact carries it: ``ensure_book`` makes
-  no call and ``find_book`` finds the book once it has a member.
-* **Balance.** LiteStartup's API exposes none: ``not_exposed_reason`` is set and no number is invented.
+* **Books.** A LiteStartup book is a tag. In the seed dialect it exists only while a contact carries it:
+  ``ensure_book`` makes no call and ``find_book`` finds the book once it has a member. In the current dialect a
+  tag is an object of its own, found as soon as it is created.
+* **Balance.** LiteStartup's seed API exposes none: ``not_exposed_reason`` is set and no number is invented. The
+  current dialect's ``/settings/usage`` gives the monthly email quota.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -54,6 +58,8 @@ from espcore.sandbox.server import serve
 from espcore.sandbox.transport import InProcessTransport
 
 PROVIDERS = ("sendpulse", "pakat", "litestartup")
+#: this suite's harnesses: every provider, plus LiteStartup's current dialect (other suites import PROVIDERS)
+HARNESSES = (*PROVIDERS, "litestartup-current")
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NO_LIMITER = HttpPolicy(requests_per_second=0)
 CAMPAIGN_KEY = "0123456789abcdef"
@@ -101,6 +107,8 @@ class Harness:
     finds_empty_book: bool
     #: ``delivered`` only grows; Pakat's is delivery successes minus bounces, which a late bounce revises down
     delivered_only_grows: bool = True
+    #: LiteStartup only: the API dialect the sandbox serves (``seed`` or ``current``)
+    dialect: str = ""
     now: datetime = T0
 
     def fields(self, person: Person, **changes: str) -> dict[str, str]:
@@ -165,7 +173,8 @@ def build(name: str, *, loopback: bool = False) -> Iterator[Harness]:
         elif name == "pakat":
             sb = PakatSandbox(seed=7)
         else:
-            sb = LiteStartupSandbox(seed=7, rate_limit=False)
+            dialect = "current" if name == "litestartup-current" else "seed"
+            sb = LiteStartupSandbox(seed=7, rate_limit=False, dialect=dialect)
         sb.reset(demo=True)
         sb.freeze_clock(T0)
         transport: httpx.BaseTransport | None
@@ -213,10 +222,15 @@ def build(name: str, *, loopback: bool = False) -> Iterator[Harness]:
             h.client = pk_client
         else:
             ls_client = LiteStartupClient(
-                LS_KEY, f"{root}/client/v2", policy=NO_LIMITER, transport=transport, sleep=no_sleep
+                LS_KEY,
+                f"{root}/client/v2",
+                policy=NO_LIMITER,
+                transport=transport,
+                sleep=no_sleep,
+                dialect="auto" if dialect == "current" else "seed",  # auto must detect the current dialect
             )
             h = LiteStartupHarness(
-                name,
+                "litestartup",
                 sb,
                 LiteStartupProvider(ls_client),
                 f"news@{LS_DOMAIN}",
@@ -224,14 +238,17 @@ def build(name: str, *, loopback: bool = False) -> Iterator[Harness]:
                 expected_batch_size=1,
                 refuses_suppressed=True,
                 blacklist_reason="unsubscribed",
-                finds_empty_book=False,
+                finds_empty_book=dialect == "current",  # a current-dialect tag exists once created
+                dialect=dialect,
             )
             h.client = ls_client
+            if dialect == "current":
+                assert ls_client.dialect.name == "current"
         stack.callback(h.adapter.close)
         yield h
 
 
-@pytest.fixture(params=PROVIDERS)
+@pytest.fixture(params=HARNESSES)
 def h(request: pytest.FixtureRequest) -> Iterator[Harness]:
     with build(str(request.param)) as harness:
         yield harness
@@ -515,7 +532,7 @@ def test_balance_is_real_or_says_why_not(h: Harness) -> None:
     bal = h.adapter.balance()
     assert isinstance(bal, Balance)
     numbers = (bal.amount, bal.bonus, bal.emails_left, bal.quota_used, bal.quota_allowed)
-    if h.name == "litestartup":
+    if h.name == "litestartup" and h.dialect == "seed":
         assert bal.not_exposed_reason
         assert numbers == (None, None, None, None, None)  # nothing invented
         assert bal.currency is None
@@ -524,6 +541,9 @@ def test_balance_is_real_or_says_why_not(h: Harness) -> None:
     assert bal.not_exposed_reason is None
     if h.name == "sendpulse":
         assert (bal.currency, bal.amount, bal.bonus, bal.emails_left) == ("USD", Decimal("25.00"), Decimal(0), 10_000)
+    elif h.name == "litestartup":  # the current dialect: the free plan's monthly quota from /settings/usage
+        assert (bal.quota_used, bal.quota_allowed, bal.emails_left, bal.unlimited) == (0, 10_000, 10_000, False)
+        assert (bal.amount, bal.currency) == (None, None)  # a sending quota, not money
     else:
         assert (bal.quota_used, bal.quota_allowed, bal.emails_left, bal.unlimited) == (0, 10_000, 10_000, False)
         assert bal.amount is None  # Pakat exposes a sending quota, not money
@@ -533,7 +553,7 @@ def test_balance_is_real_or_says_why_not(h: Harness) -> None:
 
 
 @pytest.mark.network
-@pytest.mark.parametrize("name", PROVIDERS)
+@pytest.mark.parametrize("name", HARNESSES)
 def test_round_trip_over_loopback_http(name: str) -> None:
     with build(name, loopback=True) as h:
         assert isinstance(h.adapter, EspProvider)
