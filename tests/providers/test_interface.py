@@ -168,12 +168,12 @@ def build(name: str, *, loopback: bool = False) -> Iterator[Harness]:
     """Sandbox (demo account, frozen clock) + client + adapter, in-process or over real loopback HTTP."""
     with ExitStack() as stack:
         sb: ProviderSandbox
+        dialect = "current" if name == "litestartup-current" else "seed"  # LiteStartup's API dialect
         if name == "sendpulse":
             sb = SendPulseSandbox(seed=7, rate_limit=False)
         elif name == "pakat":
             sb = PakatSandbox(seed=7)
         else:
-            dialect = "current" if name == "litestartup-current" else "seed"
             sb = LiteStartupSandbox(seed=7, rate_limit=False, dialect=dialect)
         sb.reset(demo=True)
         sb.freeze_clock(T0)
