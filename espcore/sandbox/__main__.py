@@ -4,9 +4,12 @@
     python -m espcore.sandbox reset pakat --state data/sandbox/pakat.json        # fresh demo account
     python -m espcore.sandbox reset litestartup --state ... --empty              # fresh empty account
     python -m espcore.sandbox advance sendpulse --state ... --seconds 3600       # move the sandbox clock
+    python -m espcore.sandbox token sendpulse --state ...                        # the admin token
 
 Servers bind to 127.0.0.1 only. Several servers (and embedded sandboxes in Dagster runs) may share one state
-file: they then serve one account.
+file: they then serve one account. The control surface (``/__sandbox/reset``, ``clock``, ``faults``, ``state``,
+``hooks/<name>``) answers only requests carrying the account's admin token in the ``X-Sandbox-Admin-Token``
+header; ``serve`` prints it when it starts, ``token`` prints it alone (for scripts), and a reset keeps it.
 """
 
 import argparse
@@ -14,6 +17,7 @@ import signal
 import sys
 import threading
 
+from espcore.sandbox.base import ADMIN_HEADER, ADMIN_PREFIX
 from espcore.sandbox.embedded import SANDBOXES, build_sandbox
 from espcore.sandbox.server import LOOPBACK, SandboxServer
 
@@ -27,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         ("serve", "serve a sandbox over HTTP on 127.0.0.1"),
         ("reset", "reset an account (demo seed unless --empty)"),
         ("advance", "advance the sandbox clock"),
+        ("token", "print the admin token that opens /__sandbox/ (header X-Sandbox-Admin-Token)"),
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("provider", choices=sorted(SANDBOXES))
@@ -38,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == "advance":
             p.add_argument("--seconds", type=float, required=True)
     args = parser.parse_args(argv)
+    if args.command == "token" and not args.state:
+        parser.error("token needs --state: an in-memory account lives only in the process that serves it")
     sandbox = build_sandbox(args.provider, args.state)
     if args.command == "reset":
         sandbox.reset(demo=not args.empty)
@@ -46,11 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "advance":
         print(f"{args.provider}: sandbox time is now {sandbox.advance(args.seconds).isoformat()}")
         return 0
+    if args.command == "token":
+        print(sandbox.admin_token)
+        return 0
     server = SandboxServer(sandbox.app, args.port or None, log_level="info")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
     print(f"{args.provider} sandbox on {server.url} (state: {args.state or 'memory'}); Ctrl-C to stop", flush=True)
+    print(f"admin: {ADMIN_PREFIX}/... with header {ADMIN_HEADER}: {sandbox.admin_token}", flush=True)
     try:
         stop.wait()
     except KeyboardInterrupt:

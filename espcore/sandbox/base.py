@@ -8,18 +8,28 @@ served over real loopback HTTP by uvicorn (:func:`espcore.sandbox.server.serve`)
   that several processes (Dagster runs, the UI, a CLI) share one sandbox account across runs.
 * **Clock**: kept in the state, so every process sees the same time; tests freeze and advance it.
 * **Faults**: deterministic (seeded) injection of latency, error statuses, timeouts and connection resets.
-* **Admin endpoints** under ``/__sandbox/`` (loopback only): reset, clock, faults, state dump and provider
-  test hooks (confirm an opt-in, read a sender code...).
+* **Admin endpoints** under ``/__sandbox/``: reset, clock, faults, state dump and provider test hooks (confirm an
+  opt-in, read a sender code...). They answer only a request carrying the account's admin token in the
+  ``X-Sandbox-Admin-Token`` header (:meth:`ProviderSandbox.admin_headers`; ``python -m espcore.sandbox token``
+  prints it). The token is made with the state and kept across resets. Without it an admin path is just a path the
+  provider does not know, answered in the provider's own shape. The state dump never carries API keys, client
+  secrets, access tokens or the admin token (:func:`redact_secrets`).
+* **Hostile input**: any method reaches the provider's router (so an unknown one gets the provider's 405), a body
+  over :attr:`ProviderSandbox.max_body_bytes` is refused before anything reads it, an undecodable body is flagged
+  for the provider to answer in its own shape, and a handler that breaks answers the provider's crash page.
 """
 
 import asyncio
 import copy
 import fcntl
 import hashlib
+import hmac
 import json
+import logging
 import os
 import random
 import re
+import secrets
 import threading
 import time
 from collections import deque
@@ -40,6 +50,14 @@ from starlette.routing import Route
 
 State = dict[str, Any]
 ADMIN_PREFIX = "/__sandbox"
+#: the request header that carries the admin token
+ADMIN_HEADER = "X-Sandbox-Admin-Token"
+#: where the state keeps the admin token (never dumped)
+ADMIN_STATE_KEY = "__admin__"
+#: a body larger than this is refused unless a sandbox says otherwise (memory stays bounded whatever arrives)
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 # -- state ----------------------------------------------------------------------------------------------------
@@ -134,6 +152,84 @@ class FileStore(StateStore):
     def reset(self, state: State) -> None:
         with self._locked():
             self._save(copy.deepcopy(state))
+
+
+# -- admin token and secrets -------------------------------------------------------------------------------------
+
+
+def ensure_admin_token(state: State) -> str:
+    """The account's admin token, made (random, URL-safe) the first time a state is seen without one."""
+    entry = state.get(ADMIN_STATE_KEY)
+    if not isinstance(entry, dict) or not isinstance(entry.get("token"), str) or not entry["token"]:
+        entry = {"token": secrets.token_urlsafe(32)}
+        state[ADMIN_STATE_KEY] = entry
+    return entry["token"]
+
+
+def read_admin_token(state_path: str | os.PathLike[str]) -> str:
+    """The admin token of the account kept in a state file (made there if the file has none yet)."""
+    with FileStore(state_path).transaction() as st:
+        return ensure_admin_token(st)
+
+
+def admin_headers(token: str) -> dict[str, str]:
+    """The header that opens ``/__sandbox/`` for a process that holds only the token (see ``sandbox.admin_headers``)."""
+    return {ADMIN_HEADER: token}
+
+
+#: keys whose string value is a credential, in any sandbox's state
+SECRET_FIELDS = frozenset(
+    {"secret", "client_secret", "api_key", "apikey", "access_token", "refresh_token", "token", "password"}
+)
+#: keys of a mapping whose own keys are credentials (``{"keys": {<api key>: ...}}``, ``{"tokens": {<token>: ...}}``)
+SECRET_MAPS = frozenset({"keys", "api_keys", "tokens", "access_tokens"})
+_MIN_EMBEDDED_SECRET = 8  # shorter secrets are masked where they stand alone, not inside longer text
+
+
+def redact_secrets(state: Any, *, fields: frozenset[str] = SECRET_FIELDS, maps: frozenset[str] = SECRET_MAPS) -> Any:
+    """A copy of ``state`` with every credential masked.
+
+    Credentials are the string values under ``fields`` and the keys of mappings under ``maps`` (names compared
+    case-insensitively). Each one becomes ``<redacted:N>`` wherever it stands alone (as a key or a value, so that
+    counts and references stay readable), and ``<redacted>`` inside longer text.
+    """
+    found: set[str] = set()
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                name = str(key).lower()
+                if name in maps and isinstance(value, dict):
+                    found.update(k for k in value if isinstance(k, str) and k)
+                if name in fields and isinstance(value, str) and value:
+                    found.add(value)
+                collect(value)
+        elif isinstance(node, list | tuple):
+            for value in node:
+                collect(value)
+
+    collect(state)
+    if not found:
+        return copy.deepcopy(state)
+    numbered: dict[str, str] = {}
+    long_ones = sorted((x for x in found if len(x) >= _MIN_EMBEDDED_SECRET), key=len, reverse=True)
+    embedded = re.compile("|".join(re.escape(x) for x in long_ones)) if long_ones else None
+
+    def mask(text: str) -> str:
+        if text in found:
+            return numbered.setdefault(text, f"<redacted:{len(numbered) + 1}>")
+        return embedded.sub("<redacted>", text) if embedded is not None else text
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {(mask(k) if isinstance(k, str) else k): walk(v) for k, v in node.items()}
+        if isinstance(node, list | tuple):
+            return [walk(v) for v in node]
+        if isinstance(node, str):
+            return mask(node)
+        return node
+
+    return walk(state)
 
 
 # -- clock ----------------------------------------------------------------------------------------------------
@@ -307,6 +403,7 @@ class SandboxRequest:
     json_body: Any  # decoded JSON or None
     json_error: bool  # a JSON content type with an undecodable body
     is_multipart: bool
+    body_error: bool = False  # a form or multipart body that could not be parsed (form is None then)
 
     @property
     def is_json(self) -> bool:
@@ -354,6 +451,11 @@ class ProviderSandbox:
 
     provider = "sandbox"
     rate_limits: Mapping[float, int] = {}
+    #: bodies over this many bytes are refused with :meth:`too_large` before they are read (None: no bound)
+    max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES
+    #: what :meth:`dump` masks (see :func:`redact_secrets`); a provider adds its own credential names
+    secret_fields: frozenset[str] = SECRET_FIELDS
+    secret_maps: frozenset[str] = SECRET_MAPS
 
     def __init__(
         self,
@@ -373,10 +475,15 @@ class ProviderSandbox:
         self.register_routes()
         with self.store.transaction() as st:
             if not st.get("__initialised__"):
+                token = st.get(ADMIN_STATE_KEY)
                 st.clear()
                 st.update(self.initial_state())
                 st["__initialised__"] = True
-        self.app = Starlette(routes=[Route("/{path:path}", self._endpoint, methods=_ALL_METHODS)])
+                if token is not None:
+                    st[ADMIN_STATE_KEY] = token
+            ensure_admin_token(st)
+        # An ASGI endpoint (not a function) takes every method, so an unusual one still reaches the provider's router.
+        self.app = Starlette(routes=[Route("/{path:path}", _Dispatch(self))])
 
     # -- to override -------------------------------------------------------------------------------------
 
@@ -409,6 +516,14 @@ class ProviderSandbox:
 
     def tick(self, state: State, now: datetime) -> None:
         """Advance time-driven state (lifecycles, delayed activations) up to ``now``."""
+
+    def too_large(self, limit: int) -> Response:
+        """The answer to a body over :attr:`max_body_bytes`, in the provider's envelope."""
+        return self.error(413, "Request Entity Too Large")
+
+    def crash(self) -> Response:
+        """The answer when a handler breaks (a sandbox bug or input nobody foresaw), in the provider's shape."""
+        return self.error(500, "Internal Server Error")
 
     def fault_response(self, rule: FaultRule) -> Response:
         if rule.body is not None:
@@ -461,8 +576,10 @@ class ProviderSandbox:
     # -- admin -----------------------------------------------------------------------------------------
 
     def reset(self, *, demo: bool = False) -> None:
+        token = self.admin_token  # a reset keeps the admin token: whoever holds it keeps control
         state = self.initial_state()
         state["__initialised__"] = True
+        state[ADMIN_STATE_KEY] = {"token": token}
         if demo:
             self.seed_demo(state)
         self.store.reset(state)
@@ -489,9 +606,42 @@ class ProviderSandbox:
             SandboxClock.freeze(st, at)
 
     def snapshot(self) -> State:
+        """The whole state, credentials included: for in-process tests only, never served (see :meth:`dump`)."""
         with self.store.transaction() as st:
             self.tick(st, self.now(st))
             return copy.deepcopy(st)
+
+    def dump(self) -> State:
+        """The state as ``GET /__sandbox/state`` serves it: no admin token, every credential masked."""
+        state = self.snapshot()
+        state.pop(ADMIN_STATE_KEY, None)
+        return redact_secrets(state, fields=self.secret_fields, maps=self.secret_maps)
+
+    @property
+    def admin_token(self) -> str:
+        """The token that opens ``/__sandbox/`` (shared by every process on the same state file)."""
+        with self.store.transaction() as st:
+            return ensure_admin_token(st)
+
+    def admin_headers(self) -> dict[str, str]:
+        """Headers for a call to ``/__sandbox/``: the one shared way callers present the admin token."""
+        return admin_headers(self.admin_token)
+
+    def _admin_allowed(self, req: SandboxRequest) -> bool:
+        given = req.headers.get(ADMIN_HEADER, "")
+        if not given:
+            return False
+        return hmac.compare_digest(given.encode("utf-8", "replace"), self.admin_token.encode())
+
+    def _admin_or_none(self, req: SandboxRequest) -> Response | None:
+        """The admin answer when the request carries the admin token, else None (the provider answers it)."""
+        if not self._admin_allowed(req):
+            log.warning("%s sandbox: %s %s without a valid admin token", self.provider, req.method, req.path)
+            return None
+        try:
+            return self._admin(req)
+        except (TypeError, ValueError) as exc:
+            return JSONResponse({"error": f"bad admin call: {exc}"}, status_code=400)
 
     def _admin(self, req: SandboxRequest) -> Response:
         sub = req.path[len(ADMIN_PREFIX) :].strip("/")
@@ -513,7 +663,7 @@ class ProviderSandbox:
                 self.faults.add(**rule)
             return JSONResponse({"rules": len(self.faults.rules)})
         if sub == "state" and req.method == "GET":
-            return JSONResponse(self.snapshot())
+            return JSONResponse(self.dump())
         if sub.startswith("hooks/") and req.method == "POST":
             try:
                 result = self.hook(sub.split("/", 1)[1], **body)
@@ -525,17 +675,31 @@ class ProviderSandbox:
     # -- dispatch ----------------------------------------------------------------------------------------
 
     async def _endpoint(self, request: Request) -> Response:
-        req = await _parse(request, self.normalise_path(request.url.path))
+        path = self.normalise_path(request.url.path)
+        try:
+            req = await _parse(request, path, self.max_body_bytes)
+        except _BodyTooLarge as exc:
+            response = self.too_large(exc.limit)
+            self.request_log.append((request.method.upper(), path, response.status_code))
+            return response
         in_process = bool(request.scope.get("extensions", {}).get("espcore.inprocess"))
         if req.path.startswith(ADMIN_PREFIX):
-            return await run_in_threadpool(self._admin, req)
+            admin = await run_in_threadpool(self._admin_or_none, req)
+            if admin is not None:
+                return admin
         rule = self.faults.pick(req.method, req.path, after=False)
         if rule is not None:
             early = await self._apply_fault(rule, in_process)
             if early is not None:
                 self.request_log.append((req.method, req.path, early.status_code))
                 return early
-        response = await run_in_threadpool(self._handle, req)
+        try:
+            response = await run_in_threadpool(self._handle, req)
+        except Exception:
+            log.exception(
+                "%s sandbox: %s %s broke; answering the provider's crash page", self.provider, req.method, req.path
+            )
+            response = self.crash()
         after = self.faults.pick(req.method, req.path, after=True)
         if after is not None:
             late = await self._apply_fault(after, in_process)
@@ -593,6 +757,17 @@ class ProviderSandbox:
         return self.not_found(req)
 
 
+class _Dispatch:
+    """The ASGI endpoint behind the catch-all route: every method and path goes to the sandbox's dispatcher."""
+
+    def __init__(self, sandbox: ProviderSandbox) -> None:
+        self.sandbox = sandbox
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        response = await self.sandbox._endpoint(Request(scope, receive))
+        await response(scope, receive, send)
+
+
 class _DroppedConnection(Response):
     """Starts an answer, then drops the connection: the client sees a protocol error, as on a reset."""
 
@@ -605,7 +780,10 @@ class _DroppedConnection(Response):
         raise SimulatedReset()
 
 
-_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+class _BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body over {limit} bytes")
+        self.limit = limit
 
 
 def _default_reason(status: int) -> str:
@@ -617,24 +795,45 @@ def _default_reason(status: int) -> str:
     }.get(status, "Error")
 
 
-async def _parse(request: Request, path: str) -> SandboxRequest:
-    body = await request.body()
+async def _read_body(request: Request, limit: int | None) -> bytes:
+    """The whole body, refused (``_BodyTooLarge``) as soon as it is known to pass ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if limit is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise _BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise _BodyTooLarge(limit)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # later reads (the multipart parser) take it from here
+    return body
+
+
+async def _parse(request: Request, path: str, max_body: int | None = None) -> SandboxRequest:
+    body = await _read_body(request, max_body)
     ctype = request.headers.get("content-type", "").lower()
     form: dict[str, Any] | None = None
     json_body: Any = None
     json_error = False
+    body_error = False
     multipart = ctype.startswith("multipart/form-data")
     if ctype.startswith("application/x-www-form-urlencoded"):
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     elif multipart:
-        parsed = await request.form(max_files=100, max_fields=200_000)
-        form = {}
-        for key, value in parsed.multi_items():
-            form[key] = await value.read() if isinstance(value, UploadFile) else value
+        try:
+            parsed = await request.form(max_files=100, max_fields=200_000, max_part_size=max(len(body), 1024))
+            form = {}
+            for key, value in parsed.multi_items():
+                form[key] = await value.read() if isinstance(value, UploadFile) else value
+        except Exception:  # no boundary, a torn part...: the provider answers it as a malformed body
+            form, body_error = None, True
     elif body:
         try:
             json_body = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             json_error = True
     query_string = request.url.query
     return SandboxRequest(
@@ -650,6 +849,7 @@ async def _parse(request: Request, path: str) -> SandboxRequest:
         json_body=json_body,
         json_error=json_error,
         is_multipart=multipart,
+        body_error=body_error,
     )
 
 

@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from espcore.sandbox.__main__ import main
+from espcore.sandbox.base import ADMIN_HEADER, read_admin_token
 from espcore.sandbox.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +47,53 @@ def test_serve_binds_loopback_and_answers(tmp_path):
                 time.sleep(0.1)
         assert r.status_code == 401
         assert r.json()["code"] == "INVALID_API_KEY"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def test_token_prints_the_admin_token_of_the_state_and_survives_a_reset(tmp_path, capsys):
+    state = tmp_path / "pk.json"
+    assert main(["token", "pakat", "--state", str(state)]) == 0
+    token = capsys.readouterr().out.strip()
+    assert token == read_admin_token(state)
+    assert main(["reset", "pakat", "--state", str(state), "--empty"]) == 0
+    capsys.readouterr()
+    assert main(["token", "pakat", "--state", str(state)]) == 0
+    assert capsys.readouterr().out.strip() == token
+
+
+def test_token_without_a_state_file_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["token", "sendpulse"])
+    assert "--state" in capsys.readouterr().err
+
+
+def test_serve_prints_the_admin_token_and_the_surface_needs_it(tmp_path):
+    state = tmp_path / "sp.json"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "espcore.sandbox", "serve", "sendpulse", "--port", str(port), "--state", str(state)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        line = ""
+        while not line.startswith("admin:"):
+            assert time.monotonic() < deadline, line
+            assert proc.poll() is None, line
+            line = proc.stdout.readline()
+        token = line.rsplit(" ", 1)[1].strip()
+        assert token == read_admin_token(state)
+        url = f"http://127.0.0.1:{port}/__sandbox/clock"
+        assert httpx.post(url, json={"advance": 60}, timeout=5).status_code == 401  # SendPulse's own answer
+        moved = httpx.post(url, json={"advance": 60}, headers={ADMIN_HEADER: token}, timeout=5)
+        assert moved.status_code == 200
+        assert "now" in moved.json()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)

@@ -92,9 +92,9 @@ def test_any_body_verbatim(setup: tuple[str, ProviderSandbox, httpx.Client, str,
 
 
 def test_rules_through_the_admin_endpoint(setup: tuple[str, ProviderSandbox, httpx.Client, str, str]) -> None:
-    _, _, http, path, pattern = setup
+    _, sb, http, path, pattern = setup
     rule = {"kind": "status", "status": 200, "message": "nope", "code": 999, "path": pattern, "times": 1}
-    assert http.post("/__sandbox/faults", json={"rules": [rule]}).json() == {"rules": 1}
+    assert http.post("/__sandbox/faults", json={"rules": [rule]}, headers=sb.admin_headers()).json() == {"rules": 1}
     odd = http.get(path).json()
     assert "nope" in str(odd)
     assert http.get(path).json() != odd

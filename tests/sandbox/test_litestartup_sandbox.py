@@ -594,7 +594,7 @@ def test_over_real_loopback_http() -> None:
     sb = LiteStartupSandbox(outcomes=OutcomeRates.markers_only())
     server = serve(sb.app)
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as admin:
+        with httpx.Client(base_url=server.url, headers=sb.admin_headers(), timeout=10) as admin:
             admin.post("/__sandbox/clock", json={"freeze": True, "at": T0.isoformat()})
             with httpx.Client(base_url=f"{server.url}/client/v2", headers=AUTH, timeout=10) as http:
                 assert set(http.get("/verify").json()) == {"uuid"}

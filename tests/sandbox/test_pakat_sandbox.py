@@ -592,9 +592,9 @@ def test_over_loopback_http(sandbox: PakatSandbox) -> None:
                 }
             },
         }
-        r = raw.post(f"{server.url}/__sandbox/clock", json={"advance": 60})
+        r = raw.post(f"{server.url}/__sandbox/clock", json={"advance": 60}, headers=sandbox.admin_headers())
         assert datetime.fromisoformat(r.json()["now"]) == T0 + timedelta(seconds=60)
-        r = raw.post(f"{server.url}/__sandbox/hooks/set_quota", json={"allowed": 5})
+        r = raw.post(f"{server.url}/__sandbox/hooks/set_quota", json={"allowed": 5}, headers=sandbox.admin_headers())
         assert raw.get("/quota/index").json()["quota"]["allowed"] == "5"
         assert json.loads(raw.get("/lists").content)["data"]["count"] == "1"
 

@@ -921,7 +921,9 @@ def test_over_real_loopback_http() -> None:
         assert [r["email"] for r in api.get(url).json()] == ["b@x.io"]
         assert_error(api.get(f"{url}?limit=101"), 422, 422, "Argument limit may not be greater than 100")
         api.post("/senders", json={"email": "http@x.io", "name": "Http"})
-        hook = httpx.post(f"{server.url}/__sandbox/hooks/sender_code", json={"email": "http@x.io"})
+        hook = httpx.post(
+            f"{server.url}/__sandbox/hooks/sender_code", json={"email": "http@x.io"}, headers=sb.admin_headers()
+        )
         code = hook.json()["result"]
         assert api.post("/senders/http@x.io/code", data={"code": code}).json() == {"result": True, "email": "http@x.io"}
         form = {k: str(v) for k, v in campaign_args(book_id).items()}
@@ -977,3 +979,115 @@ def test_plan_denials_403(sb: SendPulseSandbox, api: httpx.Client) -> None:
     assert_error(api.get("/blacklist"), 403, 3030303030, "Access denied! Please change your tariff plan")
     sb.hook("allow_all")
     assert api.get("/blacklist").status_code == 200
+
+
+# -- hostile input: every answer stays in SendPulse's own shape ----------------------------------------------------
+
+FIVE_MB = 5 * 1024 * 1024
+
+
+def books(api: httpx.Client) -> list[str]:
+    return [b["name"] for b in api.get("/addressbooks").json()]
+
+
+def test_hostile_malformed_json(api: httpx.Client) -> None:
+    bad = {"content-type": "application/json"}
+    for body in (
+        b'{"bookName": "half',  # cut off
+        b"\xff\xfe{}",  # not UTF-8
+        b"[" * 100_000 + b"]" * 100_000,  # nested past any parser's depth
+        b'["bookName"]',  # JSON, but not an object of arguments
+        b"1e999999",
+    ):
+        assert_error(api.post("/addressbooks", content=body, headers=bad), 400, 999, "Badly formed incoming data")
+    assert books(api) == []
+
+
+def test_hostile_wrong_content_type(api: httpx.Client) -> None:
+    body = json.dumps({"bookName": "smuggled"}).encode()
+    # [A] a body that does not say JSON or form carries no arguments, as a PHP service reads it
+    for ctype in ("text/plain", "application/xml", "application/octet-stream"):
+        resp = api.post("/addressbooks", content=body, headers={"content-type": ctype})
+        assert_error(resp, 422, 422, "Argument bookName missing")
+    assert_error(api.post("/addressbooks", content=body, headers={"content-type": ""}), 422, 422)
+    # a multipart body without its boundary, or torn, is badly formed
+    torn = {"content-type": "multipart/form-data"}
+    assert_error(api.post("/addressbooks", content=b"--x\r\nbroken", headers=torn), 400, 999)
+    torn = {"content-type": "multipart/form-data; boundary=x"}  # a part cut off: no field comes through
+    resp = api.post("/addressbooks", content=b"--x\r\nContent-Disposition: form", headers=torn)
+    assert_error(resp, 422, 422, "Argument bookName missing")
+    # the declared types still work, parameters and all
+    ok_json = {"content-type": "application/json; charset=utf-8"}
+    assert api.post("/addressbooks", content=body, headers=ok_json).json()["id"] > 0
+    assert books(api) == ["smuggled"]
+
+
+def test_hostile_five_megabyte_bodies(sb: SendPulseSandbox, api: httpx.Client) -> None:
+    big = json.dumps({"bookName": "x" * FIVE_MB}).encode()
+    resp = api.post("/addressbooks", content=big, headers={"content-type": "application/json"})
+    assert_error(resp, 413, 413, "Request Entity Too Large")
+    form = api.post("/addressbooks", data={"bookName": "y" * FIVE_MB})
+    assert_error(form, 413, 413, "Request Entity Too Large")
+    upload = api.post("/campaigns", files={"attachments[a.bin]": ("a.bin", b"\0" * FIVE_MB)})
+    assert_error(upload, 413, 413, "Request Entity Too Large")
+    # refused before authentication and before any handler: nothing happened
+    no_auth = httpx.Client(transport=InProcessTransport(sb.app), base_url=BASE)
+    assert_error(no_auth.post("/addressbooks", content=big), 413, 413)
+    assert books(api) == []
+    # just under the bound, the body is read and answered as usual
+    under = json.dumps({"bookName": "z" * (3 * 1024 * 1024)}).encode()
+    assert api.post("/addressbooks", content=under, headers={"content-type": "application/json"}).status_code == 200
+
+
+def test_hostile_five_megabyte_bodies_over_loopback_with_and_without_a_length() -> None:
+    sb = SendPulseSandbox(rate_limit=False)
+    with serve(sb.app) as server, connect(sb, server.url) as api:
+        big = b'{"bookName": "' + b"x" * FIVE_MB + b'"}'
+        declared = api.post("/addressbooks", content=big, headers={"content-type": "application/json"})
+        assert_error(declared, 413, 413, "Request Entity Too Large")
+
+        def chunks() -> Iterator[bytes]:  # chunked transfer: no Content-Length to refuse on
+            for i in range(0, len(big), 65536):
+                yield big[i : i + 65536]
+
+        streamed = api.post("/addressbooks", content=chunks(), headers={"content-type": "application/json"})
+        assert_error(streamed, 413, 413, "Request Entity Too Large")
+        assert api.get("/addressbooks").json() == []
+
+
+def test_hostile_unknown_paths(sb: SendPulseSandbox, api: httpx.Client) -> None:
+    for path in ("/nope", "/addressbooks/1/nope", "/v3/anything", "/%ff%fe", "/" + "a" * 10_000, "/addressbooks/x"):
+        assert_error(api.get(path), 404, 404, "Not Found")
+    # without a token, SendPulse answers 401 first, whatever the path
+    anon = httpx.Client(transport=InProcessTransport(sb.app), base_url=BASE)
+    assert anon.get("/nope").json() == {"message": "Unauthorized!", "error_code": 401}
+
+
+def test_hostile_wrong_methods(api: httpx.Client) -> None:
+    resp = api.patch("/addressbooks")
+    assert_error(resp, 405, 405, "Method Not Allowed")
+    assert resp.headers["allow"] == "GET, POST"
+    assert_error(api.put("/balance"), 405, 405)
+    assert_error(api.delete("/oauth/access_token"), 405, 405)
+    for method in ("OPTIONS", "TRACE", "PROPFIND", "BREW"):  # methods no route has
+        assert_error(api.request(method, "/addressbooks"), 405, 405, "Method Not Allowed")
+
+
+def test_hostile_wrong_methods_over_loopback() -> None:
+    sb = SendPulseSandbox(rate_limit=False)
+    with serve(sb.app) as server, connect(sb, server.url) as api:
+        for method in ("PATCH", "PROPFIND", "TRACE"):
+            assert_error(api.request(method, "/addressbooks"), 405, 405, "Method Not Allowed")
+        assert_error(api.get("/no/such/thing"), 404, 404)
+
+
+def test_a_handler_that_breaks_answers_the_sendpulse_crash_page(sb: SendPulseSandbox, api: httpx.Client) -> None:
+    def broken(req: Any, st: Any) -> Any:
+        raise RuntimeError("a sandbox bug")
+
+    sb.route("GET", "/broken", broken)
+    resp = api.get("/broken")
+    assert resp.status_code == 500
+    assert resp.headers["content-type"].startswith("text/html")
+    assert "Whoops, looks like something went wrong." in resp.text
+    assert api.get("/balance").status_code == 200  # and it keeps answering

@@ -71,15 +71,30 @@ def _container_for(next_part: str) -> Any:
     return [] if next_part == "" or _INT_RE.match(next_part) else {}
 
 
+def declares_json(content_type: str) -> bool:
+    """``application/json``, with or without parameters, or a ``+json`` type."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media.endswith("/json") or media.endswith("+json")
+
+
 def body_params(req: SandboxRequest) -> dict[str, Any]:
-    """The request's arguments: a JSON object, a (PHP-style) form, or multipart fields."""
-    if req.json_error:
-        raise invalid("Badly formed incoming data", code=999, status=400)
+    """The request's arguments: a JSON object, a (PHP-style) form, or multipart fields.
+
+    [A] As a PHP service reads its input, a body counts only when its content type says JSON or a form: any other
+    body (``text/plain``, none at all) carries no arguments, so the call answers as if they were missing. A body
+    that says JSON but is not a JSON object, or a form that cannot be parsed, is 999 ``Badly formed incoming data``.
+    """
     if req.content_type.startswith("application/x-www-form-urlencoded"):
         return parse_php_form(parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True))
     if req.form is not None:
         pairs = [(k, v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)) for k, v in req.form.items()]
         return parse_php_form(pairs)
+    if req.body_error:
+        raise invalid("Badly formed incoming data", code=999, status=400)
+    if not req.body or not declares_json(req.content_type):
+        return {}
+    if req.json_error:
+        raise invalid("Badly formed incoming data", code=999, status=400)
     if isinstance(req.json_body, dict):
         return dict(req.json_body)
     if req.json_body is not None:

@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import httpx
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from espcore.sandbox.base import FaultPlan, HandlerError, ProviderSandbox, SandboxRequest, State, StateStore
 from espcore.sandbox.sendpulse import stats
@@ -112,6 +112,10 @@ class SendPulseSandbox(ProviderSandbox):
     """
 
     provider = "sendpulse"
+    #: [A] SendPulse documents no body limit; bodies over 4 MiB are refused 413 in its error envelope
+    max_body_bytes = 4 * 1024 * 1024
+    #: a sender's activation code is a credential too (read it with the ``sender_code`` hook)
+    secret_fields = ProviderSandbox.secret_fields | {"code"}
 
     def __init__(
         self,
@@ -267,6 +271,10 @@ class SendPulseSandbox(ProviderSandbox):
 
     def not_found(self, req: SandboxRequest) -> Response:
         return self.error(404, "Not Found", 404)
+
+    def crash(self) -> Response:
+        """What SendPulse answers when it breaks: its HTML error page (kept raw by the client)."""
+        return HTMLResponse("<html><body>Whoops, looks like something went wrong.</body></html>", status_code=500)
 
     def wrong_method(self, req: SandboxRequest, allowed: list[str]) -> Response:
         resp = self.error(405, "Method Not Allowed", 405)
