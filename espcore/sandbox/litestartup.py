@@ -31,10 +31,12 @@ import hashlib
 import hmac
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -1408,3 +1410,18 @@ class LiteStartupSandbox(ProviderSandbox):
             for m in msgs
             if campaign_id is None or m["campaign_id"] == campaign_id
         ]
+
+
+def prepare_state_dialect(state_path: str | os.PathLike[str], dialect: str | None) -> str:
+    """The dialect a sandbox state file serves. A file that does not exist yet is created as a fresh demo
+    account in ``dialect`` (default seed), so an embedded sandbox started on it later serves that dialect."""
+    path = Path(state_path)
+    if not path.exists():
+        from espcore.sandbox.embedded import build_sandbox
+
+        build_sandbox("litestartup", path, dialect=dialect or DEFAULT_DIALECT)
+    try:
+        recorded = json.loads(path.read_text("utf-8")).get("dialect")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    return recorded if recorded in DIALECTS else DEFAULT_DIALECT
