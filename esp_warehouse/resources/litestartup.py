@@ -26,18 +26,19 @@ class LiteStartupResource(ProviderResource):
 
     api_key: str = Field(description="LiteStartup API key (sk_live_...).", repr=False)
     plan: Literal["free", "pro"] = Field(default="free", description="Plan: sets the client's request pace.")
-    dialect: Literal["auto", "seed", "current"] | None = Field(
-        default=None,
+    dialect: Literal["default", "auto", "seed", "current"] = Field(
+        default="default",
         description="API dialect: seed (the doc set the product was specified from), current (LiteStartup's newer "
-        "official API) or auto (detected from GET /verify). Default: auto for a real account; on an embedded "
+        "official API) or auto (detected from GET /verify). default: auto for a real account; on an embedded "
         "sandbox, the dialect it serves (a new sandbox state is created in the dialect given here).",
     )
 
     def target_url(self) -> str:
         if self.sandbox_state and not self.base_url:
             # a new state file is created in the requested dialect; an existing one must already speak it
-            served = prepare_state_dialect(self.sandbox_state, None if self.dialect == "auto" else self.dialect)
-            if self.dialect not in (None, "auto", served):
+            wanted = self.dialect if self.dialect in ("seed", "current") else None
+            served = prepare_state_dialect(self.sandbox_state, wanted)
+            if wanted not in (None, served):
                 raise ConfigurationError(
                     f"litestartup: the sandbox state {self.sandbox_state} serves the {served} dialect, not "
                     f"{self.dialect}; give another state file or dialect",
@@ -47,7 +48,7 @@ class LiteStartupResource(ProviderResource):
 
     def effective_dialect(self) -> Literal["auto", "seed", "current"]:
         """The dialect the client is built with: as set, else the sandbox's own, else ``auto``."""
-        if self.dialect is not None:
+        if self.dialect != "default":
             return self.dialect
         if self.sandbox_state:
             return "current" if prepare_state_dialect(self.sandbox_state, None) == "current" else "seed"
