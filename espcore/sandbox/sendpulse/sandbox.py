@@ -101,7 +101,8 @@ class SendPulseSandbox(ProviderSandbox):
     passed to the constructor overwrite the stored ones, and hooks (``set_delays``, ``set_price``...) change them.
     Rate windows run on real time plus every ``advance()``, so a frozen clock does not starve a paced client.
 
-    Test hooks (``sandbox.hook(name, **kw)`` or ``POST /__sandbox/hooks/<name>`` with a JSON object):
+    Test hooks (``sandbox.hook(name, **kw)`` or ``POST /__sandbox/hooks/<name>`` with a JSON object and the admin
+    token, ``headers=sandbox.admin_headers()``):
     ``create_client(client_id, client_secret)``, ``revoke_tokens()``, ``confirm_optin(book_id, email)``,
     ``sender_code(email)``, ``activate_sender(email, sender_name=None)``,
     ``set_balance(amount, currency=None, bonus=None)``, ``set_price(price)``,
