@@ -1346,7 +1346,7 @@ class LiteStartupClient(ProviderClient):
             writer.writerow([row.get(c) or "" for c in CSV_COLUMNS])
         form = {"skip_duplicates": "true" if skip_duplicates else "false"}
         if tags:
-            form["tags"] = ",".join(_tag_id(t) for t in tags)
+            form["tags"] = ",".join(str(t).strip() for t in tags)
         response = self.http.request(
             "POST",
             self.dialect.path("contact_import"),
@@ -1361,7 +1361,7 @@ class LiteStartupClient(ProviderClient):
         """Current dialect: ``GET /contacts/export`` (CSV), optionally only contacts with any of the tag ids."""
         self._need("current", "GET /contacts/export")
         path = self.dialect.path("contact_export")
-        params = {"format": "csv", **({"tags": ",".join(_tag_id(t) for t in tags)} if tags else {})}
+        params = {"format": "csv", **({"tags": ",".join(str(t).strip() for t in tags)} if tags else {})}
         response = self.http.request("GET", path, params=params)
         kind = response.headers.get("Content-Type", "").split(";")[0].strip()
         reader = csv.DictReader(io.StringIO(response.text))
