@@ -528,7 +528,9 @@ READS_NO_DATA = {"delete_contact", "update_tag", "delete_tag", "delete_template"
 @pytest.mark.parametrize("name", sorted(CURRENT_CALLS))
 def test_a_malformed_answer_is_never_a_success(name: str, body_name: str) -> None:
     if name in READS_NO_DATA and body_name in ("wrong_data", "wrong_items"):
-        pytest.skip("a code-200 envelope is this call's whole success: its data is not read")
+        with answered(200, MALFORMED[body_name]) as c:  # a code-200 envelope is this call's whole success
+            CURRENT_CALLS[name](c)
+        return
     with answered(200, MALFORMED[body_name]) as c, pytest.raises(UnexpectedResponseError) as info:
         CURRENT_CALLS[name](c)
     assert info.value.status == 200
