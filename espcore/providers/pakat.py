@@ -405,6 +405,69 @@ class _TransactionalRecord(TypedDict):
     to_name: NotRequired[str | None]
     from_name: NotRequired[str | None]
     from_email: NotRequired[str | None]
+    reply_to_name: NotRequired[str | None]
+    reply_to_email: NotRequired[str | None]
+    body: NotRequired[str | None]
+    plain_text: NotRequired[str | None]
+    priority: NotRequired[Int | str | None]
+    attachments: NotRequired[list[Any] | None]
+
+
+@answer
+class _FieldType(TypedDict):
+    identifier: Text
+    name: str
+    description: NotRequired[str | None]
+
+
+@answer
+class _SegmentOperator(TypedDict):
+    operator_id: Int | Text
+    name: str
+    slug: NotRequired[str | None]
+
+
+@answer
+class _Country(TypedDict):
+    country_id: Int | Text
+    name: str
+    code: NotRequired[str | None]
+
+
+@answer
+class _Zone(TypedDict):
+    zone_id: Int | Text
+    name: str
+    code: NotRequired[str | None]
+
+
+@answer
+class _DeliveryServer(TypedDict):
+    server_id: Int | Text
+    name: NotRequired[str | None]
+    hostname: NotRequired[str | None]
+    type: NotRequired[str | None]
+    status: NotRequired[str | None]
+
+
+@answer
+class _SendingDomain(TypedDict):
+    name: Text
+    domain_id: NotRequired[Int | str | None]
+    verified: NotRequired[str | bool | None]
+
+
+@answer
+class _BounceCreated(TypedDict):
+    bounce_type: str
+    message: NotRequired[str | None]
+    date_added: NotRequired[str | None]
+
+
+@answer
+class _TrackedUrl(TypedDict):
+    destination: str
+    track_url: NotRequired[str | None]
 
 
 _SUCCESS: Shape[_Success] = Shape(_Success)
@@ -430,6 +493,14 @@ DELIVERY_LOG: Shape[_DeliveryLogRecord] = Shape(_DeliveryLogRecord)
 BOUNCE: Shape[_BounceRecord] = Shape(_BounceRecord)
 UNSUBSCRIBE: Shape[_UnsubscribeRecord] = Shape(_UnsubscribeRecord)
 TRANSACTIONAL: Shape[_TransactionalRecord] = Shape(_TransactionalRecord)
+FIELD_TYPE: Shape[_FieldType] = Shape(_FieldType)
+SEGMENT_OPERATOR: Shape[_SegmentOperator] = Shape(_SegmentOperator)
+COUNTRY: Shape[_Country] = Shape(_Country)
+ZONE: Shape[_Zone] = Shape(_Zone)
+DELIVERY_SERVER: Shape[_DeliveryServer] = Shape(_DeliveryServer)
+SENDING_DOMAIN: Shape[_SendingDomain] = Shape(_SendingDomain)
+BOUNCE_CREATED: Shape[_BounceCreated] = Shape(_BounceCreated)
+TRACKED_URL: Shape[_TrackedUrl] = Shape(_TrackedUrl)
 
 
 def _record(item: Shape[T]) -> Expect[T]:
@@ -681,6 +752,11 @@ class BulkItemResult:
         return "blacklisted" in self.errors.get("EMAIL", "")
 
 
+def _group(value: Any) -> Mapping[str, Any] | None:
+    """A campaign's group: MailWizz answers ``[]`` without one and ``{group_uid, name}`` with one."""
+    return dict(value) if isinstance(value, Mapping) and value else None
+
+
 @dataclass(frozen=True)
 class PakatCampaign:
     """A campaign; the detail fields are None in listings."""
@@ -689,7 +765,7 @@ class PakatCampaign:
     name: str
     status: str
     type: str | None = None
-    group: Any = None
+    group: Mapping[str, Any] | None = None  # ``{group_uid, name}``; MailWizz answers [] for none
     from_name: str | None = None
     from_email: str | None = None
     reply_to: str | None = None
@@ -709,7 +785,7 @@ class PakatCampaign:
             name=_str(rec.get("name")),
             status=_str(rec.get("status")),
             type=rec.get("type"),
-            group=rec.get("group"),
+            group=_group(rec.get("group")),
             from_name=rec.get("from_name"),
             from_email=rec.get("from_email"),
             reply_to=rec.get("reply_to"),
@@ -843,10 +919,25 @@ class TransactionalEmail:
     send_at: datetime | None = None
     retries: int = 0
     date_added: datetime | None = None
+    reply_to_name: str | None = None
+    reply_to_email: str | None = None
+    body: str | None = None
+    plain_text: str | None = None
+    priority: int | None = None
+    attachments: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
     def from_api(cls, rec: Mapping[str, Any]) -> "TransactionalEmail":
+        attachments = rec.get("attachments")
         return cls(
+            reply_to_name=rec.get("reply_to_name") or None,
+            reply_to_email=rec.get("reply_to_email") or None,
+            body=rec.get("body"),
+            plain_text=rec.get("plain_text"),
+            priority=as_int(rec.get("priority")) if rec.get("priority") not in (None, "") else None,
+            attachments=tuple(a for a in attachments if isinstance(a, Mapping))
+            if isinstance(attachments, list)
+            else (),
             email_uid=_str(rec.get("email_uid")),
             to_email=_str(rec.get("to_email")),
             subject=_str(rec.get("subject")),
@@ -881,6 +972,63 @@ class TransactionalAttachment:
     name: str
     data: bytes
     mime_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class FieldType:
+    """A list field type (``identifier`` is what a field create or update sends)."""
+
+    identifier: str
+    name: str
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class SegmentOperator:
+    """A segment condition operator (``operator_id`` is what a segment condition sends)."""
+
+    operator_id: int
+    name: str
+    slug: str | None = None
+
+
+@dataclass(frozen=True)
+class Country:
+    """A country of MailWizz's table (its id is what zones and company forms use)."""
+
+    country_id: int
+    name: str
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A zone (state, province) of a country."""
+
+    zone_id: int
+    name: str
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryServer:
+    """A delivery server the account may send through."""
+
+    server_id: int
+    name: str | None = None
+    hostname: str | None = None
+    type: str | None = None
+    status: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendingDomain:
+    """A sending domain of the account."""
+
+    name: str
+    verified: bool
+    domain_id: int | None = None
 
 
 # -- the client ------------------------------------------------------------------------------------------------
@@ -1089,6 +1237,48 @@ class PakatClient(ProviderClient):
         rec = self._post(f"/lists/{list_uid}/fields", _field_created, fields)
         return PakatField.from_api(rec) if rec is not None else None
 
+    def get_list_field(self, list_uid: str, field_id: int) -> PakatField:
+        """One custom field of a list by its id."""
+        return PakatField.from_api(self._get(f"/lists/{list_uid}/fields/{field_id}", _record(FIELD)))
+
+    def update_list_field(
+        self,
+        list_uid: str,
+        field_id: int,
+        *,
+        label: str | None = None,
+        tag: str | None = None,
+        required: bool | None = None,
+        visibility: Literal["visible", "hidden", "none"] | None = None,
+        sort_order: int | None = None,
+        default_value: str | None = None,
+        help_text: str | None = None,
+        description: str | None = None,
+    ) -> PakatField:
+        """Update a custom field (only the given attributes are sent) and return it as stored."""
+        fields = {
+            "label": label,
+            "tag": tag,
+            "required": required,
+            "visibility": visibility,
+            "sort_order": sort_order,
+            "default_value": default_value,
+            "help_text": help_text,
+            "description": description,
+        }
+        return PakatField.from_api(self._put(f"/lists/{list_uid}/fields/{field_id}", _record(FIELD), fields))
+
+    def delete_list_field(self, list_uid: str, field_id: int) -> None:
+        """Delete a custom field and its subscriber values."""
+        self._delete(f"/lists/{list_uid}/fields/{field_id}")
+
+    def list_field_types(self) -> list[FieldType]:
+        """The field types a list field may have."""
+        return [
+            FieldType(r["identifier"], r["name"], r.get("description"))
+            for r in self._paginate("/lists/fields/types", FIELD_TYPE, "identifier")
+        ]
+
     # -- subscribers --------------------------------------------------------------------------------------
 
     def list_subscribers(
@@ -1124,6 +1314,14 @@ class PakatClient(ProviderClient):
                 return None
             raise  # the list itself is missing
         return SubscriberRef(data["subscriber_uid"], data["status"], parse_date(data.get("date_added")))
+
+    def search_subscribers_by_custom_fields(
+        self, list_uid: str, values: Mapping[str, str], *, per_page: int = 50
+    ) -> Iterator[PakatSubscriber]:
+        """Subscribers of a list whose fields equal every given ``TAG: value`` (exact match)."""
+        path = f"/lists/{list_uid}/subscribers/search-by-custom-fields"
+        for rec in self._paginate(path, SUBSCRIBER, "subscriber_uid", dict(values), per_page):
+            yield PakatSubscriber.from_api(rec)
 
     def search_subscriber_in_all_lists(self, email: str) -> list[SubscriberMembership]:
         """Every list an email is in (max 100, unpaginated)."""
@@ -1252,6 +1450,37 @@ class PakatClient(ProviderClient):
         """Create a segment (conditions: field_id, operator_id, value) and return its uid."""
         payload = {"name": name, "operator_match": operator_match, "conditions": [dict(c) for c in conditions]}
         return self._post(f"/lists/{list_uid}/segments", _created("segment_uid"), payload)
+
+    def get_segment(self, list_uid: str, segment_uid: str) -> PakatSegment:
+        """One segment of a list."""
+        r = self._get(f"/lists/{list_uid}/segments/{segment_uid}", _record(SEGMENT))
+        return PakatSegment(r["segment_uid"], r["name"], as_int(r.get("subscribers_count")))
+
+    def update_segment(
+        self,
+        list_uid: str,
+        segment_uid: str,
+        *,
+        name: str | None = None,
+        operator_match: Literal["any", "all"] | None = None,
+        conditions: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Update a segment's name, match mode and/or conditions (given conditions replace the old ones)."""
+        payload: dict[str, Any] = {"name": name, "operator_match": operator_match}
+        if conditions is not None:
+            payload["conditions"] = [dict(c) for c in conditions]
+        self._put(f"/lists/{list_uid}/segments/{segment_uid}", _action, payload)
+
+    def delete_segment(self, list_uid: str, segment_uid: str) -> None:
+        """Delete a segment (its subscribers stay in the list)."""
+        self._delete(f"/lists/{list_uid}/segments/{segment_uid}")
+
+    def segment_condition_operators(self) -> list[SegmentOperator]:
+        """The operators a segment condition may use."""
+        return [
+            SegmentOperator(as_int(r["operator_id"]), r["name"], r.get("slug"))
+            for r in self._paginate("/lists/segments/condition-operators", SEGMENT_OPERATOR, "operator_id")
+        ]
 
     def segment_subscribers(self, list_uid: str, segment_uid: str, *, per_page: int = 50) -> Iterator[PakatSubscriber]:
         """Subscribers matching a segment."""
@@ -1473,6 +1702,96 @@ class PakatClient(ProviderClient):
                 parse_date(r.get("date_added")),
             )
 
+    def create_campaign_bounce(
+        self,
+        campaign_uid: str,
+        subscriber_uid: str,
+        bounce_type: Literal["internal", "soft", "hard"],
+        message: str | None = None,
+    ) -> CampaignBounce:
+        """Record a bounce of a campaign for a subscriber (a hard one blacklists the address)."""
+        fields = {"subscriber_uid": subscriber_uid, "bounce_type": bounce_type, "message": message}
+        r = self._post(f"/campaigns/{campaign_uid}/bounces", _record(BOUNCE_CREATED), fields)
+        return CampaignBounce(subscriber_uid, "", r["bounce_type"], r.get("message"), parse_date(r.get("date_added")))
+
+    def track_url(self, campaign_uid: str, subscriber_uid: str, url_hash: str) -> str:
+        """Record a click of a campaign link (by its hash) and return the link's destination."""
+        path = f"/campaigns/{campaign_uid}/track-url/{subscriber_uid}/{url_hash}"
+        return self._get(path, _record(TRACKED_URL))["destination"]
+
+    def track_opening(self, campaign_uid: str, subscriber_uid: str) -> None:
+        """Record an open of a campaign by a subscriber."""
+        self._get(f"/campaigns/{campaign_uid}/track-opening/{subscriber_uid}", _action)
+
+    def track_unsubscribe(
+        self,
+        campaign_uid: str,
+        subscriber_uid: str,
+        *,
+        ip_address: str | None = None,
+        user_agent: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Record an unsubscribe from a campaign (the subscriber leaves the list); not idempotent."""
+        fields = {"ip_address": ip_address, "user_agent": user_agent, "reason": reason}
+        self._post(f"/campaigns/{campaign_uid}/track-unsubscribe/{subscriber_uid}", _action, fields)
+
+    # -- account: countries, customers, delivery servers, sending domains -------------------------------------
+
+    def countries(self, *, per_page: int = 50) -> Iterator[Country]:
+        """Every country MailWizz knows."""
+        for r in self._paginate("/countries", COUNTRY, "country_id", per_page=per_page):
+            yield Country(as_int(r["country_id"]), r["name"], r.get("code"))
+
+    def country_zones(self, country_id: int, *, per_page: int = 50) -> Iterator[Zone]:
+        """The zones of a country."""
+        for r in self._paginate(f"/countries/{country_id}/zones", ZONE, "zone_id", per_page=per_page):
+            yield Zone(as_int(r["zone_id"]), r["name"], r.get("code"))
+
+    def create_customer(
+        self,
+        *,
+        first_name: str,
+        last_name: str,
+        email: str,
+        password: str,
+        timezone: str,
+        birth_date: date | str | None = None,
+        company: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Register a customer account and return its uid; not idempotent."""
+        customer = {
+            "first_name": first_name,
+            "last_name": last_name,
+            "email": email,
+            "confirm_email": email,
+            "password": password,
+            "confirm_password": password,
+            "timezone": timezone,
+            "birthDate": birth_date,
+        }
+        fields: dict[str, Any] = {"customer": customer, "company": dict(company) if company else None}
+        return self._post("/customers", _created("customer_uid"), fields)
+
+    def delivery_servers(self, *, per_page: int = 50) -> Iterator[DeliveryServer]:
+        """The delivery servers the account may use."""
+        for r in self._paginate("/delivery-servers", DELIVERY_SERVER, "server_id", per_page=per_page):
+            yield _server(r)
+
+    def get_delivery_server(self, server_id: int) -> DeliveryServer:
+        """One delivery server."""
+        return _server(self._get(f"/delivery-servers/{server_id}", _record(DELIVERY_SERVER)))
+
+    def get_sending_domain(self, domain_name: str) -> SendingDomain:
+        """A sending domain of the account by its name."""
+        r = self._get(f"/sending-domains/{domain_name}", _record(SENDING_DOMAIN))
+        verified = r.get("verified")
+        return SendingDomain(
+            r["name"],
+            verified is True or _str(verified).lower() == "yes",
+            as_int(r.get("domain_id")) if r.get("domain_id") not in (None, "") else None,
+        )
+
     # -- transactional emails ---------------------------------------------------------------------------------
 
     def create_transactional_email(
@@ -1527,6 +1846,18 @@ class PakatClient(ProviderClient):
     def delete_transactional_email(self, email_uid: str) -> None:
         """Delete a transactional email."""
         self._delete(f"/transactional-emails/{email_uid}")
+
+
+def _server(r: Mapping[str, Any]) -> DeliveryServer:
+    known = ("server_id", "name", "hostname", "type", "status")
+    return DeliveryServer(
+        as_int(r["server_id"]),
+        r.get("name"),
+        r.get("hostname"),
+        r.get("type"),
+        r.get("status"),
+        {k: v for k, v in r.items() if k not in known},
+    )
 
 
 def _dig(rec: Mapping[str, Any], dotted: str) -> str | None:
@@ -1896,16 +2227,34 @@ class PakatProvider:
     def delivery_events(self, since: datetime, until: datetime) -> Iterator[DeliveryEvent]:
         """Campaign delivery logs dated in ``[since, until)``; drafts and campaigns due later are not read.
 
-        Pakat keeps logs per campaign only, so every other campaign's log is paged and filtered by date."""
+        Pakat keeps logs per campaign only, so every other campaign's log is paged and filtered by date. A
+        message that later bounced is one ``bounced`` event (dated by its bounce), not a delivery: MailWizz
+        keeps its log as ``success``, and its stats count it both there and under bounces, so the events agree
+        with :meth:`campaign_stats` (``delivered`` = delivery successes - bounces)."""
         tz = self.client.timezone
         for c in self.client.campaigns():
             if c.status == "draft" or (c.send_at and c.send_at.replace(tzinfo=tz) >= until):
                 continue
+            bounces = {b.subscriber_uid: b for b in self.client.campaign_bounces(c.campaign_uid)}
             for log in self.client.delivery_logs(c.campaign_uid, per_page=PER_PAGE_MAX):
-                at = log.date_added.replace(tzinfo=tz).astimezone(UTC) if log.date_added else None
+                status = log.status
+                bounce = bounces.get(log.subscriber_uid) if status == "success" else None
+                dated = bounce.date_added if bounce is not None and bounce.date_added else log.date_added
+                at = dated.replace(tzinfo=tz).astimezone(UTC) if dated else None
                 if at is None or not since <= at < until:
                     continue
-                status = log.status
+                if bounce is not None:
+                    yield DeliveryEvent(
+                        event_id=log.email_message_id or f"{c.campaign_uid}:{log.subscriber_uid}",
+                        email=log.email,
+                        status="bounced",
+                        provider_status=f"bounce:{bounce.bounce_type}",
+                        occurred_at=at,
+                        campaign_id=log.campaign_uid or c.campaign_uid,
+                        detail=bounce.message,
+                        extra={"subscriber_uid": log.subscriber_uid, "retries": log.retries},
+                    )
+                    continue
                 if status == "success":
                     status = "delivered" if log.delivery_confirmed else "sent"
                 elif status in ("error", "fatal-error", "giveup"):
@@ -1939,7 +2288,10 @@ __all__ = [
     "BulkItemResult",
     "CampaignBounce",
     "CampaignUnsubscribe",
+    "Country",
     "DeliveryLog",
+    "DeliveryServer",
+    "FieldType",
     "PakatCampaign",
     "PakatCampaignStats",
     "PakatClient",
@@ -1951,10 +2303,13 @@ __all__ = [
     "PakatSegment",
     "PakatSubscriber",
     "PakatTemplate",
+    "SegmentOperator",
+    "SendingDomain",
     "SubscriberMembership",
     "SubscriberRef",
     "TransactionalAttachment",
     "TransactionalEmail",
+    "Zone",
     "b64",
     "field_tag",
     "flatten_form",

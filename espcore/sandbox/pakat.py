@@ -84,11 +84,55 @@ MSG_TEMPLATE_MISSING = "The template does not exist."
 MSG_SEGMENT_MISSING = "The segment does not exist."
 MSG_EMAIL_DOC_MISSING = "The email does not exist."
 MSG_LOG_MISSING = "The delivery log does not exist."
+MSG_FIELD_MISSING = "The field does not exist."
+MSG_COUNTRY_MISSING = "The country does not exist."
+MSG_SERVER_MISSING = "The delivery server does not exist."
+MSG_DOMAIN_MISSING = "The sending domain does not exist."
+MSG_SUBSCRIBER_MISSING = "The subscriber does not exist."
 
 SUBSCRIBER_STATUSES = ("unconfirmed", "confirmed", "blacklisted", "unsubscribed", "unapproved", "disabled", "moved")
 CAMPAIGN_STATUSES_SETTABLE = ("draft", "pending-sending", "paused")
 EDITABLE = ("draft", "pending-sending", "paused")
 FIELD_TYPES = ("text", "textarea", "dropdown", "multiselect", "date", "datetime", "number", "checkbox", "phonenumber")
+FIELD_TYPE_NAMES = {
+    "text": "Text",
+    "textarea": "Textarea",
+    "dropdown": "Dropdown",
+    "multiselect": "Multiselect",
+    "date": "Date",
+    "datetime": "Datetime",
+    "number": "Number",
+    "checkbox": "Checkbox",
+    "phonenumber": "Phone number",
+}
+#: MailWizz's list segment operators (its ``list_segment_operator`` table): id, name, slug
+SEGMENT_OPERATORS = (
+    (1, "is", "is"),
+    (2, "is not", "is-not"),
+    (3, "contains", "contains"),
+    (4, "not contains", "not-contains"),
+    (5, "starts with", "starts"),
+    (6, "ends with", "ends"),
+    (7, "is greater than", "greater"),
+    (8, "is less than", "less"),
+    (9, "not starts with", "not-starts"),
+    (10, "not ends with", "not-ends"),
+)
+#: A small slice of MailWizz's country / zone tables (ids as MailWizz numbers them)
+COUNTRIES = (
+    (1, "Afghanistan", "AF"),
+    (103, "Iran, Islamic Republic of", "IR"),
+    (223, "United States", "US"),
+    (222, "United Kingdom", "GB"),
+    (81, "Germany", "DE"),
+)
+ZONES = {
+    103: ((1584, "Tehran", "THR"), (1585, "Esfahan", "ESF"), (1586, "Fars", "FAR")),
+    223: ((3613, "California", "CA"), (3624, "New York", "NY"), (3635, "Texas", "TX")),
+    222: ((3513, "England", "ENG"), (3514, "Scotland", "SCT")),
+}
+BOUNCE_TYPES = ("internal", "soft", "hard")
+LIST_NAME_MAX = 255
 BULK_CAP = 10_000
 _EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;.]{2,}$")
 # MailWizz's subscriber address check (its CEmailValidator, Yii 1.1's, with IDN on): a dot-atom of ASCII atext, an
@@ -415,6 +459,8 @@ class PakatSandbox(ProviderSandbox):
         # subscriber routes that look like list routes go first
         r("GET", "/api/lists/subscribers/search-by-email-in-all-lists", self.h_search_all)
         r("PUT", "/api/lists/subscribers/unsubscribe-by-email-from-all-lists", self.h_unsub_all)
+        r("GET", "/api/lists/fields/types", self.h_field_types)
+        r("GET", "/api/lists/segments/condition-operators", self.h_segment_operators)
         r("GET", "/api/lists", self.h_lists)
         r("POST", "/api/lists", self.h_list_create)
         r("GET", "/api/lists/{L:uid}", self.h_list_get)
@@ -423,6 +469,9 @@ class PakatSandbox(ProviderSandbox):
         r("POST", "/api/lists/{L:uid}/copy", self.h_list_copy)
         r("GET", "/api/lists/{L:uid}/fields", self.h_fields)
         r("POST", "/api/lists/{L:uid}/fields", self.h_field_create)
+        r("GET", "/api/lists/{L:uid}/fields/{F:int}", self.h_field_get)
+        r("PUT", "/api/lists/{L:uid}/fields/{F:int}", self.h_field_update)
+        r("DELETE", "/api/lists/{L:uid}/fields/{F:int}", self.h_field_delete)
         r("GET", "/api/lists/{L:uid}/subscribers/search-by-email", self.h_search)
         r("GET", "/api/lists/{L:uid}/subscribers/search-by-custom-fields", self.h_search_custom)
         r("POST", "/api/lists/{L:uid}/subscribers/bulk", self.h_bulk)
@@ -451,6 +500,16 @@ class PakatSandbox(ProviderSandbox):
         r("GET", "/api/campaigns/{C:uid}/delivery-logs", self.h_campaign_logs)
         r("GET", "/api/campaigns/{C:uid}/bounces", self.h_campaign_bounces)
         r("GET", "/api/campaigns/{C:uid}/unsubscribes", self.h_campaign_unsubs)
+        r("POST", "/api/campaigns/{C:uid}/bounces", self.h_campaign_bounce_create)
+        r("GET", "/api/campaigns/{C:uid}/track-url/{S:uid}/{H:str}", self.h_track_url)
+        r("GET", "/api/campaigns/{C:uid}/track-opening/{S:uid}", self.h_track_opening)
+        r("POST", "/api/campaigns/{C:uid}/track-unsubscribe/{S:uid}", self.h_track_unsubscribe)
+        r("GET", "/api/countries", self.h_countries)
+        r("GET", "/api/countries/{N:int}/zones", self.h_zones)
+        r("POST", "/api/customers", self.h_customer_create)
+        r("GET", "/api/delivery-servers", self.h_delivery_servers)
+        r("GET", "/api/delivery-servers/{N:int}", self.h_delivery_server)
+        r("GET", "/api/sending-domains/{D:str}", self.h_sending_domain)
         r("GET", "/api/templates", self.h_templates)
         r("POST", "/api/templates", self.h_template_create)
         r("GET", "/api/templates/{T:uid}", self.h_template_get)
@@ -518,6 +577,12 @@ class PakatSandbox(ProviderSandbox):
         g, d = lst["general"], lst["defaults"]
         if not g.get("name"):
             errors.setdefault("general", {})["name"] = "Name cannot be blank."
+        elif len(g["name"]) > LIST_NAME_MAX:
+            errors.setdefault("general", {})["name"] = f"Name is too long (maximum is {LIST_NAME_MAX} characters)."
+        if len(g.get("display_name") or "") > LIST_NAME_MAX:
+            errors.setdefault("general", {})["display_name"] = (
+                f"Display name is too long (maximum is {LIST_NAME_MAX} characters)."
+            )
         if not g.get("description"):
             errors.setdefault("general", {})["description"] = "Description cannot be blank."
         if g.get("opt_in") not in ("single", "double"):
@@ -641,6 +706,84 @@ class PakatSandbox(ProviderSandbox):
         return self.ok(
             {"data": {"record": {k: field[k] for k in ("field_id", "tag", "label", "required", "type")}}}, 201
         )
+
+    def h_field_types(self, req: SandboxRequest, st: State) -> Response:
+        rows = [
+            (-i, {"name": FIELD_TYPE_NAMES[t], "identifier": t, "description": FIELD_TYPE_NAMES[t]})
+            for i, t in enumerate(FIELD_TYPES)
+        ]
+        return self.collection(req, rows)
+
+    def _field(self, st: State, list_uid: str, field_id: str) -> dict[str, Any]:
+        self._list(st, list_uid)
+        for f in st["fields"].get(list_uid, []):
+            if str(f["field_id"]) == field_id:
+                return f
+        raise HandlerError(404, MSG_FIELD_MISSING)
+
+    def _field_view(self, st: State, list_uid: str, f: dict[str, Any]) -> dict[str, Any]:
+        lst = st["lists"][list_uid]
+        return {
+            "field_id": f["field_id"],
+            "tag": f["tag"],
+            "label": f["label"],
+            "required": f["required"],
+            "help_text": f.get("help_text", ""),
+            "description": f.get("description", ""),
+            "default_value": f.get("default_value"),
+            "visibility": f.get("visibility", "visible"),
+            "sort_order": f.get("sort_order", 0),
+            "type": f["type"],
+            "list": {"list_uid": list_uid, "display_name": lst["general"].get("display_name") or ""},
+        }
+
+    def h_field_get(self, req: SandboxRequest, st: State) -> Response:
+        f = self._field(st, req.params["L"], req.params["F"])
+        return self.ok({"data": {"record": self._field_view(st, req.params["L"], f)}})
+
+    def h_field_update(self, req: SandboxRequest, st: State) -> Response:
+        list_uid = req.params["L"]
+        f = self._field(st, list_uid, req.params["F"])
+        body = self.body(req)
+        if body is not None:
+            candidate = dict(f)
+            for k in ("label", "help_text", "description", "default_value", "required", "visibility", "sort_order"):
+                if k in body:
+                    candidate[k] = _text(body[k]).strip()
+            if "tag" in body and f["tag"] != "EMAIL":
+                candidate["tag"] = _text(body["tag"]).strip()
+            errors: dict[str, str] = {}
+            if not candidate["label"]:
+                errors["label"] = "Label cannot be blank."
+            if not _TAG_RE.match(candidate["tag"]):
+                errors["tag"] = "Tag must be upper case letters, digits and underscores, starting with a letter."
+            elif any(o["tag"] == candidate["tag"] and o is not f for o in st["fields"][list_uid]):
+                errors["tag"] = f'Tag "{candidate["tag"]}" has already been taken.'
+            if candidate["required"] not in ("yes", "no"):
+                errors["required"] = "Required is invalid."
+            if candidate.get("visibility", "visible") not in ("visible", "hidden", "none"):
+                errors["visibility"] = "Visibility is invalid."
+            if not str(candidate.get("sort_order", 0)).lstrip("-").isdigit():
+                errors["sort_order"] = "Sort order must be an integer."
+            if errors:
+                raise HandlerError(422, errors)
+            candidate["sort_order"] = int(candidate.get("sort_order", 0))
+            if candidate["tag"] != f["tag"]:  # the subscribers' values follow the field
+                for sub in self._subs(st, list_uid).values():
+                    if f["tag"] in sub["fields"]:
+                        sub["fields"][candidate["tag"]] = sub["fields"].pop(f["tag"])
+            f.update(candidate)
+        return self.ok({"data": {"record": self._field_view(st, list_uid, f)}})
+
+    def h_field_delete(self, req: SandboxRequest, st: State) -> Response:
+        list_uid = req.params["L"]
+        f = self._field(st, list_uid, req.params["F"])
+        if f["tag"] == "EMAIL":  # MailWizz keeps a list's email field
+            raise HandlerError(400, "The EMAIL field cannot be deleted.")
+        st["fields"][list_uid].remove(f)
+        for sub in self._subs(st, list_uid).values():
+            sub["fields"].pop(f["tag"], None)
+        return self.ok()
 
     # -- subscribers ----------------------------------------------------------------------------------------
 
@@ -1040,6 +1183,10 @@ class PakatSandbox(ProviderSandbox):
             seg.update(candidate)
         return self.ok()
 
+    def h_segment_operators(self, req: SandboxRequest, st: State) -> Response:
+        rows = [(-i, {"operator_id": i, "name": name, "slug": slug}) for i, name, slug in SEGMENT_OPERATORS]
+        return self.collection(req, rows)
+
     def h_segment_delete(self, req: SandboxRequest, st: State) -> Response:
         self._segment(st, req.params["L"], req.params["G"])
         st["segments"][req.params["L"]].pop(req.params["G"])
@@ -1195,7 +1342,8 @@ class PakatSandbox(ProviderSandbox):
             "type": c["type"],
             "name": c["name"],
             "status": c["status"],
-            "group": None,
+            # MailWizz answers an empty array without a group, ``{group_uid, name}`` with one; never null
+            "group": dict(c["group"]) if isinstance(c.get("group"), dict) else [],
         }
 
     def _campaign_view(self, st: State, c: dict[str, Any]) -> dict[str, Any]:
@@ -1317,8 +1465,7 @@ class PakatSandbox(ProviderSandbox):
             self._tick_campaign(st, c, self.now(st))
         elif c["status"] in ("pending-sending", "sending", "processing"):
             c["status"] = "paused"
-        else:
-            raise HandlerError(400, MSG_NO_PAUSE)
+        # anything else (a draft, a sent campaign) is left as it is, still answered 200 with its status
         return self.ok({"campaign": {"status": c["status"]}})
 
     def h_campaign_mark_sent(self, req: SandboxRequest, st: State) -> Response:
@@ -1344,6 +1491,7 @@ class PakatSandbox(ProviderSandbox):
         for e in state["transactional"].values():
             if e["status"] == "unsent" and datetime.strptime(e["send_at"], DATE_FMT).replace(tzinfo=UTC) <= now:
                 e["status"] = "sent"
+                e["last_updated"] = _fmt(now)
                 state["quota"]["used"] = int(state["quota"]["used"]) + 1
 
     def _send_at_utc(self, st: State, c: dict[str, Any]) -> datetime:
@@ -1534,6 +1682,188 @@ class PakatSandbox(ProviderSandbox):
         c = self._campaign(st, req.params["C"], MSG_CAMPAIGN_MISSING_LOGS)
         return self.collection(req, self._event_rows(st, c, "unsubscribe"))
 
+    def _campaign_subscriber(self, st: State, c: dict[str, Any], subscriber_uid: str) -> dict[str, Any]:
+        s = st["subscribers"].get(c["list_uid"], {}).get(subscriber_uid)
+        if s is None:
+            raise HandlerError(404, MSG_SUBSCRIBER_MISSING)
+        return s
+
+    def _record_event(self, st: State, c: dict[str, Any], s: dict[str, Any], kind: str, **extra: Any) -> dict[str, Any]:
+        ev = {
+            "subscriber_uid": s["subscriber_uid"],
+            "email": s["email"],
+            "type": kind,
+            "at": self.now(st).isoformat(),
+            "applied": True,
+            **extra,
+        }
+        st["events"].setdefault(c["campaign_uid"], []).append(ev)
+        self._apply_event(st, c["campaign_uid"], ev)
+        return ev
+
+    def h_campaign_bounce_create(self, req: SandboxRequest, st: State) -> Response:
+        c = self._campaign(st, req.params["C"], MSG_CAMPAIGN_MISSING_LOGS)
+        body = self.body(req) or {}
+        bounce_type = _text(body.get("bounce_type")).strip()
+        subscriber_uid = _text(body.get("subscriber_uid")).strip()
+        message = _text(body.get("message")).strip()
+        errors: dict[str, str] = {}
+        if not bounce_type:
+            errors["bounce_type"] = "Bounce type cannot be blank."
+        elif bounce_type not in BOUNCE_TYPES:
+            errors["bounce_type"] = "Bounce type is invalid."
+        if not subscriber_uid:
+            errors["subscriber_uid"] = "Subscriber uid cannot be blank."
+        if errors:
+            raise HandlerError(422, errors)
+        s = self._campaign_subscriber(st, c, subscriber_uid)
+        ev = self._record_event(st, c, s, "bounce", bounce_type=bounce_type, message=message or None)
+        record = {"message": message, "bounce_type": bounce_type, "date_added": _fmt(datetime.fromisoformat(ev["at"]))}
+        return self.ok({"data": {"record": record}}, 201)
+
+    def _campaign_urls(self, c: dict[str, Any]) -> dict[str, str]:
+        """hash -> destination of each link of the campaign's content (MailWizz stores them per campaign)."""
+        urls = re.findall(r'href="(https?://[^"]+)"', c.get("content") or "")
+        return {hashlib.sha1(f"{c['campaign_uid']}:{u}".encode()).hexdigest(): u for u in urls}  # noqa: S324
+
+    def h_track_url(self, req: SandboxRequest, st: State) -> Response:
+        c = self._campaign(st, req.params["C"])
+        s = self._campaign_subscriber(st, c, req.params["S"])
+        destination = self._campaign_urls(c).get(req.params["H"])
+        if destination is None:
+            raise HandlerError(404, "The url does not exist.")
+        if not any(
+            e["type"] == "open" and e["subscriber_uid"] == s["subscriber_uid"]
+            for e in self._due_events(st, c["campaign_uid"])
+        ):
+            self._record_event(st, c, s, "open")  # a click implies the message was opened
+        self._record_event(st, c, s, "click", url=destination)
+        track = f"{API_PREFIX}/campaigns/{c['campaign_uid']}/track-url/{s['subscriber_uid']}/{req.params['H']}"
+        return self.ok({"data": {"record": {"track_url": track, "destination": destination}}})
+
+    def h_track_opening(self, req: SandboxRequest, st: State) -> Response:
+        c = self._campaign(st, req.params["C"])
+        s = self._campaign_subscriber(st, c, req.params["S"])
+        self._record_event(st, c, s, "open")
+        return self.ok()
+
+    def h_track_unsubscribe(self, req: SandboxRequest, st: State) -> Response:
+        c = self._campaign(st, req.params["C"])
+        s = self._campaign_subscriber(st, c, req.params["S"])
+        body = self.body(req) or {}
+        self._record_event(
+            st,
+            c,
+            s,
+            "unsubscribe",
+            reason=_text(body.get("reason")).strip() or None,
+            ip_address=_text(body.get("ip_address")).strip() or None,
+        )
+        return self.ok()
+
+    # -- countries, customers, delivery servers, sending domains -----------------------------------------------
+
+    def h_countries(self, req: SandboxRequest, st: State) -> Response:
+        rows = [(-cid, {"country_id": cid, "name": name, "code": code}) for cid, name, code in COUNTRIES]
+        return self.collection(req, sorted(rows, key=lambda r: -r[0]))
+
+    def h_zones(self, req: SandboxRequest, st: State) -> Response:
+        cid = int(req.params["N"])
+        if cid not in {c[0] for c in COUNTRIES}:
+            raise HandlerError(404, MSG_COUNTRY_MISSING)
+        rows = [(-zid, {"zone_id": zid, "name": name, "code": code}) for zid, name, code in ZONES.get(cid, ())]
+        return self.collection(req, rows)
+
+    def h_customer_create(self, req: SandboxRequest, st: State) -> Response:
+        body = self.body(req) or {}
+        cust, company = _sub(body, "customer"), _sub(body, "company")
+        v = {k: _text(cust.get(k)).strip() for k in cust}
+        errors: dict[str, str] = {}
+        for k, label in (
+            ("first_name", "First name"),
+            ("last_name", "Last name"),
+            ("email", "Email"),
+            ("confirm_email", "Confirm email"),
+            ("password", "Password"),
+            ("confirm_password", "Confirm password"),
+            ("timezone", "Timezone"),
+        ):
+            if not v.get(k):
+                errors[k] = f"{label} cannot be blank."
+        if v.get("email") and not valid_email(v["email"]):
+            errors["email"] = "Email is not a valid email address."
+        elif v.get("email") and v.get("confirm_email") and v["email"] != v["confirm_email"]:
+            errors["confirm_email"] = "Confirm email must be repeated exactly."
+        elif v.get("email") and any(
+            c["email"].lower() == v["email"].lower() for c in st.setdefault("customers", {}).values()
+        ):
+            errors["email"] = f'Email "{v["email"]}" has already been taken.'
+        if v.get("password") and v.get("confirm_password") and v["password"] != v["confirm_password"]:
+            errors["confirm_password"] = "Confirm password must be repeated exactly."  # noqa: S105
+        if v.get("password") and len(v["password"]) < 6:
+            errors["password"] = "Password is too short (minimum is 6 characters)."  # noqa: S105
+        if v.get("timezone"):
+            try:
+                ZoneInfo(v["timezone"])
+            except (ValueError, KeyError):
+                errors["timezone"] = "Timezone is invalid."
+        if errors:
+            raise HandlerError(422, errors)
+        uid = self.uid(st, "customer")
+        st.setdefault("customers", {})[uid] = {
+            "customer_uid": uid,
+            "first_name": v["first_name"],
+            "last_name": v["last_name"],
+            "email": v["email"],
+            "timezone": v["timezone"],
+            "company": {k: _text(val) for k, val in company.items()},
+            "status": "pending-confirm",
+            "date_added": _fmt(self.now(st)),
+        }
+        return self.ok({"customer_uid": uid}, 201)
+
+    def _servers(self, st: State) -> list[dict[str, Any]]:
+        return st.setdefault(
+            "delivery_servers",
+            [
+                {
+                    "server_id": 1,
+                    "name": "Pakat shared pool",
+                    "hostname": "smtp.pakat.net",
+                    "type": "smtp",
+                    "status": "active",
+                    "from_email": "no-reply@pakat.net",
+                    "from_name": "Pakat",
+                    "hourly_quota": 0,
+                    "daily_quota": 0,
+                    "monthly_quota": 0,
+                }
+            ],
+        )
+
+    def h_delivery_servers(self, req: SandboxRequest, st: State) -> Response:
+        return self.collection(req, [(s["server_id"], dict(s)) for s in self._servers(st)])
+
+    def h_delivery_server(self, req: SandboxRequest, st: State) -> Response:
+        for s in self._servers(st):
+            if str(s["server_id"]) == req.params["N"]:
+                return self.ok({"data": {"record": dict(s)}})
+        raise HandlerError(404, MSG_SERVER_MISSING)
+
+    def h_sending_domain(self, req: SandboxRequest, st: State) -> Response:
+        name = req.params["D"].strip().lower()
+        domains = [d.lower() for d in st["settings"].get("verified_domains", [])]
+        if name not in domains:
+            raise HandlerError(404, MSG_DOMAIN_MISSING)
+        record = {
+            "domain_id": domains.index(name) + 1,
+            "name": name,
+            "verified": "yes",
+            "signing_enabled": "yes",
+            "date_added": _fmt(self.now(st)),
+        }
+        return self.ok({"data": {"record": record}})
+
     # -- transactional emails --------------------------------------------------------------------------------
 
     def _tx(self, st: State, uid: str) -> dict[str, Any]:
@@ -1542,22 +1872,30 @@ class PakatSandbox(ProviderSandbox):
             raise HandlerError(404, MSG_EMAIL_DOC_MISSING)
         return e
 
+    TX_ATTRIBUTES = (
+        "email_uid",
+        "to_name",
+        "to_email",
+        "from_name",
+        "from_email",
+        "reply_to_name",
+        "reply_to_email",
+        "subject",
+        "body",
+        "plain_text",
+        "attachments",
+        "priority",
+        "retries",
+        "max_retries",
+        "send_at",
+        "status",
+        "date_added",
+        "last_updated",
+    )
+
     def _tx_view(self, e: dict[str, Any]) -> dict[str, Any]:
-        keys = (
-            "email_uid",
-            "to_name",
-            "to_email",
-            "from_name",
-            "from_email",
-            "reply_to_email",
-            "subject",
-            "status",
-            "send_at",
-            "retries",
-            "max_retries",
-            "date_added",
-        )
-        return {k: e.get(k) for k in keys}
+        """The stored record's attributes, as MailWizz's ``getAttributes()`` answers them."""
+        return {k: e.get(k) for k in self.TX_ATTRIBUTES}
 
     def h_tx_list(self, req: SandboxRequest, st: State) -> Response:
         return self.collection(req, [(e["seq"], self._tx_view(e)) for e in st["transactional"].values()])
@@ -1622,18 +1960,37 @@ class PakatSandbox(ProviderSandbox):
         attachments = _sub(data, "attachments")
         if len(attachments) > 3:
             problems.append("You can only attach up to 3 files.")
+        plain_text = ""
+        if data.get("plain_text"):
+            try:
+                plain_text = base64.b64decode(_text(data["plain_text"]), validate=True).decode("utf-8")
+            except (binascii.Error, ValueError, UnicodeDecodeError):
+                problems.append("The plain text must be base64 encoded.")
+        priority = _text(data.get("priority")).strip() or "5"
+        if not priority.isdigit():
+            problems.append("Priority must be an integer.")
         if problems:
             raise HandlerError(422, "<br />".join(problems))
         uid = self.uid(st, "email")
+        now = _fmt(self.now(st))
         e.update(
             {
                 "email_uid": uid,
+                "reply_to_name": _text(data.get("reply_to_name")).strip() or e["from_name"],
                 "body": body,
+                "plain_text": plain_text or re.sub(r"<[^>]+>", "", body).strip(),
+                "priority": int(priority),
+                "attachments": [
+                    {"name": _text(a.get("name")), "type": _text(a.get("type")) or "application/octet-stream"}
+                    for a in attachments.values()
+                    if isinstance(a, dict)
+                ],
                 "status": "unsent",
                 "retries": 0,
                 "max_retries": 3,
                 "seq": self._seq(st),
-                "date_added": _fmt(self.now(st)),
+                "date_added": now,
+                "last_updated": now,
                 "contact": _sub(data, "contact"),
             }
         )
@@ -1714,6 +2071,12 @@ class PakatSandbox(ProviderSandbox):
 
     def hook_blacklist(self, st: State) -> list[str]:
         return sorted(st["blacklist"])
+
+    def hook_set_campaign_group(self, st: State, campaign_uid: str, group_name: str | None) -> dict[str, Any] | None:
+        """Put a campaign in a group (a customer-panel action; None takes it out)."""
+        c = st["campaigns"][campaign_uid]
+        c["group"] = {"group_uid": self.uid(st, "campaign-group"), "name": group_name} if group_name else None
+        return c["group"]
 
     def hook_campaign(self, st: State, campaign_uid: str) -> dict[str, Any] | None:
         c = st["campaigns"].get(campaign_uid)
