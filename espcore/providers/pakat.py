@@ -461,7 +461,8 @@ class _SendingDomain(TypedDict):
 class _BounceCreated(TypedDict):
     bounce_type: str
     message: NotRequired[str | None]
-    date_added: NotRequired[str | None]
+    processed: NotRequired[str | None]
+    subscriber: NotRequired[_Who | None]
 
 
 @answer
@@ -1709,15 +1710,21 @@ class PakatClient(ProviderClient):
         bounce_type: Literal["internal", "soft", "hard"],
         message: str | None = None,
     ) -> CampaignBounce:
-        """Record a bounce of a campaign for a subscriber (a hard one blacklists the address)."""
+        """Record a bounce of a campaign for a subscriber (once per pair; a hard one blacklists the address)."""
         fields = {"subscriber_uid": subscriber_uid, "bounce_type": bounce_type, "message": message}
         r = self._post(f"/campaigns/{campaign_uid}/bounces", _record(BOUNCE_CREATED), fields)
-        return CampaignBounce(subscriber_uid, "", r["bounce_type"], r.get("message"), parse_date(r.get("date_added")))
+        who = r.get("subscriber") or {}
+        return CampaignBounce(
+            _str(who.get("subscriber_uid")) or subscriber_uid,
+            _str(who.get("email")),
+            r["bounce_type"],
+            r.get("message"),
+        )
 
     def track_url(self, campaign_uid: str, subscriber_uid: str, url_hash: str) -> str:
         """Record a click of a campaign link (by its hash) and return the link's destination."""
         path = f"/campaigns/{campaign_uid}/track-url/{subscriber_uid}/{url_hash}"
-        return self._get(path, _record(TRACKED_URL))["destination"]
+        return self._get(path, _data(TRACKED_URL))["destination"]
 
     def track_opening(self, campaign_uid: str, subscriber_uid: str) -> None:
         """Record an open of a campaign by a subscriber."""

@@ -89,6 +89,7 @@ MSG_COUNTRY_MISSING = "The country does not exist."
 MSG_SERVER_MISSING = "The delivery server does not exist."
 MSG_DOMAIN_MISSING = "The sending domain does not exist."
 MSG_SUBSCRIBER_MISSING = "The subscriber does not exist."
+MSG_TRACK_CAMPAIGN_MISSING = "The campaign does not exist."
 
 SUBSCRIBER_STATUSES = ("unconfirmed", "confirmed", "blacklisted", "unsubscribed", "unapproved", "disabled", "moved")
 CAMPAIGN_STATUSES_SETTABLE = ("draft", "pending-sending", "paused")
@@ -1666,11 +1667,12 @@ class PakatSandbox(ProviderSandbox):
             if kind == "bounce":
                 rec = {
                     "bounce_type": e["bounce_type"],
-                    "message": "550 5.1.1 User unknown" if e["bounce_type"] == "hard" else "452 Mailbox full",
+                    "message": e.get("message")
+                    or ("550 5.1.1 User unknown" if e["bounce_type"] == "hard" else "452 Mailbox full"),
                     **rec,
                 }
             else:
-                rec = {"reason": "Unsubscribed via the web form", **rec}
+                rec = {"reason": e.get("reason") or "Unsubscribed via the web form", **rec}
             rows.append((i, rec))
         return rows
 
@@ -1683,10 +1685,11 @@ class PakatSandbox(ProviderSandbox):
         return self.collection(req, self._event_rows(st, c, "unsubscribe"))
 
     def _campaign_subscriber(self, st: State, c: dict[str, Any], subscriber_uid: str) -> dict[str, Any]:
-        s = st["subscribers"].get(c["list_uid"], {}).get(subscriber_uid)
-        if s is None:
-            raise HandlerError(404, MSG_SUBSCRIBER_MISSING)
-        return s
+        """A subscriber by uid, looked up in every list (as MailWizz's tracking and bounce endpoints do)."""
+        for subs in st["subscribers"].values():
+            if subscriber_uid in subs:
+                return subs[subscriber_uid]
+        raise HandlerError(404, MSG_SUBSCRIBER_MISSING)
 
     def _record_event(self, st: State, c: dict[str, Any], s: dict[str, Any], kind: str, **extra: Any) -> dict[str, Any]:
         ev = {
@@ -1702,23 +1705,31 @@ class PakatSandbox(ProviderSandbox):
         return ev
 
     def h_campaign_bounce_create(self, req: SandboxRequest, st: State) -> Response:
+        """MailWizz's bounce create: campaign, then subscriber (any list), one bounce per pair, type defaults
+        to internal, message to "BOUNCED BACK" cut to 250; a hard bounce blacklists the address."""
         c = self._campaign(st, req.params["C"], MSG_CAMPAIGN_MISSING_LOGS)
         body = self.body(req) or {}
-        bounce_type = _text(body.get("bounce_type")).strip()
         subscriber_uid = _text(body.get("subscriber_uid")).strip()
-        message = _text(body.get("message")).strip()
-        errors: dict[str, str] = {}
-        if not bounce_type:
-            errors["bounce_type"] = "Bounce type cannot be blank."
-        elif bounce_type not in BOUNCE_TYPES:
-            errors["bounce_type"] = "Bounce type is invalid."
         if not subscriber_uid:
-            errors["subscriber_uid"] = "Subscriber uid cannot be blank."
-        if errors:
-            raise HandlerError(422, errors)
-        s = self._campaign_subscriber(st, c, subscriber_uid)
-        ev = self._record_event(st, c, s, "bounce", bounce_type=bounce_type, message=message or None)
-        record = {"message": message, "bounce_type": bounce_type, "date_added": _fmt(datetime.fromisoformat(ev["at"]))}
+            raise HandlerError(404, "The subscriber does not exist!")
+        try:
+            s = self._campaign_subscriber(st, c, subscriber_uid)
+        except HandlerError:
+            raise HandlerError(404, "The subscriber does not exist!") from None
+        events = st["events"].get(c["campaign_uid"], [])
+        if any(e["type"] == "bounce" and e["subscriber_uid"] == subscriber_uid and e.get("applied") for e in events):
+            raise HandlerError(422, "This subscriber has already been marked as bounced!")
+        bounce_type = _text(body.get("bounce_type")) if "bounce_type" in body else "internal"
+        message = (_text(body.get("message")) if "message" in body else "BOUNCED BACK")[:250]
+        if bounce_type not in BOUNCE_TYPES:
+            raise HandlerError(422, "Invalid bounce type!")
+        self._record_event(st, c, s, "bounce", bounce_type=bounce_type, message=message)
+        record = {
+            "message": message,
+            "processed": "no",
+            "bounce_type": bounce_type,
+            "subscriber": {"subscriber_uid": s["subscriber_uid"], "email": s["email"]},
+        }
         return self.ok({"data": {"record": record}}, 201)
 
     def _campaign_urls(self, c: dict[str, Any]) -> dict[str, str]:
@@ -1727,37 +1738,37 @@ class PakatSandbox(ProviderSandbox):
         return {hashlib.sha1(f"{c['campaign_uid']}:{u}".encode()).hexdigest(): u for u in urls}  # noqa: S324
 
     def h_track_url(self, req: SandboxRequest, st: State) -> Response:
-        c = self._campaign(st, req.params["C"])
+        c = self._campaign(st, req.params["C"], MSG_TRACK_CAMPAIGN_MISSING)
         s = self._campaign_subscriber(st, c, req.params["S"])
         destination = self._campaign_urls(c).get(req.params["H"])
         if destination is None:
-            raise HandlerError(404, "The url does not exist.")
-        if not any(
-            e["type"] == "open" and e["subscriber_uid"] == s["subscriber_uid"]
-            for e in self._due_events(st, c["campaign_uid"])
-        ):
-            self._record_event(st, c, s, "open")  # a click implies the message was opened
+            raise HandlerError(404, "The url hash does not exist.")
+        events = self._due_events(st, c["campaign_uid"])
+        if not any(e["type"] == "open" and e["subscriber_uid"] == s["subscriber_uid"] for e in events):
+            self._record_event(st, c, s, "open")  # a first click also counts as the open
         self._record_event(st, c, s, "click", url=destination)
-        track = f"{API_PREFIX}/campaigns/{c['campaign_uid']}/track-url/{s['subscriber_uid']}/{req.params['H']}"
-        return self.ok({"data": {"record": {"track_url": track, "destination": destination}}})
+        track = f"https://new.pakat.net/campaigns/track-url/{c['campaign_uid']}/{s['subscriber_uid']}/{req.params['H']}"
+        return self.ok({"data": {"track_url": track, "destination": destination}})
 
     def h_track_opening(self, req: SandboxRequest, st: State) -> Response:
-        c = self._campaign(st, req.params["C"])
+        c = self._campaign(st, req.params["C"], MSG_TRACK_CAMPAIGN_MISSING)
         s = self._campaign_subscriber(st, c, req.params["S"])
         self._record_event(st, c, s, "open")
-        return self.ok()
+        return self.ok({"data": []})
 
     def h_track_unsubscribe(self, req: SandboxRequest, st: State) -> Response:
-        c = self._campaign(st, req.params["C"])
+        c = self._campaign(st, req.params["C"], MSG_TRACK_CAMPAIGN_MISSING)
         s = self._campaign_subscriber(st, c, req.params["S"])
+        if s["status"] != "confirmed":
+            return self.ok()  # nothing to do, still a success
         body = self.body(req) or {}
         self._record_event(
             st,
             c,
             s,
             "unsubscribe",
-            reason=_text(body.get("reason")).strip() or None,
-            ip_address=_text(body.get("ip_address")).strip() or None,
+            reason=(_text(body.get("reason")).strip() or "Unsubscribed via API!")[:255],
+            ip_address=_text(body.get("ip_address")).strip()[:45] or None,
         )
         return self.ok()
 

@@ -113,10 +113,14 @@ def test_campaign_bounce_and_tracking(sandbox: PakatSandbox, client: PakatClient
     assert (bounce.bounce_type, bounce.message) == ("hard", "550 no such user")
     assert client.campaign_stats(uid).counts["hard_bounces"] == before["hard_bounces"] + 1
     assert client.get_subscriber(list_uid, target.subscriber_uid).status == "blacklisted"
-    with pytest.raises(ValidationError):
-        client.create_campaign_bounce(uid, target.subscriber_uid, "weird")  # type: ignore[arg-type]
+    assert bounce.email == target.email
+    with pytest.raises(ValidationError, match="already been marked as bounced"):
+        client.create_campaign_bounce(uid, target.subscriber_uid, "soft")
     with pytest.raises(NotFoundError):
         client.create_campaign_bounce(uid, "nosuchsubscriber", "soft")
+    second = next(s for s in client.list_subscribers(list_uid) if s.status == "confirmed")
+    with pytest.raises(ValidationError, match="Invalid bounce type"):
+        client.create_campaign_bounce(uid, second.subscriber_uid, "weird")  # type: ignore[arg-type]
 
     other = next(s for s in client.list_subscribers(list_uid) if s.status == "confirmed")
     client.track_opening(uid, other.subscriber_uid)
@@ -129,7 +133,9 @@ def test_campaign_bounce_and_tracking(sandbox: PakatSandbox, client: PakatClient
     assert after["clicks"] == before["clicks"] + 1
     client.track_unsubscribe(uid, other.subscriber_uid, ip_address="10.0.0.1", reason="too many mails")
     assert client.get_subscriber(list_uid, other.subscriber_uid).status == "unsubscribed"
-    assert other.subscriber_uid in {u.subscriber_uid for u in client.campaign_unsubscribes(uid)}
+    reasons = {u.subscriber_uid: u.reason for u in client.campaign_unsubscribes(uid)}
+    assert reasons[other.subscriber_uid] == "too many mails"
+    client.track_unsubscribe(uid, other.subscriber_uid)  # no longer confirmed: a success that changes nothing
 
 
 def test_delivery_log_by_message_id(sandbox: PakatSandbox, client: PakatClient) -> None:
