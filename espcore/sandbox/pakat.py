@@ -1363,10 +1363,22 @@ class PakatSandbox(ProviderSandbox):
                     "name": lst["general"]["name"] if lst else None,
                     "subscribers_count": self._confirmed_count(st, c["list_uid"]),
                 },
-                "segment": {"segment_uid": c["segment_uid"]} if c.get("segment_uid") else None,
+                # [] without a segment, as MailWizz answers it; with one: uid, name and its subscriber count
+                "segment": self._campaign_segment(st, c),
             }
         )
         return view
+
+    def _campaign_segment(self, st: State, c: dict[str, Any]) -> dict[str, Any] | list[Any]:
+        seg = st["segments"].get(c["list_uid"], {}).get(c.get("segment_uid") or "")
+        if seg is None:
+            return []
+        view = self._segment_view(st, c["list_uid"], seg)
+        return {
+            "segment_uid": view["segment_uid"],
+            "name": view["name"],
+            "subscribers_count": view["subscribers_count"],
+        }
 
     def _confirmed_count(self, st: State, list_uid: str) -> int:
         return sum(1 for s in st["subscribers"].get(list_uid, {}).values() if s["status"] == "confirmed")

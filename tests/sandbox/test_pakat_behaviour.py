@@ -76,8 +76,11 @@ def assert_pakat_error(r: httpx.Response, status: int) -> None:
 def test_campaign_group_is_an_empty_array_or_an_object(sandbox: PakatSandbox, api: httpx.Client) -> None:
     uid = make_draft(api)
     assert api.get("/campaigns").json()["data"]["records"][0]["group"] == []
+    view = api.get(f"/campaigns/{uid}").json()["data"]["record"]
+    assert (view["group"], view["segment"]) == ([], [])
     group = sandbox.hook("set_campaign_group", campaign_uid=uid, group_name="Spring")
     assert api.get("/campaigns").json()["data"]["records"][0]["group"] == group
+    assert api.get(f"/campaigns/{uid}").json()["data"]["record"]["group"] == group
     assert set(group) == {"group_uid", "name"}
 
 
