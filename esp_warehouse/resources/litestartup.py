@@ -9,7 +9,6 @@ from espcore.errors import ConfigurationError
 from espcore.http import HttpPolicy
 from espcore.providers.base import EspProvider
 from espcore.providers.litestartup import LITESTARTUP_BASE_URL, LiteStartupClient, LiteStartupProvider
-from espcore.sandbox.litestartup import prepare_state_dialect
 
 
 class LiteStartupResource(ProviderResource):
@@ -33,11 +32,17 @@ class LiteStartupResource(ProviderResource):
         "sandbox, the dialect it serves (a new sandbox state is created in the dialect given here).",
     )
 
+    @staticmethod
+    def _state_dialect(state: str, wanted: str | None) -> str:
+        from espcore.sandbox.litestartup import prepare_state_dialect  # sandboxes load only when one is used
+
+        return prepare_state_dialect(state, wanted)
+
     def target_url(self) -> str:
         if self.sandbox_state and not self.base_url:
             # a new state file is created in the requested dialect; an existing one must already speak it
             wanted = self.dialect if self.dialect in ("seed", "current") else None
-            served = prepare_state_dialect(self.sandbox_state, wanted)
+            served = self._state_dialect(self.sandbox_state, wanted)
             if wanted not in (None, served):
                 raise ConfigurationError(
                     f"litestartup: the sandbox state {self.sandbox_state} serves the {served} dialect, not "
@@ -51,7 +56,7 @@ class LiteStartupResource(ProviderResource):
         if self.dialect != "default":
             return self.dialect
         if self.sandbox_state:
-            return "current" if prepare_state_dialect(self.sandbox_state, None) == "current" else "seed"
+            return "current" if self._state_dialect(self.sandbox_state, None) == "current" else "seed"
         return "auto"
 
     def _make_client(self, base_url: str, policy: HttpPolicy) -> LiteStartupClient:
