@@ -1897,6 +1897,7 @@ class PakatSandbox(ProviderSandbox):
 
     TX_ATTRIBUTES = (
         "email_uid",
+        "customer_id",
         "to_name",
         "to_email",
         "from_name",
@@ -1906,7 +1907,6 @@ class PakatSandbox(ProviderSandbox):
         "subject",
         "body",
         "plain_text",
-        "attachments",
         "priority",
         "retries",
         "max_retries",
@@ -1916,15 +1916,19 @@ class PakatSandbox(ProviderSandbox):
         "last_updated",
     )
 
-    def _tx_view(self, e: dict[str, Any]) -> dict[str, Any]:
-        """The stored record's attributes, as MailWizz's ``getAttributes()`` answers them."""
-        return {k: e.get(k) for k in self.TX_ATTRIBUTES}
+    def _tx_view(self, e: dict[str, Any], *, attachments: bool = False) -> dict[str, Any]:
+        """The stored record's attributes (MailWizz's ``getAttributes()`` less ``email_id``); the single view
+        adds ``attachments`` ([{type, name, content (base64)}]), the listing does not."""
+        view = {k: e.get(k) for k in self.TX_ATTRIBUTES}
+        if attachments:
+            view["attachments"] = [dict(a) for a in e.get("attachments", [])]
+        return view
 
     def h_tx_list(self, req: SandboxRequest, st: State) -> Response:
         return self.collection(req, [(e["seq"], self._tx_view(e)) for e in st["transactional"].values()])
 
     def h_tx_get(self, req: SandboxRequest, st: State) -> Response:
-        return self.ok({"data": {"record": self._tx_view(self._tx(st, req.params["E"]))}})
+        return self.ok({"data": {"record": self._tx_view(self._tx(st, req.params["E"]), attachments=True)}})
 
     def h_tx_delete(self, req: SandboxRequest, st: State) -> Response:
         self._tx(st, req.params["E"])
@@ -1983,6 +1987,21 @@ class PakatSandbox(ProviderSandbox):
         attachments = _sub(data, "attachments")
         if len(attachments) > 3:
             problems.append("You can only attach up to 3 files.")
+        stored_attachments: list[dict[str, str]] = []
+        for a in attachments.values():
+            a = a if isinstance(a, dict) else {}
+            name, ftype, content = _text(a.get("name")), _text(a.get("type")), _text(a.get("data"))
+            if not (name and ftype and content):
+                raise HandlerError(422, "Please send the data in the correct format ([name, type, data]).")
+            if "." not in name.strip(".") or not name.rsplit(".", 1)[1]:
+                raise HandlerError(422, "Your attachment file is missing the extension.")
+            try:
+                raw = base64.b64decode(content)
+            except (binascii.Error, ValueError):
+                raw = b""
+            if not raw:
+                raise HandlerError(422, "Your attachment file is empty.")
+            stored_attachments.append({"type": ftype, "name": name, "content": base64.b64encode(raw).decode()})
         plain_text = ""
         if data.get("plain_text"):
             try:
@@ -1999,15 +2018,12 @@ class PakatSandbox(ProviderSandbox):
         e.update(
             {
                 "email_uid": uid,
-                "reply_to_name": _text(data.get("reply_to_name")).strip() or e["from_name"],
+                "customer_id": 1,
+                "reply_to_name": _text(data.get("reply_to_name")).strip(),
                 "body": body,
-                "plain_text": plain_text or re.sub(r"<[^>]+>", "", body).strip(),
+                "plain_text": plain_text,
                 "priority": int(priority),
-                "attachments": [
-                    {"name": _text(a.get("name")), "type": _text(a.get("type")) or "application/octet-stream"}
-                    for a in attachments.values()
-                    if isinstance(a, dict)
-                ],
+                "attachments": stored_attachments,
                 "status": "unsent",
                 "retries": 0,
                 "max_retries": 3,

@@ -113,8 +113,38 @@ def test_transactional_view_returns_the_stored_attributes(api: httpx.Client) -> 
     assert rec["body"] == "<p>Thanks</p>"
     assert rec["plain_text"] == "Thanks"
     assert (rec["reply_to_name"], rec["reply_to_email"], rec["priority"]) == ("Desk", SENDER, 2)
-    assert rec["attachments"] == [{"name": "r.txt", "type": "text/plain"}]
-    assert {"max_retries", "retries", "last_updated", "date_added", "status", "send_at"} <= set(rec)
+    assert rec["attachments"] == [{"type": "text/plain", "name": "r.txt", "content": b64("x")}]
+    assert {"max_retries", "retries", "last_updated", "date_added", "status", "send_at", "customer_id"} <= set(rec)
+    assert "email_id" not in rec
+    listed = api.get("/transactional-emails").json()["data"]["records"][0]
+    assert "attachments" not in listed
+    assert listed["body"] == "<p>Thanks</p>"
+
+
+def test_transactional_attachments_need_name_type_and_data(api: httpx.Client) -> None:
+    base = {
+        "email[to_name]": "A",
+        "email[to_email]": "a@x.io",
+        "email[from_name]": "Shop",
+        "email[from_email]": SENDER,
+        "email[subject]": "Receipt",
+        "email[body]": b64("<p>Thanks</p>"),
+        "email[send_at]": "2026-03-01 10:00:00",
+    }
+    r = api.post("/transactional-emails", data={**base, "email[attachments][0][name]": "r.txt"})
+    assert_pakat_error(r, 422)
+    assert r.json()["error"] == "Please send the data in the correct format ([name, type, data])."
+    r = api.post(
+        "/transactional-emails",
+        data={
+            **base,
+            "email[attachments][0][name]": "noext",
+            "email[attachments][0][type]": "text/plain",
+            "email[attachments][0][data]": b64("x"),
+        },
+    )
+    assert_pakat_error(r, 422)
+    assert r.json()["error"] == "Your attachment file is missing the extension."
 
 
 def test_list_name_over_255_characters_is_a_validation_error(api: httpx.Client) -> None:
