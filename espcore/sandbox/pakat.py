@@ -360,6 +360,8 @@ class PakatSandbox(ProviderSandbox):
         return self.error(400, f"Only {verb} requests allowed for this endpoint.")
 
     def before_request(self, req: SandboxRequest, state: State) -> Response | None:
+        if req.path.rstrip("/") == f"{API_PREFIX}/customers":
+            return None  # MailWizz lists the customers controller as unprotected: registration needs no key
         key = req.headers.get("x-api-key")
         if not key:
             return self.error(400, MSG_MISSING_KEY)
@@ -502,7 +504,7 @@ class PakatSandbox(ProviderSandbox):
         r("GET", "/api/campaigns/{C:uid}/bounces", self.h_campaign_bounces)
         r("GET", "/api/campaigns/{C:uid}/unsubscribes", self.h_campaign_unsubs)
         r("POST", "/api/campaigns/{C:uid}/bounces", self.h_campaign_bounce_create)
-        r("GET", "/api/campaigns/{C:uid}/track-url/{S:uid}/{H:str}", self.h_track_url)
+        r("GET", "/api/campaigns/{C:uid}/track-url/{S:uid}/{H:uid}", self.h_track_url)
         r("GET", "/api/campaigns/{C:uid}/track-opening/{S:uid}", self.h_track_opening)
         r("POST", "/api/campaigns/{C:uid}/track-unsubscribe/{S:uid}", self.h_track_unsubscribe)
         r("GET", "/api/countries", self.h_countries)

@@ -197,3 +197,20 @@ def test_unknown_paths_and_wrong_methods(api: httpx.Client) -> None:
     r = api.delete("/countries")
     assert_pakat_error(r, 400)
     assert r.json()["error"] == "Only GET requests allowed for this endpoint."
+
+
+def test_customer_registration_needs_no_api_key(api: httpx.Client) -> None:
+    form = {
+        "customer[first_name]": "Sara",
+        "customer[last_name]": "K",
+        "customer[email]": "sara@x.io",
+        "customer[confirm_email]": "sara@x.io",
+        "customer[password]": "s3cret-pass",
+        "customer[confirm_password]": "s3cret-pass",
+        "customer[timezone]": "Asia/Tehran",
+    }
+    r = api.post("/customers", data=form, headers={"X-API-KEY": ""})
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "success"
+    assert r.json()["customer_uid"]
+    assert_pakat_error(api.get("/countries", headers={"X-API-KEY": ""}), 400)
