@@ -1799,7 +1799,18 @@ class PakatSandbox(ProviderSandbox):
         rows = [(-zid, {"zone_id": zid, "name": name, "code": code}) for zid, name, code in ZONES.get(cid, ())]
         return self.collection(req, rows)
 
+    def _registration(self, st: State) -> dict[str, Any]:
+        return st["settings"].setdefault(
+            "customer_registration",
+            {"enabled": True, "company_required": False, "require_approval": False, "confirm_email": False},
+        )
+
     def h_customer_create(self, req: SandboxRequest, st: State) -> Response:
+        """MailWizz's registration: errors under ``general`` (the customer) or ``company``, 422; a company's
+        country and zone given by name; the answer says whether an email confirmation or approval follows."""
+        reg = self._registration(st)
+        if not reg["enabled"]:
+            raise HandlerError(400, "Customer creation is disabled.")
         body = self.body(req) or {}
         cust, company = _sub(body, "customer"), _sub(body, "company")
         v = {k: _text(cust.get(k)).strip() for k in cust}
@@ -1815,14 +1826,13 @@ class PakatSandbox(ProviderSandbox):
         ):
             if not v.get(k):
                 errors[k] = f"{label} cannot be blank."
+        customers = st.setdefault("customers", {})
         if v.get("email") and not valid_email(v["email"]):
             errors["email"] = "Email is not a valid email address."
-        elif v.get("email") and v.get("confirm_email") and v["email"] != v["confirm_email"]:
-            errors["confirm_email"] = "Confirm email must be repeated exactly."
-        elif v.get("email") and any(
-            c["email"].lower() == v["email"].lower() for c in st.setdefault("customers", {}).values()
-        ):
+        elif v.get("email") and any(c["email"].lower() == v["email"].lower() for c in customers.values()):
             errors["email"] = f'Email "{v["email"]}" has already been taken.'
+        if v.get("email") and v.get("confirm_email") and v["email"] != v["confirm_email"]:
+            errors["confirm_email"] = "Confirm email must be repeated exactly."
         if v.get("password") and v.get("confirm_password") and v["password"] != v["confirm_password"]:
             errors["confirm_password"] = "Confirm password must be repeated exactly."  # noqa: S105
         if v.get("password") and len(v["password"]) < 6:
@@ -1833,19 +1843,60 @@ class PakatSandbox(ProviderSandbox):
             except (ValueError, KeyError):
                 errors["timezone"] = "Timezone is invalid."
         if errors:
-            raise HandlerError(422, errors)
+            raise HandlerError(422, {"general": errors})
+        stored_company: dict[str, Any] = {}
+        if reg["company_required"]:
+            cv = {k: _text(val).strip() for k, val in company.items()}
+            country = next((c for c in COUNTRIES if c[1] == cv.get("country")), None) if cv.get("country") else None
+            if cv.get("country") and country is None:
+                msg = "Unable to find the specified country, please double check the spelling!"
+                raise HandlerError(422, {"company": {"country_id": msg}})
+            if cv.get("zone") and country is not None:
+                zone = next((z for z in ZONES.get(country[0], ()) if z[1] == cv["zone"]), None)
+                if zone is None:
+                    msg = "Unable to find the specified zone, please double check the spelling!"
+                    raise HandlerError(422, {"company": {"zone_id": msg}})
+                cv["zone_id"] = str(zone[0])
+            company_errors = {
+                k: f"{label} cannot be blank."
+                for k, label in (
+                    ("name", "Company"),
+                    ("address_1", "Address"),
+                    ("city", "City"),
+                    ("zip_code", "Zip code"),
+                )
+                if not cv.get(k)
+            }
+            if country is None:
+                company_errors["country_id"] = "Country cannot be blank."
+            if company_errors:
+                raise HandlerError(422, {"company": company_errors})
+            cv.pop("country", None)
+            cv.pop("zone", None)
+            stored_company = dict(cv, country_id=str(country[0]) if country else "")
+        status = "active"
+        if reg["require_approval"]:
+            status = "pending-active"
+        if reg["confirm_email"]:
+            status = "pending-confirm"
         uid = self.uid(st, "customer")
-        st.setdefault("customers", {})[uid] = {
+        customers[uid] = {
             "customer_uid": uid,
             "first_name": v["first_name"],
             "last_name": v["last_name"],
             "email": v["email"],
             "timezone": v["timezone"],
-            "company": {k: _text(val) for k, val in company.items()},
-            "status": "pending-confirm",
+            "company": stored_company,
+            "status": status,
             "date_added": _fmt(self.now(st)),
         }
-        return self.ok({"customer_uid": uid}, 201)
+        answer = {
+            "customer_uid": uid,
+            "must_confirm_email": bool(reg["confirm_email"]),
+            "require_approval": bool(reg["require_approval"]),
+            "list_subscribe_result": {"status": "disabled", "message": "Feature is not enabled."},
+        }
+        return self.ok(answer, 201)
 
     def _servers(self, st: State) -> list[dict[str, Any]]:
         return st.setdefault(
@@ -2118,6 +2169,30 @@ class PakatSandbox(ProviderSandbox):
         c = st["campaigns"][campaign_uid]
         c["group"] = {"group_uid": self.uid(st, "campaign-group"), "name": group_name} if group_name else None
         return c["group"]
+
+    def hook_set_customer_registration(
+        self,
+        st: State,
+        enabled: bool = True,
+        company_required: bool = False,
+        require_approval: bool = False,
+        confirm_email: bool = False,
+    ) -> dict[str, Any]:
+        """The back-office registration settings the customer create endpoint follows."""
+        reg = self._registration(st)
+        reg.update(
+            {
+                "enabled": enabled,
+                "company_required": company_required,
+                "require_approval": require_approval,
+                "confirm_email": confirm_email,
+            }
+        )
+        return dict(reg)
+
+    def hook_customer(self, st: State, customer_uid: str) -> dict[str, Any] | None:
+        c = st.get("customers", {}).get(customer_uid)
+        return json.loads(json.dumps(c)) if c else None
 
     def hook_campaign(self, st: State, campaign_uid: str) -> dict[str, Any] | None:
         c = st["campaigns"].get(campaign_uid)

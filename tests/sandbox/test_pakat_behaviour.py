@@ -211,6 +211,45 @@ def test_customer_registration_needs_no_api_key(api: httpx.Client) -> None:
     }
     r = api.post("/customers", data=form, headers={"X-API-KEY": ""})
     assert r.status_code == 201, r.text
-    assert r.json()["status"] == "success"
     assert r.json()["customer_uid"]
+    assert r.json()["must_confirm_email"] is False
+    assert r.json()["list_subscribe_result"] == {"status": "disabled", "message": "Feature is not enabled."}
     assert_pakat_error(api.get("/countries", headers={"X-API-KEY": ""}), 400)
+
+
+def test_customer_registration_follows_the_back_office_settings(sandbox: PakatSandbox, api: httpx.Client) -> None:
+    form = {
+        "customer[first_name]": "Sara",
+        "customer[last_name]": "K",
+        "customer[email]": "sara@x.io",
+        "customer[confirm_email]": "sara@x.io",
+        "customer[password]": "s3cret-pass",
+        "customer[confirm_password]": "other-pass",
+        "customer[timezone]": "Asia/Tehran",
+    }
+    r = api.post("/customers", data=form)
+    assert_pakat_error(r, 422)
+    assert r.json()["error"] == {"general": {"confirm_password": "Confirm password must be repeated exactly."}}
+    form["customer[confirm_password]"] = "s3cret-pass"
+    sandbox.hook("set_customer_registration", company_required=True, confirm_email=True)
+    r = api.post("/customers", data={**form, "company[country]": "Atlantis"})
+    assert_pakat_error(r, 422)
+    assert set(r.json()["error"]["company"]) == {"country_id"}
+    company = {
+        "company[name]": "Shop",
+        "company[country]": "Iran, Islamic Republic of",
+        "company[zone]": "Tehran",
+        "company[address_1]": "Street 1",
+        "company[city]": "Tehran",
+        "company[zip_code]": "12345",
+    }
+    r = api.post("/customers", data={**form, **company})
+    assert r.status_code == 201, r.text
+    assert r.json()["must_confirm_email"] is True
+    stored = sandbox.hook("customer", customer_uid=r.json()["customer_uid"])
+    assert stored["status"] == "pending-confirm"
+    assert stored["company"]["zone_id"] == "1584"
+    sandbox.hook("set_customer_registration", enabled=False)
+    r = api.post("/customers", data={**form, "customer[email]": "b@x.io", "customer[confirm_email]": "b@x.io"})
+    assert_pakat_error(r, 400)
+    assert r.json()["error"] == "Customer creation is disabled."
