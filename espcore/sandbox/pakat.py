@@ -18,6 +18,8 @@ State layout (plain JSON so a :class:`FileStore` can share it across processes):
     blacklist       {lower(email): {date_added, reason}}
     campaigns       {campaign_uid: {...}}   delivery_logs / events keyed by campaign_uid
     templates, segments, transactional, confirmations, mutex_failures
+    customers       {customer_uid: {...}}   (registration settings under settings.customer_registration)
+    delivery_servers [server]               (one shared pool until a test adds more)
 """
 
 import base64
