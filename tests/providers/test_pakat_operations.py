@@ -230,3 +230,71 @@ def test_delivery_events_agree_with_stats(sandbox: PakatSandbox, client: PakatCl
     assert by_status.get("bounced", 0) == stats.bounced
     assert by_status.get("delivered", 0) + by_status.get("sent", 0) == stats.delivered
     assert len({ev.event_id for ev in events}) == len(events)
+
+
+def test_every_earlier_operation_over_loopback(sandbox: PakatSandbox, client: PakatClient) -> None:
+    """The operations the client already had, each once over real HTTP (the in-process tests cover the rest)."""
+    assert client.verify().used == 0
+    list_uid = make_list(client)
+    assert client.get_list(list_uid).name == "Buyers"
+    client.update_list(list_uid, name="Buyers 2")
+    assert [lst.name for lst in client.lists()] == ["Buyers 2"]
+    copy_uid = client.copy_list(list_uid)
+    client.delete_list(copy_uid)
+    assert {f.tag for f in client.list_fields(list_uid)} >= {"EMAIL", "FNAME", "LNAME"}
+
+    sub = client.create_subscriber(list_uid, "a@x.io", {"FNAME": "Ann"})
+    assert client.get_subscriber(list_uid, sub.subscriber_uid).fields["FNAME"] == "Ann"
+    client.update_subscriber(list_uid, sub.subscriber_uid, {"FNAME": "Anna"})
+    found = client.search_subscriber(list_uid, "a@x.io")
+    assert found is not None
+    assert found.subscriber_uid == sub.subscriber_uid
+    assert [m.list_uid for m in client.search_subscriber_in_all_lists("a@x.io")] == [list_uid]
+    client.bulk_add_subscribers(list_uid, [{"EMAIL": "b@x.io"}, {"EMAIL": "c@x.io"}])
+    assert client.count_subscribers(list_uid) == 3
+    assert len(list(client.list_subscribers(list_uid, status="confirmed"))) == 3
+    client.unsubscribe(list_uid, sub.subscriber_uid)
+    client.unsubscribe_from_all_lists("b@x.io")
+    c_uid = next(s.subscriber_uid for s in client.list_subscribers(list_uid) if s.email == "c@x.io")
+    client.delete_subscriber(list_uid, c_uid)
+
+    seg = client.create_segment(list_uid, "All")
+    assert [s.segment_uid for s in client.segments(list_uid)] == [seg]
+    assert len(list(client.segment_subscribers(list_uid, seg))) == 2
+
+    tpl = client.create_template("T", "<p>Hi</p>")
+    client.update_template(tpl, name="T2")
+    assert client.get_template(tpl).name == "T2"
+    assert tpl in {t.template_uid for t in client.templates()}
+
+    uid = client.create_campaign(
+        name="C",
+        list_uid=list_uid,
+        from_name="Shop",
+        from_email=SENDER,
+        subject="Hi",
+        reply_to=SENDER,
+        send_at=T0,
+        template_uid=tpl,
+    )
+    client.update_campaign(uid, subject="Hello")
+    assert client.get_campaign(uid).subject == "Hello"
+    assert [c.campaign_uid for c in client.campaigns()] == [uid]
+    copy = client.copy_campaign(uid)
+    client.delete_campaign(copy)
+    client.update_campaign(uid, status="pending-sending")
+    assert client.pause_unpause_campaign(uid) in ("paused", "sending")
+    assert client.mark_campaign_sent(uid) == "sent"
+    assert client.campaign_stats(uid).campaign_status == "sent"
+    assert list(client.delivery_logs(uid)) == []  # marked sent before delivering
+    assert list(client.campaign_bounces(uid)) == []
+    assert list(client.campaign_unsubscribes(uid)) == []
+
+    eml = client.create_transactional_email(
+        to_email="a@x.io", to_name="A", from_name="Shop", from_email=SENDER, subject="S", html="<p>x</p>"
+    )
+    assert [e.email_uid for e in client.transactional_emails()] == [eml]
+    assert client.get_transactional_email(eml).subject == "S"
+    client.delete_transactional_email(eml)
+    client.delete_template(tpl)
+    assert sandbox.hook("campaign", campaign_uid=uid)["status"] == "sent"
