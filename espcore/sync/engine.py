@@ -102,6 +102,7 @@ class SyncEngine:
         self.lock_grace_s = lock_grace_s
         self._last_progress = 0.0
         self._lock: BookLock | None = None
+        self._unfolded: list[pa.Table] = []  # calls journaled since the last fold into sync_state
 
     # -- public ------------------------------------------------------------------------------------------
 
@@ -135,6 +136,8 @@ class SyncEngine:
             result.book_id = book.id if book is not None else f"(new) {spec.book}"
             if lock is not None:
                 lock.set_book_id(result.book_id)
+            if not opts.dry_run and book is not None:
+                self._recover(book.id)
             self._record_run(result, "running")
             suppressed = self._fetch_suppressions(book.id if book is not None else None)
             self._plan(result, suppressed)
@@ -512,9 +515,14 @@ class SyncEngine:
             return
         self._write_ahead(result, op, sendable)
         size = max(1, int(self.provider.batch_size))
-        for start in range(0, len(sendable), size):
-            batch = sendable[start : start + size]
-            self._send_batch(result, op, kind, batch, written_ahead=len(sendable) - start - len(batch))
+        try:
+            for start in range(0, len(sendable), size):
+                batch = sendable[start : start + size]
+                self._send_batch(result, op, kind, batch, written_ahead=len(sendable) - start - len(batch))
+        except Exception:
+            self._fold(result)  # what was acknowledged is kept in the state before the run stops
+            raise
+        self._fold(result)
 
     def _write_ahead(self, result: SyncResult, op: str, rows: list[tuple[str, str | None, dict[str, Any]]]) -> None:
         """Mark a page of rows ``pending`` (with the operation and fingerprint about to be sent) in one
@@ -588,6 +596,9 @@ class SyncEngine:
         self._maybe_progress(result)
 
     def _acknowledge(self, result: SyncResult, op: str, kind: str, results: Sequence[RowResult]) -> None:
+        """Journal one call's per-row results: appended to ``sync_changelog`` (one insert, no index to
+        maintain), the durable acknowledgement. ``sync_state`` is brought up to date from them once per page
+        (:meth:`_fold`), or by the next run's :meth:`_recover` when this one is killed first."""
         spec = self.spec
         now = now_utc()
         outcome = []
@@ -600,57 +611,26 @@ class SyncEngine:
                 outcome.append("suppressed")
             else:
                 outcome.append("rejected")
-        if op == "unsubscribe":
-            ok_status, ok_provider_status = "suppressed", "unsubscribed"
-        elif kind == "remove":
-            ok_status, ok_provider_status = "removed", "removed"
-        else:
-            ok_status, ok_provider_status = "synced", "active"
         ack = pa.table(
             {
                 "pk": pa.array([r.email.strip().lower() for r in results], pa.string()),
+                "op": pa.array([op] * len(results), pa.string()),
                 "result": pa.array(outcome, pa.string()),
                 "error": pa.array([r.error for r in results], pa.string()),
                 "provider_id": pa.array([r.provider_id for r in results], pa.string()),
+                "logged_at": pa.array([now] * len(results), pa.timestamp("us")),
             }
         )
         with self.wh.connect() as con:
             con.load_temp("ack_batch", ack)
-            with con.transaction():
-                con.execute(
-                    f"""UPDATE {con.own("sync_state")} SET
-                         status = CASE a.result WHEN 'ok' THEN ? WHEN 'suppressed' THEN 'suppressed'
-                                  WHEN 'rejected' THEN 'rejected' ELSE sync_state.status END,
-                         synced_fp = CASE WHEN a.result = 'ok' AND ? THEN sync_state.pending_fp
-                                          WHEN a.result = 'ok' THEN NULL ELSE sync_state.synced_fp END,
-                         provider_status = CASE a.result WHEN 'ok' THEN ? WHEN 'suppressed' THEN 'blacklisted'
-                                           ELSE sync_state.provider_status END,
-                         provider_id = coalesce(a.provider_id, sync_state.provider_id),
-                         pending_op = CASE WHEN a.result = 'transient' THEN sync_state.pending_op ELSE NULL END,
-                         pending_fp = CASE WHEN a.result = 'transient' THEN sync_state.pending_fp ELSE NULL END,
-                         last_error = CASE WHEN a.result = 'ok' THEN NULL ELSE a.error END,
-                         last_synced_at = CASE WHEN a.result = 'ok' THEN ? ELSE sync_state.last_synced_at END,
-                         rejected_fp = CASE a.result WHEN 'rejected' THEN coalesce(?, sync_state.pending_fp)
-                                       WHEN 'transient' THEN sync_state.rejected_fp ELSE NULL END
-                       FROM ack_batch a
-                       WHERE sync_state.provider = ? AND sync_state.book_id = ? AND sync_state.pk = a.pk""",
-                    [
-                        ok_status,
-                        kind != "remove",
-                        ok_provider_status,
-                        now,
-                        REJECTED_REMOVE if kind == "remove" else None,
-                        spec.provider,
-                        result.book_id,
-                    ],
-                )
-                con.execute(
-                    f"""INSERT INTO {con.own("sync_changelog")}
-                         (run_id, sync_name, provider, book_id, pk, op, result, error, logged_at)
-                       SELECT ?, ?, ?, ?, pk, ?, result, error, ? FROM ack_batch""",
-                    [self.run_id, spec.name, spec.provider, result.book_id, op, now],
-                )
+            con.execute(
+                f"""INSERT INTO {con.own("sync_changelog")}
+                     (run_id, sync_name, provider, book_id, pk, op, result, error, provider_id, logged_at)
+                   SELECT ?, ?, ?, ?, pk, op, result, error, provider_id, logged_at FROM ack_batch""",
+                [self.run_id, spec.name, spec.provider, result.book_id],
+            )
             con.drop_temp("ack_batch")
+        self._unfolded.append(ack)
         counts = Counter(outcome)
         result.counts[f"successful_{kind}"] += counts["ok"]
         result.counts[f"failed_{kind}"] += counts["rejected"]
@@ -659,6 +639,46 @@ class SyncEngine:
         for r, o in zip(results, outcome, strict=True):
             if o in ("rejected", "suppressed"):
                 self._reject(result, r.email, r.email.strip().lower(), r.error or o, "provider", None)
+
+    def _fold(self, result: SyncResult) -> None:
+        """Bring ``sync_state`` up to date with the calls journaled since the last fold, in one statement."""
+        if not self._unfolded:
+            return
+        acks = pa.concat_tables(self._unfolded)
+        with self.wh.connect() as con:
+            con.load_temp("ack_page", acks)
+            with con.transaction():
+                con.execute(_fold_sql(con.own("sync_state"), "ack_page"), [self.spec.provider, result.book_id])
+            con.drop_temp("ack_page")
+        self._unfolded = []
+
+    def _recover(self, book_id: str) -> None:
+        """Fold what an earlier run journaled but did not fold before it was killed: its rows are still
+        ``pending`` with that run's id; the latest journal entry of each decides it (acknowledged rows are
+        never resent)."""
+        spec = self.spec
+        with self.wh.connect() as con:
+            state, log_ = con.own("sync_state"), con.own("sync_changelog")
+            orphaned = con.fetchone(
+                f"SELECT count(*) FROM {state} WHERE provider = ? AND book_id = ? AND status = 'pending' "
+                "AND run_id <> ?",
+                [spec.provider, book_id, self.run_id],
+            )
+            if not orphaned or not orphaned[0]:
+                return
+            journal = f"""(SELECT run_id, pk, op, result, error, provider_id, logged_at FROM (
+                    SELECT c.run_id, c.pk, c.op, c.result, c.error, c.provider_id, c.logged_at,
+                           row_number() OVER (PARTITION BY c.run_id, c.pk ORDER BY c.logged_at DESC) AS rn
+                    FROM {log_} c
+                    WHERE c.provider = ? AND c.book_id = ? AND c.run_id IN (
+                        SELECT DISTINCT run_id FROM {state}
+                        WHERE provider = ? AND book_id = ? AND status = 'pending' AND run_id <> ?)) AS j
+                WHERE rn = 1)"""
+            with con.transaction():
+                con.execute(
+                    _fold_sql(state, journal, recovering=True),
+                    [spec.provider, book_id, spec.provider, book_id, self.run_id, spec.provider, book_id],
+                )
 
     def _maybe_abort(self, result: SyncResult) -> None:
         attempted = result.attempted
@@ -727,6 +747,39 @@ class SyncEngine:
                     json.dumps(result.metadata(), default=str),
                 ],
             )
+
+
+def _fold_sql(state: str, source: str, *, recovering: bool = False) -> str:
+    """The ``UPDATE`` that applies journaled per-row results (``source``: pk, op, result, error, provider_id,
+    logged_at) to ``sync_state``. Parameters: the source's own, then provider and book id. ``recovering``: the
+    source is an earlier run's journal, which decides only rows that run left pending for that operation."""
+    only_pending = (
+        " AND sync_state.status = 'pending' AND sync_state.run_id = a.run_id AND sync_state.pending_op = a.op"
+        if recovering
+        else ""
+    )
+    return f"""UPDATE {state} SET
+         status = CASE a.result
+                  WHEN 'ok' THEN CASE a.op WHEN 'unsubscribe' THEN 'suppressed' WHEN 'remove' THEN 'removed'
+                                 ELSE 'synced' END
+                  WHEN 'suppressed' THEN 'suppressed' WHEN 'rejected' THEN 'rejected' ELSE sync_state.status END,
+         synced_fp = CASE WHEN a.result = 'ok' AND a.op NOT IN ('remove', 'unsubscribe') THEN sync_state.pending_fp
+                          WHEN a.result = 'ok' THEN NULL ELSE sync_state.synced_fp END,
+         provider_status = CASE a.result
+                  WHEN 'ok' THEN CASE a.op WHEN 'unsubscribe' THEN 'unsubscribed' WHEN 'remove' THEN 'removed'
+                                 ELSE 'active' END
+                  WHEN 'suppressed' THEN 'blacklisted' ELSE sync_state.provider_status END,
+         provider_id = coalesce(a.provider_id, sync_state.provider_id),
+         pending_op = CASE WHEN a.result = 'transient' THEN sync_state.pending_op ELSE NULL END,
+         pending_fp = CASE WHEN a.result = 'transient' THEN sync_state.pending_fp ELSE NULL END,
+         last_error = CASE WHEN a.result = 'ok' THEN NULL ELSE a.error END,
+         last_synced_at = CASE WHEN a.result = 'ok' THEN a.logged_at ELSE sync_state.last_synced_at END,
+         rejected_fp = CASE a.result
+                  WHEN 'rejected' THEN CASE WHEN a.op IN ('remove', 'unsubscribe') THEN '{REJECTED_REMOVE}'
+                                       ELSE sync_state.pending_fp END
+                  WHEN 'transient' THEN sync_state.rejected_fp ELSE NULL END
+       FROM {source} a
+       WHERE sync_state.provider = ? AND sync_state.book_id = ? AND sync_state.pk = a.pk{only_pending}"""
 
 
 def run_sync(

@@ -35,7 +35,7 @@ DDL: list[tuple[str, str]] = [
         """CREATE TABLE IF NOT EXISTS {t} (
         run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL,
         pk VARCHAR NOT NULL, op VARCHAR NOT NULL, result VARCHAR NOT NULL, error VARCHAR,
-        logged_at TIMESTAMP NOT NULL)""",
+        logged_at TIMESTAMP NOT NULL, provider_id VARCHAR)""",
     ),
     (
         "sync_runs",
@@ -64,6 +64,7 @@ DDL: list[tuple[str, str]] = [
 ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("sync_plan", "n", "BIGINT"),  # the key's row count in the segment; plans are per run, so no backfill
     ("sync_state", "rejected_fp", "VARCHAR"),  # the fingerprint the provider rejected for good
+    ("sync_changelog", "provider_id", "VARCHAR"),  # the journal folds the provider's id into sync_state
 ]
 
 #: the tables (and their columns) an earlier release kept unqualified, in the connection's default schema: their

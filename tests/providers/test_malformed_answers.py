@@ -299,6 +299,20 @@ NO_HTTP = {
     "pakat": {"close", "format_send_at"},
     "litestartup": {"balance", "close", "verify_signature"},
 }
+#: methods of LiteStartup's current dialect only: their malformed answers are checked in that dialect's suite
+#: (tests/providers/test_litestartup_dialects.py), where the sandbox speaks it
+COVERED_BY_DIALECT_SUITE = {
+    *("copy_campaign", "copy_template", "create_tag", "delete_tag", "detect", "export_contacts", "find_tag"),
+    *("import_contacts", "list_tags", "search_contacts", "send_notification", "template_content", "update_tag"),
+    "usage",
+}
+SENDPULSE.update(
+    {
+        "emails_memberships": m(lambda c: c.emails_memberships(["a@example.org"]), "empty_object"),
+        "get_template_by_slug": m(lambda c: c.get_template_by_slug("welcome")),
+        "get_webhook": m(lambda c: c.get_webhook("5")),
+    }
+)
 TABLES: dict[str, dict[str, Method]] = {"sendpulse": SENDPULSE, "pakat": PAKAT, "litestartup": LITESTARTUP}
 CLASSES: dict[str, type] = {"sendpulse": SendPulseClient, "pakat": PakatClient, "litestartup": LiteStartupClient}
 
@@ -339,6 +353,10 @@ def no_sleep(seconds: float) -> None:
     """The clients back off through this: nothing sleeps."""
 
 
+#: POST calls that only read (SendPulse's POST /emails looks addresses up): their outcome is never unknown
+READ_BY_POST = {"sendpulse": ("/emails/campaigns", "/emails")}
+
+
 def check_unexpected(provider: str, err: UnexpectedResponseError) -> None:
     """What every unexpected-answer error carries, and what it must never carry."""
     assert err.provider == provider
@@ -350,7 +368,9 @@ def check_unexpected(provider: str, err: UnexpectedResponseError) -> None:
     assert len(err.body) <= EXCERPT_CHARS
     assert not err.retryable
     # an unexpected answer to a write may have taken effect; one to a read is a plain unexpected answer
-    assert isinstance(err, OutcomeUnknownError) == (err.method != "GET" and err.path != "/emails/campaigns")
+    assert isinstance(err, OutcomeUnknownError) == (
+        err.method != "GET" and err.path not in READ_BY_POST.get(provider, ("/emails/campaigns",))
+    )
     assert isinstance(err, UnexpectedOutcomeError) == isinstance(err, OutcomeUnknownError)
     for text in (str(err), repr(err), err.body, err.message):
         for secret in SECRETS:
@@ -389,7 +409,8 @@ def public_methods(cls: type) -> set[str]:
 
 @pytest.mark.parametrize("provider", sorted(TABLES))
 def test_corpus_covers_every_public_method(provider: str) -> None:
-    assert set(TABLES[provider]) | NO_HTTP[provider] == public_methods(CLASSES[provider])
+    elsewhere = COVERED_BY_DIALECT_SUITE if provider == "litestartup" else set()
+    assert set(TABLES[provider]) | NO_HTTP[provider] | elsewhere == public_methods(CLASSES[provider])
 
 
 @pytest.mark.parametrize("body_name", sorted(corpus("sendpulse")))
@@ -439,3 +460,10 @@ def test_error_envelope_at_200_names_the_providers_error(
     assert info.value.code == code
     assert said in info.value.message
     assert "HTTP 200 with an error answer" in str(info.value)
+
+
+# The Pakat operations added with MailWizz's controllers keep their malformed cases beside their own tests (that
+# module imports this one's helpers, so it is imported last; PAKAT is the table TABLES holds).
+from tests.providers.test_pakat_malformed import PAKAT_MORE  # noqa: E402
+
+PAKAT.update(PAKAT_MORE)
