@@ -12,6 +12,9 @@ explicit configuration a deployment needs for sandboxes). Without it the environ
 ``ESP_SANDBOX_DIR`` is set. The warehouse and the lake always come from the environment (``ESP_WAREHOUSE_URL``,
 ``ESP_DATA_DIR``, ``ESP_LAKE_ROOT``): no secret is ever written in ``defs.yaml``.
 
+Several entries in one defs folder make one code location: the first builds it from all their declarations
+(:func:`merge_entries`), since jobs, schedules, landing and provider resources are the location's.
+
 A ``defs.yaml``::
 
     type: esp_warehouse.component.EspWarehouseComponent
@@ -24,6 +27,7 @@ A ``defs.yaml``::
           source: {table: crm.people}
 """
 
+import re
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
@@ -101,11 +105,17 @@ class EspWarehouseScaffolder(dg.Scaffolder):
 
     def scaffold(self, request: dg.ScaffoldRequest) -> None:
         request.target_path.mkdir(parents=True, exist_ok=True)
-        (request.target_path / "defs.yaml").write_text(scaffold_yaml(request.type_name), encoding="utf-8")
+        (request.target_path / "defs.yaml").write_text(
+            scaffold_yaml(request.type_name, request.target_path.name), encoding="utf-8"
+        )
 
 
-def scaffold_yaml(type_name: str) -> str:
-    """The scaffolded ``defs.yaml`` of :class:`EspWarehouseComponent`."""
+def scaffold_yaml(type_name: str, entry: str = "example") -> str:
+    """The scaffolded ``defs.yaml`` of :class:`EspWarehouseComponent`; its example sync is named for the entry, so
+    that a second scaffolded entry in the same defs folder loads beside the first."""
+    name = re.sub(r"[^a-z0-9_]+", "_", entry.lower()).strip("_") or "example"
+    name = name if name[0].isalpha() else f"e_{name}"
+    book = name.replace("_", " ").capitalize()
     return textwrap.dedent(f"""\
         # esp-warehouse: sync warehouse segments into email service provider books, launch campaigns and land
         # the providers' data in the lake. The attributes hold what a declarations file holds (syncs, campaigns,
@@ -124,9 +134,9 @@ def scaffold_yaml(type_name: str) -> str:
 
           syncs:
             # One book at the provider, kept equal to one warehouse segment (a table, a view, or one SELECT).
-            - name: example_people
+            - name: {name}_people
               provider: sendpulse  # sendpulse, pakat or litestartup
-              book: Example people  # the provider's address book (list), created when missing
+              book: {book} people  # the provider's address book (list), created when missing
               source: {{table: people}}  # or {{view: crm.people}}, or {{sql: "SELECT email, name FROM …"}}
               primary_key: email
               fields: {{name: name}}  # provider variable: warehouse column
@@ -135,7 +145,7 @@ def scaffold_yaml(type_name: str) -> str:
           # campaigns:
           #   - name: welcome
           #     provider: sendpulse
-          #     sync: example_people
+          #     sync: {name}_people
           #     subject: Welcome
           #     sender_name: Team
           #     sender_email: team@example.com
@@ -176,6 +186,7 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
         "{{ spec }} (the default spec); checks, guards, jobs and sensors follow a changed key.",
     )
     _location: Location | None = PrivateAttr(default=None)
+    _leader: "EspWarehouseComponent | None" = PrivateAttr(default=None)
 
     def get_asset_spec(self, decl: SyncDecl, default: dg.AssetSpec) -> dg.AssetSpec:
         """A sync's asset spec: ``default`` with ``translation`` applied. Override it in a subclass for a Python
@@ -185,10 +196,11 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
     @property
     def location(self) -> Location:
         """What :meth:`build_defs` built, by kind (assets, jobs, keys); for code and tests that need more than the
-        merged ``Definitions``."""
-        if self._location is None:
+        merged ``Definitions``. Several entries in one defs folder share one location, built by the first."""
+        built = self._leader._location if self._leader is not None else self._location
+        if built is None:
             raise RuntimeError("the component's definitions are not built yet")
-        return self._location
+        return built
 
     def declarations(self, folder: Path) -> Declarations:
         """The validated declarations; ``folder`` is the ``defs.yaml`` folder (templates, ``declarations_file``)."""
@@ -211,27 +223,82 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
         except ValidationError as exc:
             raise ConfigError(f"{source}: {describe_validation_error(exc, data)}") from None
 
-    def resources(self, decls: Declarations, project_root: Path) -> dict[str, object]:
-        """The providers in use on their sandboxes when ``sandbox_dir`` is set, else as the environment says."""
-        if self.sandbox_dir is None:
-            return build_resources(decls)
-        folder = Path(self.sandbox_dir).expanduser()
-        folder = (folder if folder.is_absolute() else project_root / folder).resolve()
-        return build_resources(decls, sandbox=folder, sandbox_source="sandbox_dir in defs.yaml")
-
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        instances = context.component_tree.get_all_components(of_type=EspWarehouseComponent)
-        if len(instances) > 1:
+        entries = _entries(self, context)
+        leader = entries[0][1]
+        self._leader = leader
+        if leader is not self:  # the first entry builds the location for all of them
+            return dg.Definitions()
+        parts = [(path, c, c.declarations(path)) for path, c in entries]
+        decls = merge_entries([(path / "defs.yaml", d) for path, _, d in parts])
+        folders = {c.sandbox_dir: path for path, c in entries if c.sandbox_dir is not None}
+        if len(folders) > 1:
+            named = ", ".join(f"{v / 'defs.yaml'} ({k})" for k, v in folders.items())
             raise ConfigError(
-                f"{context.path / 'defs.yaml'}: the defs folder holds {len(instances)} EspWarehouseComponent "
-                "entries; one code location takes one (its jobs, schedules, landing assets and provider resources "
-                "are the location's): put every sync and campaign in one entry, or in the declarations_file it names"
+                f"sandbox_dir differs between the entries of this defs folder: {named}; the provider accounts "
+                "are the code location's, so give sandbox_dir in one entry, or the same value in each"
             )
-        decls = self.declarations(context.path)
+        sandbox = next(iter(folders), None)
+        owners = {s.name: c for _, c, d in parts for s in d.syncs}
         self._location = build_location(
-            decls, self.resources(decls, context.project_root), translator=_ComponentTranslator(self)
+            decls,
+            _resources(decls, sandbox, context.project_root),
+            translator=_ComponentTranslator(self, owners),
         )
         return self._location.defs
+
+
+def _entries(component: "EspWarehouseComponent", context: dg.ComponentLoadContext) -> list[tuple[Path, Any]]:
+    """Every ``EspWarehouseComponent`` of the defs folder, in the tree's order, with its ``defs.yaml`` folder
+    (``component`` alone when it is built outside a tree)."""
+    tree = context.component_tree
+    found = [
+        (decl.context.path, tree.load_component(loc))
+        for loc, decl in tree.find_root_decl().iterate_loc_component_decl_pairs()
+        if isinstance(decl.component_type, type) and issubclass(decl.component_type, EspWarehouseComponent)
+    ]
+    if not any(c is component for _, c in found):
+        return [(context.path, component)]
+    return found
+
+
+def merge_entries(parts: list[tuple[Path, Declarations]]) -> Declarations:
+    """The declarations of several entries of one code location as one: accounts declared alike wherever they
+    appear, automation given by at most one entry, sync, book and campaign names unique across all."""
+    if len(parts) == 1:
+        return parts[0][1]
+    files = ", ".join(str(source) for source, _ in parts)
+    accounts: dict[str, tuple[Path, AccountDecl]] = {}
+    automation: dict[Path, AutomationDecl] = {}
+    for source, decls in parts:
+        for name, account in decls.accounts.items():
+            first = accounts.setdefault(name, (source, account))
+            if first[1] != account:
+                raise ConfigError(f"{first[0]} and {source} declare account {name!r} differently; declare it once")
+        if "automation" in decls.model_fields_set:
+            automation[source] = decls.automation
+    if len({a.model_dump_json() for a in automation.values()}) > 1:
+        raise ConfigError(f"automation is given differently in {', '.join(map(str, automation))}; give it once")
+    data: dict[str, Any] = {
+        "accounts": {name: account for name, (_, account) in accounts.items()},
+        "syncs": [s for _, d in parts for s in d.syncs],
+        "campaigns": [c for _, d in parts for c in d.campaigns],
+    }
+    if automation:
+        data["automation"] = next(iter(automation.values()))
+    try:
+        return Declarations.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{files}: {describe_validation_error(exc, data)}") from None
+
+
+def _resources(decls: Declarations, sandbox_dir: str | None, project_root: Path) -> dict[str, object]:
+    """The providers in use on their sandboxes when ``sandbox_dir`` is set, else as the environment says."""
+    if sandbox_dir is None:
+        return build_resources(decls)
+    folder = Path(sandbox_dir).expanduser()
+    folder = (folder if folder.is_absolute() else project_root / folder).resolve()
+    return build_resources(decls, sandbox=folder, sandbox_source="sandbox_dir in defs.yaml")
 
 
 def _plain(value: Any) -> Any:
@@ -248,8 +315,10 @@ def _plain(value: Any) -> Any:
 class _ComponentTranslator(SyncTranslator):
     """The component's :meth:`EspWarehouseComponent.get_asset_spec` as the location's sync translator."""
 
-    def __init__(self, component: EspWarehouseComponent) -> None:
+    def __init__(self, component: EspWarehouseComponent, owners: Mapping[str, EspWarehouseComponent]) -> None:
         self.component = component
+        self.owners = owners  # sync name -> the entry that declares it, when the location has several
 
     def get_asset_spec(self, decl: SyncDecl, segment_key: dg.AssetKey, warehouse_kind: str = "duckdb") -> dg.AssetSpec:
-        return self.component.get_asset_spec(decl, super().get_asset_spec(decl, segment_key, warehouse_kind))
+        owner = self.owners.get(decl.name, self.component)
+        return owner.get_asset_spec(decl, super().get_asset_spec(decl, segment_key, warehouse_kind))

@@ -191,14 +191,74 @@ def test_a_translation_that_gives_two_syncs_one_key_names_them(
     assert "syncs team_people and more_people have one asset key, crm/all" in chain(caught.value)
 
 
-def test_a_second_entry_in_the_same_defs_folder_is_refused_with_what_to_do(
+TEAM_B = f"""\
+type: {TYPE}
+attributes:
+  syncs:
+    - name: vip_people
+      provider: sendpulse
+      book: VIP people
+      source: {{sql: "SELECT * FROM crm.people WHERE first_name = 'Ann'"}}
+  translation: {{group_name: team_b}}
+"""
+
+
+def test_entries_of_one_defs_folder_make_one_location_each_with_its_own_translation(
     env: Path, defs_folder: DefsFolderSandbox, tmp_path: Path
 ) -> None:
-    write_component(defs_folder, DEFS_YAML.format(sandbox=tmp_path / "s"), name="team_a")
-    write_component(defs_folder, DEFS_YAML.format(sandbox=tmp_path / "s"), name="team_b")
+    state = tmp_path / "s"
+    write_component(defs_folder, DEFS_YAML.format(sandbox=state), name="team_a")
+    (defs_folder.defs_folder_path / "team_b").mkdir()
+    (defs_folder.defs_folder_path / "team_b" / "defs.yaml").write_text(TEAM_B, encoding="utf-8")
+    with defs_folder.build_all_defs() as defs:
+        graph = defs.resolve_asset_graph()
+        vip = dg.AssetKey(["sendpulse", "books", "vip_people"])
+        team = dg.AssetKey(["sendpulse", "books", "team_people"])
+        assert graph.get(vip).group_name == "team_b"  # team_b's translation, on team_b's sync only
+        assert graph.get(team).group_name != "team_b"
+        # one job per provider account, over the syncs of both entries; one resource per account
+        assert {vip, team} <= defs.resolve_job_def("sendpulse_sync_and_land").asset_layer.selected_asset_keys
+        with dg.instance_for_test() as instance:
+            result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+                instance=instance, asset_selection=[vip, team]
+            )
+        assert result.success
+    assert (state / "sendpulse.json").is_file()  # team_a's sandbox_dir is the location's
+    with duckdb.connect(str(env), read_only=True) as con:
+        rows = con.execute("SELECT count(*) FROM esp.sync_state GROUP BY book_id ORDER BY 1").fetchall()
+    assert rows == [(1,), (2,)]  # VIP people: Ann; Team people: Ann and Bob
+
+
+def _with(text: str, attribute: str) -> str:
+    return text.replace("attributes:", f"attributes:\n  {attribute}", 1)
+
+
+RATE = "accounts: {{sendpulse: {{provider: sendpulse, requests_per_second: {}}}}}"
+
+
+@pytest.mark.parametrize(
+    ("team_a", "team_b", "expected"),
+    [
+        (DEFS_YAML, DEFS_YAML.format(sandbox="other"), "sync name 'team_people' is declared twice"),
+        (DEFS_YAML, _with(TEAM_B, "sandbox_dir: elsewhere"), "sandbox_dir differs between"),
+        (DEFS_YAML, _with(TEAM_B, "automation: {main_cron: '0 9 * * *'}"), "automation is given differently in"),
+        (
+            _with(DEFS_YAML, RATE.format(2).replace("{", "{{").replace("}", "}}")),
+            _with(TEAM_B, RATE.format(1)),
+            "declare account 'sendpulse' differently",
+        ),
+    ],
+)
+def test_entries_that_contradict_each_other_are_refused_naming_both_files(
+    env: Path, defs_folder: DefsFolderSandbox, tmp_path: Path, team_a: str, team_b: str, expected: str
+) -> None:
+    write_component(defs_folder, team_a.format(sandbox=tmp_path / "s"), name="team_a")
+    write_component(defs_folder, team_b, name="team_b")
     with pytest.raises(Exception, match=BUILD_ERROR) as caught, defs_folder.build_all_defs():
         pass
-    assert "the defs folder holds 2 EspWarehouseComponent entries; one code location takes one" in chain(caught.value)
+    message = chain(caught.value)
+    assert expected in message
+    assert "team_b" in message
 
 
 BUILD_ERROR = "Error while building definitions"
@@ -273,3 +333,8 @@ def test_a_scaffolded_defs_yaml_passes_dg_check_defs_as_it_is(tmp_path: Path) ->
 
     out = run_dg(["check", "defs"], project, env)
     assert "All definitions loaded successfully" in out
+
+    # a second entry (another team's syncs) joins the same code location as it is
+    run_dg(["scaffold", "defs", TYPE, "crm-team"], project, env)
+    assert "name: crm_team_people" in (project / "team_project" / "defs" / "crm-team" / "defs.yaml").read_text()
+    assert "All definitions loaded successfully" in run_dg(["check", "defs"], project, env)
