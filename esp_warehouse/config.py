@@ -4,11 +4,12 @@ entry and the field instead of a stack trace."""
 import os
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -16,17 +17,29 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
+from espcore.providers.registry import names
 from espcore.sync.source import check_select, parse_relation, segment_sql
 
-PROVIDERS = ("sendpulse", "pakat", "litestartup")
-Provider = Literal["sendpulse", "pakat", "litestartup"]
+#: the registered providers (built-in ones, and any an installed distribution registers)
+PROVIDERS = names()
+
+
+def _registered(value: str) -> str:
+    if value not in names():
+        raise ValueError(f"no provider {value!r} (providers: {', '.join(names())})")
+    return value
+
+
+#: a registered provider's name; the JSON schema lists them (for editors and ``dg check yaml``)
+Provider = Annotated[str, AfterValidator(_registered), WithJsonSchema({"type": "string", "enum": list(PROVIDERS)})]
 #: what a sync's or campaign's ``provider`` names: a provider (its default account) or a declared account
 ACCOUNT_FIELD = (
-    "A provider (sendpulse, pakat, litestartup: its default account) or an account declared under accounts "
+    f"A provider ({', '.join(PROVIDERS)}: its default account) or an account declared under accounts "
     "(e.g. sendpulse_eu)."
 )
 
@@ -334,7 +347,7 @@ class Declarations(BaseModel):
             return declared
         if name not in PROVIDERS:
             raise ConfigError(f"no provider or account {name!r}")
-        return AccountDecl(provider=cast(Provider, name))
+        return AccountDecl(provider=name)
 
     def kind(self, name: str) -> str:
         """The provider of an account (``sendpulse`` for ``sendpulse_eu``)."""

@@ -17,28 +17,26 @@ file ``warehouse.duckdb`` in ``ESP_DATA_DIR`` (default ``data/``); the product's
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import dagster as dg
 
-from esp_warehouse.config import AccountDecl, Declarations, Provider, providers_in_use
+from esp_warehouse.config import AccountDecl, Declarations, providers_in_use
+from esp_warehouse.resources.base import ProviderResource
 from esp_warehouse.resources.lake import LakeResource
-from esp_warehouse.resources.litestartup import LiteStartupResource
-from esp_warehouse.resources.pakat import PakatResource
-from esp_warehouse.resources.sendpulse import SendPulseResource
 from esp_warehouse.resources.warehouse import WarehouseResource
 from espcore.errors import ConfigurationError
+from espcore.providers.registry import names, plugin
 from espcore.warehouse import DEFAULT_OWN_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
-#: each provider's credential variables, after the account's prefix (``SENDPULSE`` + ``_CLIENT_ID``)
+#: each provider's credential variables, after the account's prefix (``SENDPULSE`` + ``_CLIENT_ID``): its
+#: resource's credential fields in capitals
 CREDENTIAL_SUFFIXES: dict[str, tuple[str, ...]] = {
-    "sendpulse": ("CLIENT_ID", "CLIENT_SECRET"),
-    "pakat": ("API_KEY",),
-    "litestartup": ("API_KEY",),
+    name: tuple(f.upper() for f in plugin(name).credentials) for name in names()
 }
 SANDBOX_ENV = "ESP_SANDBOX_DIR"
-AnyProviderResource = SendPulseResource | PakatResource | LiteStartupResource
+AnyProviderResource = ProviderResource
 
 
 class MissingCredentialsError(ConfigurationError):
@@ -61,7 +59,7 @@ def _account(name: str, account: AccountDecl | None) -> AccountDecl:
         return account
     if name not in CREDENTIAL_SUFFIXES:
         raise ConfigurationError(f"{name} is not a provider; declare it under accounts (with its provider)")
-    return AccountDecl(provider=cast(Provider, name))
+    return AccountDecl(provider=name)
 
 
 def credential_names(name: str, account: AccountDecl | None = None) -> tuple[str, ...]:
@@ -87,18 +85,11 @@ def credentials_present(name: str, account: AccountDecl | None = None) -> bool:
 def sandbox_resource(name: str, folder: Path, account: AccountDecl | None = None) -> AnyProviderResource:
     """An account's resource on its provider's embedded sandbox, with the sandbox account's state in ``folder``
     (``<account>.json``: each account its own sandbox account)."""
-    # imported here: production code never loads the emulators unless the configuration asks for them
-    from espcore.sandbox.litestartup import DEMO_API_KEY as LITESTARTUP_DEMO_KEY
-    from espcore.sandbox.pakat import DEMO_API_KEY as PAKAT_DEMO_KEY
-    from espcore.sandbox.sendpulse import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-
     acc = _account(name, account)
-    common: dict[str, Any] = {"sandbox_state": str(folder / f"{name}.json"), **_settings(name, acc)}
-    if acc.provider == "sendpulse":
-        return SendPulseResource(client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, **common)
-    if acc.provider == "pakat":
-        return PakatResource(api_key=PAKAT_DEMO_KEY, **common)
-    return LiteStartupResource(api_key=LITESTARTUP_DEMO_KEY, **common)
+    entry = plugin(acc.provider)
+    credentials = entry.sandbox_class().demo_credentials  # the emulator is loaded only when asked for
+    state = str(folder / f"{name}.json")
+    return entry.resource_class()(**credentials, sandbox_state=state, **_settings(name, acc))
 
 
 def _settings(name: str, acc: AccountDecl) -> dict[str, Any]:
@@ -112,12 +103,9 @@ def _settings(name: str, acc: AccountDecl) -> dict[str, Any]:
 
 
 def _real_resource(name: str, acc: AccountDecl) -> AnyProviderResource:
-    env = [dg.EnvVar(n) for n in credential_names(name, acc)]
-    if acc.provider == "sendpulse":
-        return SendPulseResource(client_id=env[0], client_secret=env[1], **_settings(name, acc))
-    if acc.provider == "pakat":
-        return PakatResource(api_key=env[0], **_settings(name, acc))
-    return LiteStartupResource(api_key=env[0], **_settings(name, acc))
+    entry = plugin(acc.provider)
+    env = {f: dg.EnvVar(n) for f, n in zip(entry.credentials, credential_names(name, acc), strict=True)}
+    return entry.resource_class()(**env, **_settings(name, acc))
 
 
 def provider_resource(

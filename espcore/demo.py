@@ -115,21 +115,10 @@ SEGMENT_VIEWS: dict[str, str] = {
 }
 
 
-def seed_demo_suppressions(provider: str, sandbox: object) -> None:
-    """Put the demo's blacklisted customer on the provider's own suppression list, through its own API."""
-    if provider != "sendpulse":
-        return
-    from espcore.providers.sendpulse import SendPulseClient
-    from espcore.sandbox.sendpulse import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-    from espcore.sandbox.transport import InProcessTransport
-
-    transport = InProcessTransport(sandbox.app)  # type: ignore[attr-defined]
-    client = SendPulseClient(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, "http://127.0.0.1", transport=transport)
-    try:
-        client.add_to_blacklist([BLACKLISTED_EMAIL], comment="demo: complained")
-    finally:
-        client.close()
-        transport.close()
+def seed_demo_suppressions(sandbox: Any) -> None:
+    """Put the demo's blacklisted customer on the sandbox account's own suppression list, through the provider's
+    API where it has an account-wide one (:meth:`~espcore.sandbox.base.ProviderSandbox.seed_suppressions`)."""
+    sandbox.seed_suppressions([BLACKLISTED_EMAIL], comment="demo: complained")
 
 
 def build_demo_warehouse(wh: BaseWarehouse, *, n: int = 200, seed: int = 7) -> dict[str, int]:

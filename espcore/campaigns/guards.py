@@ -3,21 +3,26 @@
 provider, and :func:`evaluate` runs every guard a campaign declares.
 
 Guards: the upstream sync is fresh and its rejected share is under the threshold; the book is non-empty (and
-under an optional cap); the balance or quota covers the send; SendPulse's 4 API campaigns per rolling hour; an
-optional required test send.
+under an optional cap); the balance or quota covers the send; a provider's cap on API campaigns per rolling hour
+(SendPulse: 4); an optional required test send.
 """
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from espcore.campaigns.ledger import Ledger, WarehouseLike, utc_naive
-from espcore.errors import EspError
-from espcore.providers.base import EspProvider
+from espcore.providers.base import (
+    CampaignRateCap,
+    CampaignRateLimited,
+    CostEstimator,
+    CostInfo,
+    EspProvider,
+    MemberCounter,
+)
+from espcore.providers.registry import names, plugin
 from espcore.sync.tables import ensure_tables
-
-SENDPULSE_CAMPAIGNS_PER_HOUR = 4
 
 
 class GuardResult(NamedTuple):
@@ -32,17 +37,6 @@ class SyncRunInfo:
     finished_at: datetime  # naive UTC
     rejected_pct: float
     synced_rows: int | None = None
-
-
-@dataclass(frozen=True)
-class CostInfo:
-    """What the provider says about affording the send."""
-
-    provider: str
-    enough: bool | None  # None: the provider does not expose it
-    note: str = ""
-    estimated_cost: str | None = None
-    quota_left: int | None = None
 
 
 # -- pure guards ----------------------------------------------------------------------------------------------
@@ -102,18 +96,19 @@ def balance_covers(cost: CostInfo, *, recipients: int | None) -> GuardResult:
 
 
 def hourly_cap(
-    *, provider: str, posts_last_hour: int, oldest_post: datetime | None, limit: int = SENDPULSE_CAMPAIGNS_PER_HOUR
+    *, provider: str, posts_last_hour: int, oldest_post: datetime | None, cap: CampaignRateCap | None
 ) -> GuardResult:
-    if provider != "sendpulse":
+    """``provider``: the provider's title; ``cap``: its cap on API campaigns per rolling hour (None: it has none)."""
+    if cap is None:
         return GuardResult(True, f"{provider} has no per-hour campaign cap")
-    if posts_last_hour >= limit:
+    if posts_last_hour >= cap.per_hour:
         when = f"; the next slot opens at {oldest_post + timedelta(hours=1):%H:%M} UTC" if oldest_post else ""
         return GuardResult(
             False,
-            f"SendPulse allows {limit} API campaigns per rolling hour and {posts_last_hour} were created in the "
-            f"last hour{when}: launching now would be refused (error 791)",
+            f"{provider} allows {cap.per_hour} API campaigns per rolling hour and {posts_last_hour} were created "
+            f"in the last hour{when}: launching now would be refused ({cap.refusal})",
         )
-    return GuardResult(True, f"{posts_last_hour} of {limit} SendPulse API campaigns used in the last hour")
+    return GuardResult(True, f"{posts_last_hour} of {cap.per_hour} {provider} API campaigns used in the last hour")
 
 
 def required_test_send(*, required: bool, test_sent_at: datetime | None, recipients: list[str]) -> GuardResult:
@@ -171,20 +166,11 @@ def synced_rows(warehouse: WarehouseLike, provider: str, book_id: str) -> int:
 
 
 def cost_info(provider: EspProvider, book_id: str, recipients: int | None) -> CostInfo:
+    """The provider's own price of the send where it has one (:class:`CostEstimator`), else its balance or quota
+    against the recipients."""
     name = provider.name
-    client: Any = getattr(provider, "client", None)
-    if name == "sendpulse" and client is not None and hasattr(client, "book_cost"):
-        try:
-            c = client.book_cost(int(book_id))
-        except EspError as exc:
-            return CostInfo(name, False, f"SendPulse could not price the send: {exc}")
-        price = f"{c.overdraft_all_emails_price} {c.currency}" if c.overdraft_all_emails_price is not None else None
-        note = (
-            f"SendPulse prices the send to {c.sent_emails_qty} addresses at {price or 'n/a'} "
-            f"({c.addresses_delta_from_tariff} from the plan, {c.addresses_delta_from_balance} paid): "
-            + ("covered" if c.enough else "NOT covered by the balance")
-        )
-        return CostInfo(name, c.enough, note, price, c.addresses_delta_from_tariff)
+    if isinstance(provider, CostEstimator):
+        return provider.estimate_cost(book_id, recipients or 0)
     bal = provider.balance()
     if bal.not_exposed_reason:
         return CostInfo(
@@ -217,6 +203,7 @@ class GuardFacts:
     oldest_post: datetime | None
     test_sent_at: datetime | None
     notes: list[str] = field(default_factory=list)
+    rate_cap: CampaignRateCap | None = None  # the provider's cap on API campaigns per hour, if it has one
 
 
 def gather_facts(
@@ -238,9 +225,8 @@ def gather_facts(
     if found is not None:
         book_id = book_id or found.id
         recipients = found.active_count if found.active_count is not None else found.member_count
-    counter: Any = getattr(getattr(provider, "client", None), "count_subscribers", None)
-    if recipients is None and found is not None and counter is not None:  # Pakat: lists carry no counts
-        recipients = int(counter(found.id, status="confirmed"))
+    if recipients is None and found is not None and isinstance(provider, MemberCounter):
+        recipients = provider.count_active_members(found.id)
     if recipients is None and book_id is not None:
         recipients = synced_rows(warehouse, provider.account, book_id)
         notes.append(f"recipients counted from sync_state ({provider.name} reports no book size)")
@@ -252,11 +238,12 @@ def gather_facts(
         cost = CostInfo(provider.name, None, "empty book: cost not checked")
     since = utc_naive(now) - timedelta(hours=1)
     posts, oldest = ledger.posts_since(provider.account, since)
+    cap: CampaignRateCap | None = None
     listed = 0
-    if provider.name == "sendpulse":
-        for c in provider.list_campaigns():  # campaigns created by other tools count too, when dated
-            if c.created_at is not None and utc_naive(c.created_at) > since:
-                listed += 1
+    if isinstance(provider, CampaignRateLimited):
+        cap = provider.campaign_rate_cap()
+        # campaigns created by other tools count too, when the provider dates them
+        listed = provider.campaigns_created_since(since.replace(tzinfo=UTC))
     row = ledger.get(key)
     return GuardFacts(
         now=now,
@@ -265,6 +252,7 @@ def gather_facts(
         recipients=recipients,
         cost=cost,
         posts_last_hour=max(posts, listed),
+        rate_cap=cap,
         oldest_post=oldest,
         test_sent_at=row.test_sent_at if row else None,
         notes=notes,
@@ -295,7 +283,10 @@ def evaluate(facts: GuardFacts, policy: GuardPolicy, provider: str) -> dict[str,
         "book_size": book_size(facts.recipients, max_recipients=policy.max_recipients, book=policy.book),
         "balance_covers": balance_covers(facts.cost, recipients=facts.recipients),
         "hourly_cap": hourly_cap(
-            provider=provider, posts_last_hour=facts.posts_last_hour, oldest_post=facts.oldest_post
+            provider=plugin(provider).title if provider in names() else provider,
+            posts_last_hour=facts.posts_last_hour,
+            oldest_post=facts.oldest_post,
+            cap=facts.rate_cap,
         ),
         "test_send": required_test_send(
             required=policy.require_test_send, test_sent_at=facts.test_sent_at, recipients=list(policy.test_recipients)

@@ -24,7 +24,16 @@ from typing import Any
 from espcore.campaigns.ledger import Ledger, LedgerConflict, LedgerRow
 from espcore.campaigns.spec import LaunchSpec, key_suffix
 from espcore.errors import EspError, OutcomeUnknownError, QuotaError, RateLimitError, TransportError
-from espcore.providers.base import Campaign, CampaignState, CampaignStats, EspProvider
+from espcore.providers.base import (
+    Campaign,
+    CampaignState,
+    CampaignStats,
+    DraftLauncher,
+    EspProvider,
+    TestMessage,
+    TestSender,
+)
+from espcore.providers.registry import title
 
 log = logging.getLogger("espcore.campaigns")
 
@@ -85,17 +94,10 @@ def _ambiguous(exc: BaseException) -> bool:
 
 
 def finish_draft(provider: EspProvider, campaign: Campaign) -> Campaign:
-    """Launch a draft left behind by an interrupted two-call launch (Pakat: PUT ``pending-sending``;
-    LiteStartup: ``/send``). SendPulse sends on create and has no draft to finish."""
-    launch_fn = getattr(provider, "launch", None)
-    if callable(launch_fn):  # Pakat
-        launch_fn(campaign.id)
-        return provider.get_campaign(campaign.id)
-    client = getattr(provider, "client", None)
-    send_fn = getattr(client, "send_campaign", None)
-    if callable(send_fn):  # LiteStartup
-        if campaign.send_at is None:
-            send_fn(campaign.id)
+    """Launch a draft left behind by an interrupted two-call launch (the adapter's :class:`DraftLauncher`
+    capability); a provider that sends on create has no draft to finish."""
+    if isinstance(provider, DraftLauncher):
+        provider.launch_draft(campaign)
         return provider.get_campaign(campaign.id)
     raise LaunchDraftStuck(
         f"{provider.name}: campaign {campaign.id} ({campaign.name}) is a draft and this adapter cannot launch a "
@@ -330,10 +332,8 @@ def poll(
 def send_test(
     spec: LaunchSpec, provider: EspProvider, ledger: Ledger, *, book_id: str, recipients: Sequence[str]
 ) -> str:
-    """Send the campaign's content to ``recipients`` only, record it in the ledger, and say what was done.
-
-    SendPulse: ``POST /campaigns`` with ``send_test_only`` (≤ 3 addresses, not counted in the hourly cap);
-    Pakat: one transactional email per address; LiteStartup: one ``POST /emails`` to the addresses."""
+    """Send the campaign's content to ``recipients`` only (the adapter's :class:`TestSender` capability), record
+    it in the ledger, and say what was done."""
     if not recipients:
         raise ValueError("no test recipients declared")
     key = spec.key
@@ -345,34 +345,16 @@ def send_test(
         occurrence=spec.occurrence,
         provider_name=spec.provider_name,
     )
-    client: Any = getattr(provider, "client", None)
-    subject = f"[TEST] {spec.subject}"
-    if provider.name == "sendpulse":
-        client.create_campaign(
-            sender_name=spec.sender_name,
-            sender_email=spec.sender_email,
-            subject=subject,
-            book_id=int(book_id),
-            body_html=spec.html if not spec.template_id else None,
-            template_id=spec.template_id,
-            name=f"{spec.provider_name} (test)",  # must not end with the key: never adopted as the launch
-            send_test_only=list(recipients)[:3],
-        )
-    elif provider.name == "pakat":
-        for r in recipients:
-            client.create_transactional_email(
-                to_email=r,
-                to_name=r,
-                from_name=spec.sender_name,
-                from_email=spec.sender_email,
-                subject=subject,
-                html=spec.html if not spec.template_id else None,
-                template_uid=spec.template_id,
-            )
-    elif provider.name == "litestartup":
-        html = spec.html or (client.get_template(spec.template_id).html if spec.template_id else "")
-        client.send_email(list(recipients), spec.sender_email, subject, html=html)
-    else:
-        raise ValueError(f"no test send for provider {provider.name}")
+    if not isinstance(provider, TestSender):
+        raise ValueError(f"{title(provider.name)} has no test send")
+    message = TestMessage(
+        name=f"{spec.provider_name} (test)",  # must not end with the key: never adopted as the launch
+        subject=f"[TEST] {spec.subject}",
+        sender_name=spec.sender_name,
+        sender_email=spec.sender_email,
+        html=spec.html,
+        template_id=spec.template_id,
+    )
+    provider.send_test(message, list(recipients), book_id=book_id)
     ledger.record_test_send(key, list(recipients))
     return f"test of {key} sent to {', '.join(recipients)}"

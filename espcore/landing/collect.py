@@ -38,6 +38,7 @@ from espcore.providers.base import (
     DeliveryEventSource,
     EspProvider,
 )
+from espcore.providers.registry import plugin
 
 STATE_DIR = "_state"
 STATS_COUNTERS = ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "spam", "errors", "queued")
@@ -633,15 +634,6 @@ DAILY_LANDERS: dict[str, Callable[..., LandingResult]] = {
 def provider_datasets(provider: str) -> tuple[list[str], list[str]]:
     """(snapshot datasets, daily datasets) a provider lands: delivery events only where its adapter exposes
     them. Decided from the adapter class, so it is safe at definition time (no network)."""
-    from espcore.providers.litestartup import LiteStartupProvider
-    from espcore.providers.pakat import PakatProvider
-    from espcore.providers.sendpulse import SendPulseProvider
-
-    adapters: dict[str, type] = {
-        "sendpulse": SendPulseProvider,
-        "pakat": PakatProvider,
-        "litestartup": LiteStartupProvider,
-    }
-    cls = adapters[provider]
+    cls = plugin(provider).adapter_class()
     daily = ["campaign_stats", *(["delivery_events"] if issubclass(cls, DeliveryEventSource) else [])]
     return list(SNAPSHOT_LANDERS), daily

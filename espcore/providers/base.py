@@ -205,6 +205,79 @@ class DeliveryEventSource(Protocol):
 
 
 @runtime_checkable
+class DraftLauncher(Protocol):
+    """Optional capability of providers that create a campaign and launch it in two calls (a crash between them
+    leaves a draft): launch such a draft. A provider that sends on create has no draft to finish."""
+
+    def launch_draft(self, campaign: Campaign) -> None: ...
+
+
+@dataclass(frozen=True)
+class TestMessage:
+    """A campaign's content sent to test recipients only (never the book): see :class:`TestSender`."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    subject: str
+    sender_name: str
+    sender_email: str
+    html: str | None = None
+    template_id: str | None = None
+
+
+@runtime_checkable
+class TestSender(Protocol):
+    """Optional capability: send a campaign's content to a few test addresses, outside any book's statistics."""
+
+    def send_test(self, message: TestMessage, recipients: Sequence[str], *, book_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class CostInfo:
+    """What the provider says about affording a send."""
+
+    provider: str
+    enough: bool | None  # None: the provider does not expose it
+    note: str = ""
+    estimated_cost: str | None = None
+    quota_left: int | None = None
+
+
+@runtime_checkable
+class CostEstimator(Protocol):
+    """Optional capability: the provider prices a send to a book itself (else the balance or quota is read)."""
+
+    def estimate_cost(self, book_id: str, recipients: int) -> CostInfo: ...
+
+
+@dataclass(frozen=True)
+class CampaignRateCap:
+    """A cap on campaigns created through the API per rolling hour, and how the provider refuses one more."""
+
+    per_hour: int
+    refusal: str  # e.g. "error 791"
+
+
+@runtime_checkable
+class CampaignRateLimited(Protocol):
+    """Optional capability: providers that cap API campaigns per rolling hour."""
+
+    def campaign_rate_cap(self) -> CampaignRateCap: ...
+
+    def campaigns_created_since(self, since: datetime) -> int:
+        """Campaigns created (by any tool, where the provider dates them) after ``since`` (naive UTC)."""
+        ...
+
+
+@runtime_checkable
+class MemberCounter(Protocol):
+    """Optional capability: count a book's active members where :class:`Book` carries no counts (Pakat)."""
+
+    def count_active_members(self, book_id: str) -> int: ...
+
+
+@runtime_checkable
 class EspProvider(Protocol):
     """What the sync, campaign and landing layers need from any provider."""
 

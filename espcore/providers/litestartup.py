@@ -70,6 +70,7 @@ from espcore.providers.base import (
     MemberState,
     RowResult,
     Suppression,
+    TestMessage,
 )
 from espcore.providers.coerce import as_int
 from espcore.providers.litestartup_common import LITESTARTUP_BASE_URL, PAGE_MAX, PROVIDER, QUOTA_TEXT, PageInfo
@@ -2252,3 +2253,13 @@ class LiteStartupProvider:
     def close(self) -> None:
         """Close the client."""
         self.client.close()
+
+    def send_test(self, message: TestMessage, recipients: Sequence[str], *, book_id: str) -> None:
+        """One ``POST /emails`` to the test addresses, with the campaign's HTML (or its template's)."""
+        html = message.html or (self.client.get_template(message.template_id).html if message.template_id else "")
+        self.client.send_email(list(recipients), message.sender_email, message.subject, html=html)
+
+    def launch_draft(self, campaign: Campaign) -> None:
+        """:class:`DraftLauncher`: ``/send`` a draft left by an interrupted launch (a scheduled one sends itself)."""
+        if campaign.send_at is None:
+            self.client.send_campaign(campaign.id)

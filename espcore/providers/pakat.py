@@ -54,6 +54,7 @@ from espcore.providers.base import (
     MemberState,
     RowResult,
     Suppression,
+    TestMessage,
 )
 from espcore.providers.coerce import as_int
 
@@ -2193,6 +2194,10 @@ class PakatProvider:
         """Move a draft to ``pending-sending`` (idempotent PUT)."""
         self.client.update_campaign(campaign_id, status="pending-sending")
 
+    def launch_draft(self, campaign: Campaign) -> None:
+        """:class:`DraftLauncher`: a draft left by an interrupted launch goes to ``pending-sending``."""
+        self.launch(campaign.id)
+
     def find_campaign(self, name_suffix: str) -> Campaign | None:
         for c in self.client.campaigns():
             if c.name.endswith(name_suffix):
@@ -2288,6 +2293,25 @@ class PakatProvider:
             unlimited=q.unlimited,
             extra={"percentage": q.percentage} if q.percentage is not None else {},
         )
+
+    # -- optional capabilities (espcore.providers.base) ------------------------------------------------------------
+
+    def count_active_members(self, book_id: str) -> int:
+        """Confirmed subscribers of the list (lists carry no counts)."""
+        return self.client.count_subscribers(book_id, status="confirmed")
+
+    def send_test(self, message: TestMessage, recipients: Sequence[str], *, book_id: str) -> None:
+        """One transactional email per address: MailWizz has no test send of a campaign through its API."""
+        for r in recipients:
+            self.client.create_transactional_email(
+                to_email=r,
+                to_name=r,
+                from_name=message.sender_name,
+                from_email=message.sender_email,
+                subject=message.subject,
+                html=message.html if not message.template_id else None,
+                template_uid=message.template_id,
+            )
 
 
 __all__ = [

@@ -40,13 +40,16 @@ from espcore.providers.base import (
     Book,
     Campaign,
     CampaignDraft,
+    CampaignRateCap,
     CampaignState,
     CampaignStats,
+    CostInfo,
     Member,
     MemberInput,
     MemberState,
     RowResult,
     Suppression,
+    TestMessage,
 )
 from espcore.providers.coerce import opt_int
 
@@ -56,6 +59,7 @@ R = TypeVar("R")
 SENDPULSE_BASE_URL = "https://api.sendpulse.com"
 PAGE_MAX = 100
 EMAILS_PER_CALL = 100  # delete/unsubscribe cap; also the batch the client uses for adds
+CAMPAIGN_RATE_CAP = CampaignRateCap(per_hour=4, refusal="error 791")  # campaigns created through the API per hour
 DATE_FMT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -1523,6 +1527,48 @@ class SendPulseProvider:
                 "finished_time": detail.finished_time.isoformat() if detail.finished_time else None,
             },
         )
+
+    # -- optional capabilities (espcore.providers.base) ------------------------------------------------------------
+
+    def campaign_rate_cap(self) -> CampaignRateCap:
+        """4 campaigns per rolling hour through the API; one more is refused with error 791."""
+        return CAMPAIGN_RATE_CAP
+
+    def campaigns_created_since(self, since: datetime) -> int:
+        """Dated campaigns created after ``since`` (aware), by this tool or any other."""
+        return sum(1 for c in self.list_campaigns() if c.created_at is not None and _aware(c.created_at) > since)
+
+    def send_test(self, message: TestMessage, recipients: Sequence[str], *, book_id: str) -> None:
+        """``POST /campaigns`` with ``send_test_only`` (at most 3 addresses; not counted in the hourly cap). The
+        name must not end with a campaign key: a test is never adopted as the launch."""
+        self.client.create_campaign(
+            sender_name=message.sender_name,
+            sender_email=message.sender_email,
+            subject=message.subject,
+            book_id=int(book_id),
+            body_html=message.html if not message.template_id else None,
+            template_id=message.template_id,
+            name=message.name,
+            send_test_only=list(recipients)[:3],
+        )
+
+    def estimate_cost(self, book_id: str, recipients: int) -> CostInfo:
+        """``GET /addressbooks/{id}/cost``: SendPulse prices the send against the plan and the balance."""
+        try:
+            c = self.client.book_cost(int(book_id))
+        except EspError as exc:
+            return CostInfo(self.name, False, f"SendPulse could not price the send: {exc}")
+        price = f"{c.overdraft_all_emails_price} {c.currency}" if c.overdraft_all_emails_price is not None else None
+        note = (
+            f"SendPulse prices the send to {c.sent_emails_qty} addresses at {price or 'n/a'} "
+            f"({c.addresses_delta_from_tariff} from the plan, {c.addresses_delta_from_balance} paid): "
+            + ("covered" if c.enough else "NOT covered by the balance")
+        )
+        return CostInfo(self.name, c.enough, note, price, c.addresses_delta_from_tariff)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _account_time(value: datetime | None, zone: ZoneInfo) -> datetime | None:

@@ -33,7 +33,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -456,6 +456,8 @@ class ProviderSandbox:
     #: what :meth:`dump` masks (see :func:`redact_secrets`); a provider adds its own credential names
     secret_fields: frozenset[str] = SECRET_FIELDS
     secret_maps: frozenset[str] = SECRET_MAPS
+    #: the demo account's credentials, by the resource field that holds each (``client_id``, ``api_key``, …)
+    demo_credentials: Mapping[str, str] = {}
 
     def __init__(
         self,
@@ -496,6 +498,10 @@ class ProviderSandbox:
 
     def seed_demo(self, state: State) -> None:
         """Put the demo account in place (credentials, senders, templates, balance)."""
+
+    def seed_suppressions(self, emails: Sequence[str], comment: str) -> None:
+        """Put ``emails`` on the account's own suppression list through the provider's API, where the API has an
+        account-wide one (the demo's blacklisted customer); nothing where it has none."""
 
     def error(self, status: int, message: Any, code: Any = None) -> Response:
         """The provider's error envelope."""

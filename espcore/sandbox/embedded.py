@@ -5,31 +5,23 @@ loopback server (real HTTP on 127.0.0.1) over a :class:`FileStore`, so every pro
 workers, the webserver — sees the same sandbox account, and state persists across runs.
 """
 
-import importlib
 import os
 import threading
 from pathlib import Path
 
+from espcore.providers.registry import names, plugin
 from espcore.sandbox.base import FileStore, MemoryStore, ProviderSandbox, StateStore
 from espcore.sandbox.server import SandboxServer
 
-#: provider name -> (module, class)
-SANDBOXES: dict[str, tuple[str, str]] = {
-    "sendpulse": ("espcore.sandbox.sendpulse", "SendPulseSandbox"),
-    "pakat": ("espcore.sandbox.pakat", "PakatSandbox"),
-    "litestartup": ("espcore.sandbox.litestartup", "LiteStartupSandbox"),
-}
+#: the providers with a sandbox: every registered one
+SANDBOXES: tuple[str, ...] = names()
 
 _lock = threading.Lock()
 _running: dict[tuple[str, str], tuple[ProviderSandbox, SandboxServer]] = {}
 
 
 def sandbox_class(provider: str) -> type[ProviderSandbox]:
-    try:
-        module_name, class_name = SANDBOXES[provider]
-    except KeyError:
-        raise ValueError(f"no sandbox for provider {provider!r}; known: {sorted(SANDBOXES)}") from None
-    return getattr(importlib.import_module(module_name), class_name)
+    return plugin(provider).sandbox_class()
 
 
 def build_sandbox(provider: str, state_path: str | os.PathLike[str] | None = None, **kwargs: object) -> ProviderSandbox:
@@ -41,7 +33,7 @@ def build_sandbox(provider: str, state_path: str | os.PathLike[str] | None = Non
         sandbox.reset(demo=True)
         from espcore.demo import seed_demo_suppressions
 
-        seed_demo_suppressions(provider, sandbox)
+        seed_demo_suppressions(sandbox)
     return sandbox
 
 

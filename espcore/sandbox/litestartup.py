@@ -217,6 +217,7 @@ class LiteStartupSandbox(ProviderSandbox):
     accounts. ``seed_demo`` creates :data:`DEMO_API_KEY` on the free plan with ``demo.example`` verified."""
 
     provider = "litestartup"
+    demo_credentials = {"api_key": DEMO_API_KEY}
 
     def __init__(
         self,

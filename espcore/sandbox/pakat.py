@@ -285,6 +285,7 @@ class PakatSandbox(ProviderSandbox):
     """The Pakat / MailWizz emulator. No rate limit by default (MailWizz emits no 429)."""
 
     provider = "pakat"
+    demo_credentials = {"api_key": DEMO_API_KEY}
 
     def __init__(
         self,

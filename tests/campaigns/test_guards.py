@@ -19,6 +19,18 @@ from espcore.campaigns.guards import (
     sync_fresh,
 )
 from espcore.campaigns.launch import launch
+from espcore.providers.base import (
+    CampaignRateLimited,
+    CostEstimator,
+    DeliveryEventSource,
+    DraftLauncher,
+    MemberCounter,
+)
+from espcore.providers.base import (
+    TestSender as SendsTests,  # (a name pytest would take for a test class)
+)
+from espcore.providers.registry import names, plugin
+from espcore.providers.sendpulse import CAMPAIGN_RATE_CAP
 from espcore.sync.tables import ensure_tables
 from tests.campaigns.conftest import Env
 
@@ -60,12 +72,28 @@ def test_balance():
 
 
 def test_hourly_cap():
-    assert hourly_cap(provider="pakat", posts_last_hour=10, oldest_post=None).passed
-    assert hourly_cap(provider="sendpulse", posts_last_hour=3, oldest_post=None).passed
-    blocked = hourly_cap(provider="sendpulse", posts_last_hour=4, oldest_post=NOW - timedelta(minutes=50))
+    cap = CAMPAIGN_RATE_CAP  # SendPulse's, the provider that has one
+    assert hourly_cap(provider="Pakat", posts_last_hour=10, oldest_post=None, cap=None).passed
+    assert hourly_cap(provider="SendPulse", posts_last_hour=3, oldest_post=None, cap=cap).passed
+    blocked = hourly_cap(provider="SendPulse", posts_last_hour=4, oldest_post=NOW - timedelta(minutes=50), cap=cap)
     assert not blocked.passed
-    assert "4 API campaigns per rolling hour" in blocked.reason
+    assert "SendPulse allows 4 API campaigns per rolling hour" in blocked.reason
     assert "09:10 UTC" in blocked.reason
+    assert "(error 791)" in blocked.reason
+
+
+def test_capabilities_are_declared_by_the_adapters_that_have_them():
+    """What only some providers can do is an optional protocol the adapter implements, never a name test."""
+    expected = {
+        "sendpulse": {SendsTests, CostEstimator, CampaignRateLimited},
+        "pakat": {SendsTests, DraftLauncher, MemberCounter, DeliveryEventSource},
+        "litestartup": {SendsTests, DraftLauncher, DeliveryEventSource},
+    }
+    optional = (SendsTests, CostEstimator, CampaignRateLimited, DraftLauncher, MemberCounter, DeliveryEventSource)
+    assert set(expected) == set(names())
+    for name, capabilities in expected.items():
+        adapter = plugin(name).adapter_class()
+        assert {c for c in optional if issubclass(adapter, c)} == capabilities, name
 
 
 def test_test_send_required():

@@ -20,7 +20,7 @@ give the strongest behaviour, the harness says so and the test asserts the stron
   current dialect's ``/settings/usage`` gives the monthly email quota.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -45,6 +45,7 @@ from espcore.providers.base import (
 )
 from espcore.providers.litestartup import LiteStartupClient, LiteStartupProvider
 from espcore.providers.pakat import PakatClient, PakatProvider
+from espcore.providers.registry import names, plugin
 from espcore.providers.sendpulse import SendPulseClient, SendPulseProvider
 from espcore.sandbox.base import ProviderSandbox
 from espcore.sandbox.litestartup import DEMO_API_KEY as LS_KEY
@@ -52,14 +53,13 @@ from espcore.sandbox.litestartup import DEMO_DOMAIN as LS_DOMAIN
 from espcore.sandbox.litestartup import LiteStartupSandbox
 from espcore.sandbox.pakat import DEMO_API_KEY as PAKAT_KEY
 from espcore.sandbox.pakat import DEMO_SENDING_DOMAIN as PAKAT_DOMAIN
-from espcore.sandbox.pakat import PakatSandbox, api_base_url
-from espcore.sandbox.sendpulse import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_SENDER_EMAIL, SendPulseSandbox
+from espcore.sandbox.pakat import api_base_url
+from espcore.sandbox.sendpulse import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_SENDER_EMAIL
 from espcore.sandbox.server import serve
 from espcore.sandbox.transport import InProcessTransport
 
-PROVIDERS = ("sendpulse", "pakat", "litestartup")
-#: this suite's harnesses: every provider, plus LiteStartup's current dialect (other suites import PROVIDERS)
-HARNESSES = (*PROVIDERS, "litestartup-current")
+#: every registered provider (other suites import PROVIDERS); this suite's harnesses are HARNESSES below
+PROVIDERS = names()
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NO_LIMITER = HttpPolicy(requests_per_second=0)
 CAMPAIGN_KEY = "0123456789abcdef"
@@ -163,18 +163,104 @@ class LiteStartupHarness(Harness):
         return {**self.fields(person, **changes), "name": f"{values['first_name']} {values['last_name']}"}
 
 
+def sendpulse_harness(name: str, root: str, transport: httpx.BaseTransport | None, sb: ProviderSandbox) -> Harness:
+    client = SendPulseClient(
+        DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, root, policy=NO_LIMITER, transport=transport, sleep=no_sleep
+    )
+    h = SendPulseHarness(
+        name,
+        sb,
+        SendPulseProvider(client),
+        DEMO_SENDER_EMAIL,
+        {"first_name": "first_name", "last_name": "last_name", "country": "country"},
+        expected_batch_size=100,
+        refuses_suppressed=False,
+        blacklist_reason="blacklisted",
+        finds_empty_book=True,
+    )
+    h.client = client
+    return h
+
+
+def pakat_harness(name: str, root: str, transport: httpx.BaseTransport | None, sb: ProviderSandbox) -> Harness:
+    client = PakatClient(PAKAT_KEY, api_base_url(root), policy=NO_LIMITER, transport=transport, sleep=no_sleep)
+    sender = f"news@{PAKAT_DOMAIN}"
+    h = PakatHarness(
+        name,
+        sb,
+        # a campaign without send_at goes out "now": the sandbox clock's now
+        PakatProvider(client, from_email=sender, now=lambda: h.now),
+        sender,
+        {"first_name": "FNAME", "last_name": "LNAME", "country": "COUNTRY"},
+        expected_batch_size=10_000,
+        refuses_suppressed=True,
+        blacklist_reason="blacklisted",
+        finds_empty_book=True,
+        delivered_only_grows=False,
+    )
+    h.client = client
+    return h
+
+
+def litestartup_harness(name: str, root: str, transport: httpx.BaseTransport | None, sb: ProviderSandbox) -> Harness:
+    dialect = "current" if name == "litestartup-current" else "seed"
+    client = LiteStartupClient(
+        LS_KEY,
+        f"{root}/client/v2",
+        policy=NO_LIMITER,
+        transport=transport,
+        sleep=no_sleep,
+        dialect="auto" if dialect == "current" else "seed",  # auto must detect the current dialect
+    )
+    h = LiteStartupHarness(
+        "litestartup",
+        sb,
+        LiteStartupProvider(client),
+        f"news@{LS_DOMAIN}",
+        {"first_name": "first_name", "last_name": "last_name", "country": "country"},
+        expected_batch_size=1,
+        refuses_suppressed=True,
+        blacklist_reason="unsubscribed",
+        finds_empty_book=dialect == "current",  # a current-dialect tag exists once created
+        dialect=dialect,
+    )
+    h.client = client
+    if dialect == "current":
+        assert client.dialect.name == "current"
+    return h
+
+
+@dataclass(frozen=True)
+class HarnessKind:
+    """How the suite runs one registered provider: its sandbox (settings beyond the registry's class) and the
+    builder of its client, adapter and provider-specific test moves."""
+
+    provider: str
+    sandbox_options: Mapping[str, object]
+    build: Callable[[str, str, httpx.BaseTransport | None, ProviderSandbox], Harness]
+
+
+#: harness name -> how to build it; every registered provider has one (a new provider adds one line here)
+HARNESS_KINDS: dict[str, HarnessKind] = {
+    "sendpulse": HarnessKind("sendpulse", {"rate_limit": False}, sendpulse_harness),
+    "pakat": HarnessKind("pakat", {}, pakat_harness),
+    "litestartup": HarnessKind("litestartup", {"rate_limit": False, "dialect": "seed"}, litestartup_harness),
+    "litestartup-current": HarnessKind("litestartup", {"rate_limit": False, "dialect": "current"}, litestartup_harness),
+}
+HARNESSES = tuple(HARNESS_KINDS)
+
+
+def test_every_registered_provider_runs_this_suite() -> None:
+    assert set(names()) <= {k.provider for k in HARNESS_KINDS.values()}
+    assert set(PROVIDERS) == set(names())
+
+
 @contextmanager
 def build(name: str, *, loopback: bool = False) -> Iterator[Harness]:
     """Sandbox (demo account, frozen clock) + client + adapter, in-process or over real loopback HTTP."""
+    kind = HARNESS_KINDS[name]
     with ExitStack() as stack:
-        sb: ProviderSandbox
-        dialect = "current" if name == "litestartup-current" else "seed"  # LiteStartup's API dialect
-        if name == "sendpulse":
-            sb = SendPulseSandbox(seed=7, rate_limit=False)
-        elif name == "pakat":
-            sb = PakatSandbox(seed=7)
-        else:
-            sb = LiteStartupSandbox(seed=7, rate_limit=False, dialect=dialect)
+        sb: ProviderSandbox = plugin(kind.provider).sandbox_class()(seed=7, **kind.sandbox_options)
         sb.reset(demo=True)
         sb.freeze_clock(T0)
         transport: httpx.BaseTransport | None
@@ -184,66 +270,7 @@ def build(name: str, *, loopback: bool = False) -> Iterator[Harness]:
             root, transport = server.url, None
         else:
             root, transport = "http://127.0.0.1", InProcessTransport(sb.app)
-        h: Harness
-        if name == "sendpulse":
-            sp_client = SendPulseClient(
-                DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, root, policy=NO_LIMITER, transport=transport, sleep=no_sleep
-            )
-            h = SendPulseHarness(
-                name,
-                sb,
-                SendPulseProvider(sp_client),
-                DEMO_SENDER_EMAIL,
-                {"first_name": "first_name", "last_name": "last_name", "country": "country"},
-                expected_batch_size=100,
-                refuses_suppressed=False,
-                blacklist_reason="blacklisted",
-                finds_empty_book=True,
-            )
-            h.client = sp_client
-        elif name == "pakat":
-            pk_client = PakatClient(
-                PAKAT_KEY, api_base_url(root), policy=NO_LIMITER, transport=transport, sleep=no_sleep
-            )
-            sender = f"news@{PAKAT_DOMAIN}"
-            h = PakatHarness(
-                name,
-                sb,
-                # a campaign without send_at goes out "now": the sandbox clock's now
-                PakatProvider(pk_client, from_email=sender, now=lambda: h.now),
-                sender,
-                {"first_name": "FNAME", "last_name": "LNAME", "country": "COUNTRY"},
-                expected_batch_size=10_000,
-                refuses_suppressed=True,
-                blacklist_reason="blacklisted",
-                finds_empty_book=True,
-                delivered_only_grows=False,
-            )
-            h.client = pk_client
-        else:
-            ls_client = LiteStartupClient(
-                LS_KEY,
-                f"{root}/client/v2",
-                policy=NO_LIMITER,
-                transport=transport,
-                sleep=no_sleep,
-                dialect="auto" if dialect == "current" else "seed",  # auto must detect the current dialect
-            )
-            h = LiteStartupHarness(
-                "litestartup",
-                sb,
-                LiteStartupProvider(ls_client),
-                f"news@{LS_DOMAIN}",
-                {"first_name": "first_name", "last_name": "last_name", "country": "country"},
-                expected_batch_size=1,
-                refuses_suppressed=True,
-                blacklist_reason="unsubscribed",
-                finds_empty_book=dialect == "current",  # a current-dialect tag exists once created
-                dialect=dialect,
-            )
-            h.client = ls_client
-            if dialect == "current":
-                assert ls_client.dialect.name == "current"
+        h = kind.build(name, root, transport, sb)
         stack.callback(h.adapter.close)
         yield h
 

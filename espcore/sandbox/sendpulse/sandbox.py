@@ -9,7 +9,7 @@ import binascii
 import hashlib
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -113,6 +113,7 @@ class SendPulseSandbox(ProviderSandbox):
     """
 
     provider = "sendpulse"
+    demo_credentials = {"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
     #: [A] SendPulse documents no body limit; bodies over 4 MiB are refused 413 in its error envelope
     max_body_bytes = 4 * 1024 * 1024
     #: a sender's activation code is a credential too (read it with the ``sender_code`` hook)
@@ -217,6 +218,19 @@ class SendPulseSandbox(ProviderSandbox):
         if self._price is not None:
             st["account"]["price"] = str(_dec(self._price))
         return st
+
+    def seed_suppressions(self, emails: Sequence[str], comment: str) -> None:
+        """Through the API's own ``POST /blacklist``, as a user would."""
+        from espcore.providers.sendpulse import SendPulseClient
+        from espcore.sandbox.transport import InProcessTransport
+
+        transport = InProcessTransport(self.app)
+        client = SendPulseClient(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, "http://127.0.0.1", transport=transport)
+        try:
+            client.add_to_blacklist(list(emails), comment=comment)
+        finally:
+            client.close()
+            transport.close()
 
     def reset(self, *, demo: bool | None = None) -> None:
         """A fresh account; with the demo account in it unless ``demo`` is False (default: the constructor's)."""
