@@ -1,10 +1,14 @@
 """DuckDB views over the landed Parquet, created idempotently (``CREATE OR REPLACE VIEW``) in the product's own
 schema (``esp`` unless configured otherwise).
 
-``lake_<dataset>`` reads every file of a dataset with pinned hive types; ``lake_<dataset>_latest`` keeps the
-newest ``date`` per provider for snapshot datasets. A dataset with no file yet gets an empty view with the
-same columns (DuckDB refuses a glob that matches nothing), so queries never break on a fresh lake; running
-this again after landing switches it to the real files.
+``lake_<dataset>`` reads every file of a dataset with pinned hive types. ``lake_<dataset>_latest`` is what the
+dataset says now (:data:`LATEST`): for a snapshot dataset (``campaigns``, ``blacklist``, ``balances``,
+``book_members``) the newest ``date`` per provider; for ``campaign_stats`` each campaign's newest counters; for
+``delivery_events`` each message's newest record (a message delivered one day and bounced the next is landed on
+both days, with the same ``event_id``). ``sync_rejects`` has none: a sync run that rejects nothing lands no file,
+so its newest file can describe an older run. A dataset with no file yet gets an empty view with the same
+columns (DuckDB refuses a glob that matches nothing), so queries never break on a fresh lake; running this again
+after landing switches it to the real files.
 
 Over an object-store lake (``s3://…``) DuckDB reads through its ``httpfs`` extension, with the credentials the
 DuckDB user configures (``CREATE SECRET``); where that extension is not installed, :class:`ViewsUnavailable`
@@ -40,6 +44,16 @@ def duckdb_type(t: pa.DataType) -> str:
     if pa.types.is_decimal(t):
         return f"DECIMAL({t.precision}, {t.scale})"  # type: ignore[attr-defined]
     raise TypeError(f"no DuckDB type for {t}")
+
+
+#: the row filter of each dataset's ``lake_<dataset>_latest`` view, over its ``lake_<dataset>`` view
+LATEST: dict[str, str] = {
+    **{name: "QUALIFY date = max(date) OVER (PARTITION BY provider)" for name in SNAPSHOT_DATASETS},
+    "campaign_stats": "QUALIFY row_number() OVER (PARTITION BY provider, campaign_id "
+    "ORDER BY date DESC, snapshot_at DESC) = 1",
+    "delivery_events": "QUALIFY row_number() OVER (PARTITION BY provider, event_id "
+    "ORDER BY occurred_at DESC NULLS LAST, date DESC, landed_at DESC) = 1",
+}
 
 
 def _lit(text: str) -> str:
@@ -78,7 +92,7 @@ def create_lake_views(
     *,
     schema: str = DEFAULT_OWN_SCHEMA,
 ) -> list[str]:
-    """(Re)create ``<schema>.lake_<d>`` (and ``<schema>.lake_<d>_latest`` for snapshots) for each dataset; return
+    """(Re)create ``<schema>.lake_<d>`` (and ``<schema>.lake_<d>_latest``, see :data:`LATEST`) for each dataset; return
     the qualified view names. The views live in the product's own schema (created when missing), so they can
     never replace a view of the user's.
 
@@ -103,12 +117,9 @@ def create_lake_views(
             qualified = f"{quote_ident(schema)}.{quote_ident('lake_' + name)}"
             con.execute(f"CREATE OR REPLACE VIEW {qualified} AS {_source_sql(lake, spec)}")
             names.append(view)
-            if name in SNAPSHOT_DATASETS:
+            if name in LATEST:
                 latest = f"{quote_ident(schema)}.{quote_ident('lake_' + name + '_latest')}"
-                con.execute(
-                    f"CREATE OR REPLACE VIEW {latest} AS SELECT * FROM {qualified} "
-                    "QUALIFY date = max(date) OVER (PARTITION BY provider)"
-                )
+                con.execute(f"CREATE OR REPLACE VIEW {latest} AS SELECT * FROM {qualified} {LATEST[name]}")
                 names.append(f"{view}_latest")
     finally:
         if con is not target:
