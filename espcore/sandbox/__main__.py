@@ -6,6 +6,9 @@
     python -m espcore.sandbox advance sendpulse --state ... --seconds 3600       # move the sandbox clock
     python -m espcore.sandbox token sendpulse --state ...                        # the admin token
 
+The same commands are ``esp-warehouse sandbox serve|reset|advance|token`` (the project's command line calls
+:func:`main` with its own program name).
+
 Servers bind to 127.0.0.1 only. Several servers (and embedded sandboxes in Dagster runs) may share one state
 file: they then serve one account. The control surface (``/__sandbox/reset``, ``clock``, ``faults``, ``state``,
 ``hooks/<name>``) answers only requests carrying the account's admin token in the ``X-Sandbox-Admin-Token``
@@ -22,10 +25,10 @@ from espcore.sandbox.embedded import SANDBOXES, build_sandbox
 from espcore.sandbox.server import LOOPBACK, SandboxServer
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m espcore.sandbox", description="Run, reset or move the clock of a provider sandbox."
-    )
+def main(argv: list[str] | None = None, *, prog: str = "python -m espcore.sandbox") -> int:
+    """Run one sandbox command (``argv`` without the program name; default: the process's arguments) and return
+    its exit code; ``prog`` is the program name help and usage errors show."""
+    parser = argparse.ArgumentParser(prog=prog, description="Run, reset or move the clock of a provider sandbox.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("serve", "serve a sandbox over HTTP on 127.0.0.1"),
