@@ -32,7 +32,6 @@ from espcore.errors import (
     ValidationError,
 )
 from espcore.http import HttpPolicy
-from espcore.providers import sendpulse
 from espcore.providers.sendpulse import (
     SENDPULSE_BASE_URL,
     CampaignCreated,
@@ -41,6 +40,7 @@ from espcore.providers.sendpulse import (
     SendPulseClient,
     parse_error,
 )
+from espcore.providers.sendpulse import models as sendpulse_models
 from espcore.sandbox.sendpulse import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_SENDER_EMAIL, SendPulseSandbox
 from espcore.sandbox.server import SandboxServer, quiet_uvicorn_errors, serve
 from espcore.sandbox.transport import InProcessTransport
@@ -581,7 +581,7 @@ def test_typed_errors_for_not_found_conflict_and_paging(live: SendPulseClient, l
         live.create_book("dup")
     assert cf.value.code == 203
     with pytest.raises(ValidationError, match="Argument limit may not be greater than 100"):
-        list(live._pages("/addressbooks", sendpulse._BOOKS, limit=101))
+        list(live._pages("/addressbooks", sendpulse_models._BOOKS, limit=101))
     with pytest.raises(ValidationError, match="Argument offset must be at least 0"):
         live.http.request("GET", "/campaigns", params={"offset": -1})
     with pytest.raises(NotFoundError):

@@ -34,7 +34,7 @@ from espcore.errors import (
 )
 from espcore.http import AnswerMismatch, Shape, json_or_text, parse_retry_after
 from espcore.providers.answers import Id, Int, Obj, answer
-from espcore.providers.litestartup_common import PROVIDER, QUOTA_TEXT, PageInfo
+from espcore.providers.litestartup.common import PROVIDER, QUOTA_TEXT, PageInfo
 
 T = TypeVar("T")
 
