@@ -4,20 +4,25 @@ sandboxes (``ESP_SANDBOX_DIR``), its exit codes and ``--json`` documents, and no
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg
 import pytest
 from click.testing import CliRunner, Result
+from psycopg import sql as pgsql
 
 from esp_warehouse.cli import cli
 from esp_warehouse.cli.common import EXIT_OK, EXIT_PARTIAL, EXIT_PROBLEMS, EXIT_RETRY, EXIT_USAGE
 from esp_warehouse.environment import provider_resource
+from espcore.campaigns.ledger import Ledger
 from espcore.providers.base import EspProvider
 from espcore.sync.locks import LockRequest, book_lock
 from espcore.warehouse import Warehouse
+from tests.pg import PgServer
 
 DECLARATIONS = """\
 syncs:
@@ -181,8 +186,14 @@ def test_sync_then_status(env: Path, sendpulse: EspProvider) -> None:
     assert again["counts"]["planned_add"] == 0
     assert again["outcome"] == "success"
 
+    ledger = Ledger(Warehouse(str(env.parent / "warehouse.duckdb")))
+    ledger.plan(
+        "ck-1", provider="sendpulse", book_id=book.id, campaign_name="welcome", occurrence="once", provider_name="w"
+    )
     status = run("status", "--json")
     assert status.exit_code == EXIT_OK, status.output
+    (campaign,) = document(status)["campaigns"]
+    assert {"campaign_name": "welcome", "provider": "sendpulse", "status": "planned"}.items() <= campaign.items()
     (entry,) = document(status)["syncs"]
     assert entry["sync"] == "team_people"
     assert entry["declared"] is True
@@ -195,6 +206,7 @@ def test_sync_then_status(env: Path, sendpulse: EspProvider) -> None:
     text = run("status")
     assert "team_people (sendpulse):" in text.stdout
     assert f"book {book.id}: synced 2" in text.stdout
+    assert "welcome once (sendpulse): planned" in text.stdout
 
 
 def test_sync_exits_3_while_another_live_run_holds_the_book(env: Path) -> None:
@@ -315,6 +327,42 @@ def test_secrets_never_appear_in_the_output(env: Path, monkeypatch: pytest.Monke
         assert secret not in text
         assert client_id not in text
         assert password not in text
+
+
+@pytest.mark.postgres
+def test_validate_sync_and_status_on_a_postgres_warehouse(
+    env: Path, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Column names are exact on PostgreSQL; the password of the URL is never shown."""
+    name = f"cli_{uuid.uuid4().hex[:12]}"
+    with pg_server.admin() as con:
+        con.execute(pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(name)))
+    try:
+        with psycopg.connect(pg_server.url(name), autocommit=True) as con:
+            con.execute("CREATE SCHEMA crm")
+            con.execute('CREATE TABLE crm.people (email text, "First_Name" text)')
+            con.execute("INSERT INTO crm.people VALUES ('ann@example.com', 'Ann'), ('bob@example.com', 'Bob')")
+        monkeypatch.setenv("ESP_WAREHOUSE_URL", pg_server.url(name))
+        problems = document(run("validate", "--json", "--no-providers"))["problems"]
+        assert [(p["field"], p["message"]) for p in problems] == [
+            (
+                "fields.first_name",
+                "column 'first_name' is not in the segment (its columns: email, First_Name); "
+                "did you mean 'First_Name'?",
+            )
+        ]
+        env.write_text(DECLARATIONS.replace("{first_name: first_name}", "{first_name: First_Name}"), encoding="utf-8")
+        assert run("validate").exit_code == EXIT_OK
+        synced = run("sync", "team_people", "--json")
+        assert synced.exit_code == EXIT_OK, synced.output
+        (entry,) = document(run("status", "--json"))["syncs"]
+        assert entry["runs"][0]["outcome"] == "success"
+        assert entry["rows"] == {"synced": 2}
+        for result in (synced, run("status"), run("validate")):
+            assert pg_server.password not in result.output
+    finally:
+        with pg_server.admin() as con:
+            con.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name)))
 
 
 def test_the_installed_entry_point() -> None:
