@@ -223,8 +223,9 @@ def recent_listing(state: LandingState, now: datetime, max_age: timedelta = LIST
 
 
 def _needs_detail(c: Campaign) -> bool:
-    """Listings that leave the list, subject and sender out (Pakat) need one ``get_campaign`` per campaign."""
-    return c.book_id is None and c.subject is None and c.sender_email is None
+    """A listing that leaves the book out (Pakat: the list, subject and sender; LiteStartup's current dialect: the
+    audience) needs one ``get_campaign`` per campaign."""
+    return c.book_id is None
 
 
 def campaign_rows(
