@@ -5,6 +5,7 @@
     python -m espcore.sandbox reset litestartup --state ... --empty              # fresh empty account
     python -m espcore.sandbox advance sendpulse --state ... --seconds 3600       # move the sandbox clock
     python -m espcore.sandbox token sendpulse --state ...                        # the admin token
+    python -m espcore.sandbox serve litestartup --dialect current                # LiteStartup's newer API
 
 The same commands are ``esp-warehouse sandbox serve|reset|advance|token`` (the project's command line calls
 :func:`main` with its own program name).
@@ -21,7 +22,7 @@ import sys
 import threading
 
 from espcore.sandbox.base import ADMIN_HEADER, ADMIN_PREFIX
-from espcore.sandbox.embedded import SANDBOXES, build_sandbox
+from espcore.sandbox.embedded import SANDBOXES, build_sandbox, sandbox_class
 from espcore.sandbox.server import LOOPBACK, SandboxServer
 
 
@@ -39,6 +40,11 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m espcore.sandbo
         p = sub.add_parser(name, help=help_text)
         p.add_argument("provider", choices=sorted(SANDBOXES))
         p.add_argument("--state", help="state file shared by processes (default: in memory)")
+        p.add_argument(
+            "--dialect",
+            help="the API dialect a new account serves, for providers with several (litestartup: seed or current); "
+            "an existing state file keeps its own",
+        )
         if name == "serve":
             p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
         if name == "reset":
@@ -48,7 +54,14 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m espcore.sandbo
     args = parser.parse_args(argv)
     if args.command == "token" and not args.state:
         parser.error("token needs --state: an in-memory account lives only in the process that serves it")
-    sandbox = build_sandbox(args.provider, args.state)
+    options: dict[str, object] = {}
+    if args.dialect is not None:
+        dialects = sandbox_class(args.provider).dialects
+        if args.dialect not in dialects:
+            known = ", ".join(dialects) if dialects else "none: it has one"
+            parser.error(f"{args.provider} has no API dialect {args.dialect!r} (dialects: {known})")
+        options["dialect"] = args.dialect
+    sandbox = build_sandbox(args.provider, args.state, **options)
     if args.command == "reset":
         sandbox.reset(demo=not args.empty)
         print(f"{args.provider}: account reset ({'empty' if args.empty else 'demo'}) in {args.state or 'memory'}")

@@ -458,6 +458,8 @@ class ProviderSandbox:
     secret_maps: frozenset[str] = SECRET_MAPS
     #: the demo account's credentials, by the resource field that holds each (``client_id``, ``api_key``, …)
     demo_credentials: Mapping[str, str] = {}
+    #: the API dialects it can serve (a ``dialect`` argument), for a provider with several doc sets
+    dialects: tuple[str, ...] = ()
 
     def __init__(
         self,

@@ -218,6 +218,7 @@ class LiteStartupSandbox(ProviderSandbox):
 
     provider = "litestartup"
     demo_credentials = {"api_key": DEMO_API_KEY}
+    dialects = DIALECTS
 
     def __init__(
         self,

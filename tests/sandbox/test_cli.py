@@ -97,3 +97,15 @@ def test_serve_prints_the_admin_token_and_the_surface_needs_it(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+def test_dialect_chooses_the_api_a_new_account_serves(tmp_path, capsys):
+    state = tmp_path / "ls.json"
+    assert main(["reset", "litestartup", "--state", str(state), "--dialect", "current"]) == 0
+    assert json.loads(state.read_text())["dialect"] == "current"
+    with pytest.raises(SystemExit):
+        main(["reset", "litestartup", "--state", str(tmp_path / "x.json"), "--dialect", "newest"])
+    assert "litestartup has no API dialect 'newest' (dialects: seed, current)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["reset", "pakat", "--dialect", "current"])
+    assert "pakat has no API dialect 'current' (dialects: none: it has one)" in capsys.readouterr().err
