@@ -10,7 +10,8 @@ transactional emails.
 State layout (plain JSON so a :class:`FileStore` can share it across processes)::
 
     keys            {api_key: true}
-    settings        {timezone, max_lists, max_subscribers, max_campaigns, verified_domains, send_duration_s}
+    settings        {timezone, max_lists, max_subscribers, max_campaigns, verified_domains, send_duration_s,
+                     transactional_attachments (MailWizz's back-office attachment settings)}
     quota           {used, allowed (int or "∞")}
     lists           {list_uid: {general, defaults, notifications, company, seq, date_added}}
     fields          {list_uid: [field]}
@@ -25,6 +26,7 @@ State layout (plain JSON so a :class:`FileStore` can share it across processes):
 import base64
 import binascii
 import hashlib
+import html
 import json
 import math
 import re
@@ -252,6 +254,190 @@ def b64decode_field(value: str, field: str) -> str:
         return raw.decode("utf-8")
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise HandlerError(422, {field: f"The {field} field must be base64 encoded."}) from None
+
+
+# -- transactional emails: MailWizz's model and helpers -------------------------------------------------------------
+
+#: ``transactional_email``'s columns in table order (MailWizz 2.x; ``fallback_system_servers``, added in 1.9.22,
+#: sits after ``send_at``): what ``getAttributes()`` gives, less the internal ``email_id``
+TX_ATTRIBUTES = (
+    "email_uid",
+    "customer_id",
+    "to_email",
+    "to_name",
+    "from_email",
+    "from_name",
+    "reply_to_email",
+    "reply_to_name",
+    "subject",
+    "body",
+    "plain_text",
+    "priority",
+    "retries",
+    "max_retries",
+    "send_at",
+    "fallback_system_servers",
+    "status",
+    "date_added",
+    "last_updated",
+)
+#: column defaults, for records a state file kept from before a column was modelled
+TX_COLUMN_DEFAULTS: dict[str, Any] = {"fallback_system_servers": "no"}
+#: what ``$email->attributes = $_POST['email']`` assigns: the attributes a validation rule names (Yii's safe
+#: attributes); ``plain_text``, ``priority``, ``fallback_system_servers`` and the rest are silently dropped
+TX_SAFE_ATTRIBUTES = (
+    "to_email",
+    "to_name",
+    "from_name",
+    "subject",
+    "body",
+    "send_at",
+    "from_email",
+    "reply_to_email",
+    "reply_to_name",
+)
+TX_LABELS = {
+    "to_email": "To email",
+    "to_name": "To name",
+    "from_email": "From email",
+    "from_name": "From name",
+    "reply_to_email": "Reply to email",
+    "reply_to_name": "Reply to name",
+    "subject": "Subject",
+    "body": "Body",
+    "send_at": "Send at",
+}
+#: MailWizz's default attachment extensions (``TransactionalEmailAttachment::getAllowedExtensions``) and size
+TX_ATTACHMENT_EXTENSIONS = ("png", "jpg", "jpeg", "gif", "pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx")
+TX_ATTACHMENT_SIZE = 1_048_576
+PHP_TRIM = " \t\n\r\0\x0b"  # what PHP's trim() removes (Yii's required rule trims before its check)
+_TX_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+
+
+def _tx_date_valid(value: str) -> bool:
+    """Yii's ``date`` rule with ``yyyy-mm-dd hh:mm:ss``: two-digit fields and a real date and time."""
+    if not _TX_DATE_RE.match(value):
+        return False
+    try:
+        datetime.strptime(value, DATE_FMT)
+    except ValueError:
+        return False
+    return True
+
+
+def _html_encode(text: str) -> str:
+    """MailWizz's ``html_encode`` (``htmlspecialchars`` with ``ENT_QUOTES``), applied to every short error."""
+    for char, entity in (("&", "&amp;"), ('"', "&quot;"), ("'", "&#039;"), ("<", "&lt;"), (">", "&gt;")):
+        text = text.replace(char, entity)
+    return text
+
+
+def _php_extension(name: str) -> str:
+    """PHP's ``pathinfo($name, PATHINFO_EXTENSION)``: what follows the last dot of the base name."""
+    base = name.rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[1] if "." in base else ""
+
+
+def _php_base64_decode(value: str) -> bytes:
+    """PHP's lenient ``base64_decode``: characters outside the alphabet skipped, padding optional."""
+    chars = re.sub(r"[^A-Za-z0-9+/]", "", value)
+    if len(chars) % 4 == 1:
+        chars = chars[:-1]
+    return base64.b64decode(chars + "=" * (-len(chars) % 4))
+
+
+def _php_wordwrap(text: str, width: int = 70) -> str:
+    """PHP's ``wordwrap`` (at spaces, lengths in bytes, long words left whole)."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        words = line.split(" ")
+        current = words[0]
+        for word in words[1:]:
+            if len(current.encode()) + 1 + len(word.encode()) <= width:
+                current += " " + word
+            else:
+                out.append(current)
+                current = word
+        out.append(current)
+    return "\n".join(out)
+
+
+def _h2t_upper(text: str) -> str:
+    """Html2Text's ``toupper``: the text between tags upper-cased, its entities kept."""
+    parts = re.split(r"(<[^>]*>)", text)
+    return "".join(
+        p if p.startswith("<") else html.escape(html.unescape(p).upper(), quote=False).replace('"', "&quot;")
+        for p in parts
+    )
+
+
+def _h2t_link(url: str, display: str) -> str:
+    if re.match(r"^(javascript:|mailto:|#)", html.unescape(url), re.I):
+        return display
+    if not re.match(r"^[a-z][a-z0-9.+-]+:", url, re.I) and not url.startswith("/"):
+        url = "/" + url  # relative to the app's base URL, which the sandbox does not know
+    return display if url == display else f"{display} [{url}]"
+
+
+_H2T_SEARCH: tuple[tuple[str, str], ...] = (
+    (r"\r", ""),
+    (r"[\n\t]+", " "),
+    (r"(?i)<head\b[^>]*>.*?</head>", ""),
+    (r"(?i)<script\b[^>]*>.*?</script>", ""),
+    (r"(?i)<style\b[^>]*>.*?</style>", ""),
+    (r"(?i)<i\b[^>]*>(.*?)</i>", r"_\1_"),
+    (r"(?i)<em\b[^>]*>(.*?)</em>", r"_\1_"),
+    (r"(?i)<ins\b[^>]*>(.*?)</ins>", r"_\1_"),
+    (r"(?i)(<ul\b[^>]*>|</ul>)", "\n\n"),
+    (r"(?i)(<ol\b[^>]*>|</ol>)", "\n\n"),
+    (r"(?i)(<dl\b[^>]*>|</dl>)", "\n\n"),
+    (r"(?i)<li\b[^>]*>(.*?)</li>", "\t* \\1\n"),
+    (r"(?i)<dd\b[^>]*>(.*?)</dd>", " \\1\n"),
+    (r"(?i)<dt\b[^>]*>(.*?)</dt>", "\t* \\1"),
+    (r"(?i)<li\b[^>]*>", "\n\t* "),
+    (r"(?i)<hr\b[^>]*>", "\n-------------------------\n"),
+    (r"(?i)<div\b[^>]*>", "<div>\n"),
+    (r"(?i)(<table\b[^>]*>|</table>)", "\n\n"),
+    (r"(?i)(<tr\b[^>]*>|</tr>)", "\n"),
+    (r"(?i)<td\b[^>]*>(.*?)</td>", "\t\t\\1\n"),
+    (r'(?i)<span class="_html2text_ignore">.+?</span>', ""),
+    (r'(?i)<(img)\b[^>]*alt="([^>"]+)"[^>]*>', r"[\2]"),
+)
+_H2T_CALLBACKS: tuple[tuple[str, Any], ...] = (
+    (r"(?i)<(h)[123456]( [^>]*)?>(.*?)</h[123456]>", lambda m: _h2t_upper(f"\n\n{m.group(3)}\n\n")),
+    (r"(?is)[ ]*<(p)( [^>]*)?>(.*?)</p>[ ]*", lambda m: "\n" + m.group(3).replace("\n", " ").strip() + "\n"),
+    (r"(?i)<(br)[^>]*>[ ]*", lambda m: "\n"),
+    (r"(?i)<(b)( [^>]*)?>(.*?)</b>", lambda m: _h2t_upper(m.group(3))),
+    (r"(?i)<(strong)( [^>]*)?>(.*?)</strong>", lambda m: _h2t_upper(m.group(3))),
+    (r"(?i)<(del)( [^>]*)?>(.*?)</del>", lambda m: "".join(c + "\u0336" for c in m.group(3))),
+    (r"(?i)<(th)( [^>]*)?>(.*?)</th>", lambda m: _h2t_upper(f"\t\t{m.group(3)}\n")),
+    (
+        r"""(?i)<(a) [^>]*href=("|')([^"']+)\2([^>]*)>(.*?)</a>""",
+        lambda m: _h2t_link(m.group(3).replace(" ", ""), m.group(5)),
+    ),
+)
+
+
+def html_to_text(body: str) -> str:
+    """MailWizz's ``CampaignHelper::htmlToText``, which makes a transactional email's plain text from its body:
+    the Html2Text library (inline links ``text [url]``, headings and bold upper-cased, 70-column wrap), then
+    every line trimmed and blank lines dropped. An approximation: ``<pre>`` and ``<blockquote>`` get no special
+    treatment and ``strip_tags`` is a plain tag strip."""
+    text = body.strip()
+    for pattern, repl in _H2T_SEARCH:
+        text = re.sub(pattern, repl, text)
+    for pattern, fn in _H2T_CALLBACKS:
+        text = re.sub(pattern, fn, text)
+    text = re.sub(r"(?s)<!--.*?-->", "", text)
+    text = re.sub(r"<[^>]*>", "", text)
+    text = re.sub(r"(?i)&(amp|#38);", "|+|amp|+|", text)
+    text = re.sub(r"[ ]{2,}", " ", text)
+    text = html.unescape(text)
+    text = re.sub(r"&([a-zA-Z0-9]{2,6}|#[0-9]{2,4});", "", text).replace("|+|amp|+|", "&")
+    text = re.sub(r"\n\s+\n", "\n\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text).lstrip("\n")
+    lines = (line.strip(PHP_TRIM) for line in _php_wordwrap(text).split("\n"))
+    return "\n".join(line for line in lines if not php_empty(line))
 
 
 def _hash_fraction(*parts: Any) -> float:
@@ -1944,6 +2130,14 @@ class PakatSandbox(ProviderSandbox):
         return self.ok({"data": {"record": record}})
 
     # -- transactional emails --------------------------------------------------------------------------------
+    #
+    # MailWizz's API TransactionalEmailsController (checked against the MailWizz 2.1 sources). The view
+    # (``actionView``) answers the stored row as ``getAttributes()`` gives it, less ``email_id``, merged with
+    # ``attachments`` [{type, name, content (base64 of the stored file)}]; the listing (``actionIndex``) answers
+    # the same attributes without ``attachments``. Not verified, so not modelled: whether Pakat's PHP returns the
+    # integer columns as numbers (PHP 8.1+ with emulated prepares) or as strings (older PHP): the sandbox answers
+    # numbers, the client reads either; and the attachment's MIME check, which MailWizz makes on the decoded
+    # file's content (PHP's finfo) against the types of the allowed extensions.
 
     def _tx(self, st: State, uid: str) -> dict[str, Any]:
         e = st["transactional"].get(uid)
@@ -1951,33 +2145,26 @@ class PakatSandbox(ProviderSandbox):
             raise HandlerError(404, MSG_EMAIL_DOC_MISSING)
         return e
 
-    TX_ATTRIBUTES = (
-        "email_uid",
-        "customer_id",
-        "to_name",
-        "to_email",
-        "from_name",
-        "from_email",
-        "reply_to_name",
-        "reply_to_email",
-        "subject",
-        "body",
-        "plain_text",
-        "priority",
-        "retries",
-        "max_retries",
-        "send_at",
-        "status",
-        "date_added",
-        "last_updated",
-    )
+    def _tx_attachment_options(self, st: State) -> dict[str, Any]:
+        """MailWizz's back-office transactional attachment settings (``OptionTransactionalEmailAttachment``).
+        MailWizz ships them off, five files of 1 MiB, its eleven office and image extensions; [A] Pakat documents
+        three attachments, so the sandbox has them on with three files."""
+        return st["settings"].setdefault(
+            "transactional_attachments",
+            {
+                "enabled": True,
+                "allowed_files_count": 3,
+                "allowed_file_size": TX_ATTACHMENT_SIZE,
+                "allowed_extensions": list(TX_ATTACHMENT_EXTENSIONS),
+            },
+        )
 
     def _tx_view(self, e: dict[str, Any], *, attachments: bool = False) -> dict[str, Any]:
-        """The stored record's attributes (MailWizz's ``getAttributes()`` less ``email_id``); the single view
-        adds ``attachments`` ([{type, name, content (base64)}]), the listing does not."""
-        view = {k: e.get(k) for k in self.TX_ATTRIBUTES}
+        view = {k: e.get(k, TX_COLUMN_DEFAULTS.get(k)) for k in TX_ATTRIBUTES}
         if attachments:
-            view["attachments"] = [dict(a) for a in e.get("attachments", [])]
+            view["attachments"] = [
+                {"type": a["type"], "name": a["name"], "content": a["content"]} for a in e.get("attachments", [])
+            ]
         return view
 
     def h_tx_list(self, req: SandboxRequest, st: State) -> Response:
@@ -1992,106 +2179,138 @@ class PakatSandbox(ProviderSandbox):
         return self.ok()
 
     def h_tx_create(self, req: SandboxRequest, st: State) -> Response:
+        """``actionCreate``: ``email[..]`` assigned as the model's safe attributes, so ``plain_text`` and
+        ``priority`` (no validation rule names them) are dropped and the plain text is derived from the body;
+        the model validated, then saved (an address on the blacklist refused there); then the attachments, all
+        in one transaction: any error answers 422 and nothing is kept."""
         data = _sub(self.body(req) or {}, "email")
-        e: dict[str, Any] = {
-            k: _text(data.get(k)).strip()
-            for k in ("to_name", "to_email", "from_name", "from_email", "reply_to_email", "subject", "send_at")
-        }
-        problems: list[str] = []
-        labels = {
-            "to_name": "To name",
-            "to_email": "To email",
-            "from_name": "From name",
-            "subject": "Subject",
-            "send_at": "Send at",
-        }
-        for k, label in labels.items():
-            if not e[k]:
-                problems.append(f"{label} cannot be blank.")
-        for k, label in (("to_email", "To email"), ("from_email", "From email"), ("reply_to_email", "Reply to email")):
-            if e[k] and not valid_email(e[k]):
-                problems.append(f"{label} is not a valid email address.")
-        domains = [d.lower() for d in st["settings"].get("verified_domains", [])]
-        if (
-            e["from_email"]
-            and valid_email(e["from_email"])
-            and e["from_email"].rsplit("@", 1)[1].lower() not in domains
-        ):
-            problems.append("The from email address domain is not verified.")
-        if e["send_at"]:
-            try:
-                e["send_at"] = datetime.strptime(e["send_at"], DATE_FMT).strftime(DATE_FMT)
-            except ValueError:
-                problems.append("Send at is not a valid date.")
-        body = ""
+        given = {k: _text(data[k]) for k in TX_SAFE_ATTRIBUTES if k in data}
+        errors: dict[str, str] = {}
+
+        def error(attr: str, message: str) -> None:
+            errors.setdefault(attr, message)  # MailWizz's short errors: each attribute's first
+
+        body, body_problem = "", ("", "")
         template_uid = _text(data.get("template_uid")).strip()
-        if template_uid:
+        if template_uid:  # [A] Pakat's addition: a stored template, {{ params.k }} filled in, replaces the body
             t = st["templates"].get(template_uid)
             if t is None:
-                problems.append("The template does not exist.")
+                body_problem = ("template_uid", "The template does not exist.")
             else:
-                body = t["content"]
                 params = _sub(data, "params")
-                body = re.sub(r"\{\{\s*params\.(\w+)\s*\}\}", lambda m: _text(params.get(m.group(1))), body)
-        elif data.get("body"):
+                body = re.sub(r"\{\{\s*params\.(\w+)\s*\}\}", lambda m: _text(params.get(m.group(1))), t["content"])
+        elif not php_empty(given.get("body", "")):
             try:
-                body = base64.b64decode(_text(data["body"]), validate=True).decode("utf-8")
-            except (binascii.Error, ValueError, UnicodeDecodeError):
-                problems.append("The body must be base64 encoded.")
-        else:
-            problems.append("Body cannot be blank.")
-        attachments = _sub(data, "attachments")
-        if len(attachments) > 3:
-            problems.append("You can only attach up to 3 files.")
-        stored_attachments: list[dict[str, str]] = []
-        for a in attachments.values():
-            a = a if isinstance(a, dict) else {}
-            name, ftype, content = _text(a.get("name")), _text(a.get("type")), _text(a.get("data"))
-            if not (name and ftype and content):
-                raise HandlerError(422, "Please send the data in the correct format ([name, type, data]).")
-            if "." not in name.strip(".") or not name.rsplit(".", 1)[1]:
-                raise HandlerError(422, "Your attachment file is missing the extension.")
-            try:
-                raw = base64.b64decode(content)
-            except (binascii.Error, ValueError):
-                raw = b""
-            if not raw:
-                raise HandlerError(422, "Your attachment file is empty.")
-            stored_attachments.append({"type": ftype, "name": name, "content": base64.b64encode(raw).decode()})
-        plain_text = ""
-        if data.get("plain_text"):
-            try:
-                plain_text = base64.b64decode(_text(data["plain_text"]), validate=True).decode("utf-8")
-            except (binascii.Error, ValueError, UnicodeDecodeError):
-                problems.append("The plain text must be base64 encoded.")
-        priority = _text(data.get("priority")).strip() or "5"
-        if not priority.isdigit():
-            problems.append("Priority must be an integer.")
-        if problems:
-            raise HandlerError(422, "<br />".join(problems))
+                body = base64.b64decode(given["body"], validate=True).decode("utf-8")
+            except (binascii.Error, ValueError, UnicodeDecodeError):  # [A] PHP's base64_decode never fails
+                body_problem = ("body", "The body must be base64 encoded.")
+        send_at = given.get("send_at", "")
+        if php_empty(send_at):  # beforeValidate: an empty send_at is now (UTC)
+            send_at = _fmt(self.now(st))
+        values = {**given, "body": body, "send_at": send_at}
+        # The rules in MailWizz's order: required (blank once trimmed), length, email, subject length, date
+        for attr in ("to_email", "to_name", "from_name", "subject", "body", "send_at"):
+            if attr == "body" and body_problem[0]:
+                error(*body_problem)
+            elif not values.get(attr, "").strip(PHP_TRIM):
+                error(attr, f"{TX_LABELS[attr]} cannot be blank.")
+        for attr in ("to_email", "to_name", "from_email", "from_name", "reply_to_email", "reply_to_name"):
+            if len(values.get(attr, "")) > 150:
+                error(attr, f"{TX_LABELS[attr]} is too long (maximum is 150 characters).")
+        for attr in ("to_email", "from_email", "reply_to_email"):
+            if values.get(attr, "") and not subscriber_email_valid(values[attr]):
+                error(attr, f"{TX_LABELS[attr]} is not a valid email address.")
+        if len(values.get("subject", "")) > 255:
+            error("subject", "Subject is too long (maximum is 255 characters).")
+        if not _tx_date_valid(send_at):
+            error("send_at", "The format of Send at is invalid.")
+        from_email = values.get("from_email", "")
+        domains = [d.lower() for d in st["settings"].get("verified_domains", [])]
+        if "from_email" not in errors and from_email and from_email.rsplit("@", 1)[-1].lower() not in domains:
+            error("from_email", "The from email address domain is not verified.")  # [A] Pakat's check
+        if errors:
+            raise HandlerError(422, "<br />".join(_html_encode(m) for m in errors.values()))
+        if values["to_email"].lower() in st["blacklist"]:  # beforeSave
+            raise HandlerError(422, _html_encode("This email address is blacklisted!"))
+        stored_attachments = self._tx_attachments(st, data.get("attachments"))
         uid = self.uid(st, "email")
         now = _fmt(self.now(st))
-        e.update(
-            {
-                "email_uid": uid,
-                "customer_id": 1,
-                "reply_to_name": _text(data.get("reply_to_name")).strip(),
-                "body": body,
-                "plain_text": plain_text,
-                "priority": int(priority),
-                "attachments": stored_attachments,
-                "status": "unsent",
-                "retries": 0,
-                "max_retries": 3,
-                "seq": self._seq(st),
-                "date_added": now,
-                "last_updated": now,
-                "contact": _sub(data, "contact"),
-            }
-        )
+        e: dict[str, Any] = {
+            "email_uid": uid,
+            "customer_id": 1,
+            "to_email": values["to_email"],
+            "to_name": values["to_name"],
+            "from_email": from_email,  # NOT NULL without a default: MySQL (SQL_MODE="") stores ""
+            "from_name": values["from_name"],
+            "reply_to_email": given.get("reply_to_email"),  # nullable: null when not sent
+            "reply_to_name": given.get("reply_to_name"),
+            "subject": values["subject"],
+            "body": body,
+            "plain_text": html_to_text(body),
+            "priority": 5,
+            "retries": 0,
+            "max_retries": 3,
+            "send_at": send_at,
+            "fallback_system_servers": "no",
+            "status": "unsent",
+            "date_added": now,
+            "last_updated": now,
+            "attachments": stored_attachments,
+            "seq": self._seq(st),
+            "contact": _sub(data, "contact"),
+        }
         st["transactional"][uid] = e
         self.tick(st, self.now(st))
         return self.ok({"email_uid": uid}, 201)
+
+    def _tx_attachments(self, st: State, given: Any) -> list[dict[str, str]]:
+        """``email[attachments][N][name|type|data]`` as MailWizz reads them: ignored when the feature is off or
+        the field is not an array; each item needs a non-empty ``name``, ``type`` and ``data`` (any other key,
+        e.g. ``content``, is not read), a name with an extension, and ``data`` that base64-decodes to something;
+        then the files are checked as one multi-file upload (count, size, extension). What is stored is the
+        name (varchar(100)) and the declared type (varchar(50)); files are written under their name, so a later
+        attachment of the same name replaces the earlier one's content."""
+        opts = self._tx_attachment_options(st)
+        if not opts["enabled"] or not isinstance(given, dict) or not given:
+            return []
+        files: list[tuple[str, str, bytes]] = []
+        for item in given.values():
+            item = item if isinstance(item, dict) else {}
+            name, ftype, data = (_text(item.get(k)) for k in ("name", "type", "data"))
+            if php_empty(name) or php_empty(ftype) or php_empty(data):
+                raise HandlerError(422, "Please send the data in the correct format ([name, type, data]).")
+            if not _php_extension(name):
+                raise HandlerError(422, "Your attachment file is missing the extension.")
+            raw = _php_base64_decode(data)
+            if not raw:
+                raise HandlerError(422, "Your attachment file is empty.")
+            files.append((name, ftype, raw))
+        problem = ""
+        allowed = [x.lower() for x in opts["allowed_extensions"]]
+        if len(files) > int(opts["allowed_files_count"]):
+            problem = f"File cannot accept more than {int(opts['allowed_files_count'])} files."
+        for name, _, raw in files:
+            if problem:
+                break
+            if len(raw) > int(opts["allowed_file_size"]):
+                problem = (
+                    f'The file "{name}" is too large. Its size cannot exceed {int(opts["allowed_file_size"])} bytes.'
+                )
+            elif name.rsplit(".", 1)[1].lower() not in allowed:
+                problem = (
+                    f'The file "{name}" cannot be uploaded. '
+                    f"Only files with these extensions are allowed: {', '.join(allowed)}."
+                )
+        if problem:
+            raise HandlerError(422, "Some files failed to be attached, here is why: <br />" + _html_encode(problem))
+        stored: list[dict[str, str]] = []
+        for name, ftype, raw in files:
+            content = base64.b64encode(raw).decode()
+            for earlier in stored:
+                if earlier["file"] == name:
+                    earlier["content"] = content
+            stored.append({"file": name, "type": ftype[:50], "name": name[:100], "content": content})
+        return stored
 
     # -- test hooks ------------------------------------------------------------------------------------------
 
@@ -2192,6 +2411,26 @@ class PakatSandbox(ProviderSandbox):
             }
         )
         return dict(reg)
+
+    def hook_set_transactional_attachments(
+        self,
+        st: State,
+        enabled: bool | None = None,
+        allowed_files_count: int | None = None,
+        allowed_file_size: int | None = None,
+        allowed_extensions: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """The back-office transactional attachment settings the create endpoint follows (None keeps one)."""
+        opts = self._tx_attachment_options(st)
+        for key, value in (
+            ("enabled", enabled),
+            ("allowed_files_count", allowed_files_count),
+            ("allowed_file_size", allowed_file_size),
+            ("allowed_extensions", allowed_extensions),
+        ):
+            if value is not None:
+                opts[key] = list(value) if isinstance(value, list) else value
+        return dict(opts)
 
     def hook_customer(self, st: State, customer_uid: str) -> dict[str, Any] | None:
         c = st.get("customers", {}).get(customer_uid)

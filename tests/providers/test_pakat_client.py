@@ -408,10 +408,12 @@ def test_transactional_emails(sandbox: PakatSandbox, client: PakatClient) -> Non
         subject="Order",
         html="<p>ok</p>",
         send_at=T0 + timedelta(hours=1),
-        attachments=[TransactionalAttachment("a.txt", b"hello", "text/plain")],
+        attachments=[TransactionalAttachment("a.pdf", b"%PDF-1.4 hello", "application/pdf")],
     )
     email = client.get_transactional_email(uid)
     assert (email.status, email.send_at) == ("unsent", datetime(2026, 3, 1, 10, 0))
+    assert email.attachments == (TransactionalAttachment("a.pdf", b"%PDF-1.4 hello", "application/pdf"),)
+    assert next(iter(client.transactional_emails())).attachments == ()  # the listing leaves them out
     sandbox.advance(3600)
     assert client.get_transactional_email(uid).status == "sent"
     template = next(iter(client.templates())).template_uid

@@ -213,7 +213,24 @@ def test_transactional_email_view_is_the_stored_record(client: PakatClient) -> N
     )
     e = client.get_transactional_email(uid)
     assert (e.body, e.plain_text, e.reply_to_email, e.priority) == ("<p>Thanks</p>", "Thanks", SENDER, 5)
+    assert e.reply_to_name == "Shop"  # MailWizz sets a Reply-To only with a name: from_name by default
+    assert (e.retries, e.max_retries, e.fallback_system_servers) == (0, 3, "no")
+    assert e.last_updated == e.date_added == datetime(2026, 3, 1, 9, 0)
     assert e.attachments == ()
+
+
+def test_transactional_plain_text_is_made_from_the_body(client: PakatClient) -> None:
+    uid = client.create_transactional_email(
+        to_email="a@x.io",
+        to_name="A",
+        from_name="Shop",
+        from_email=SENDER,
+        subject="Receipt",
+        html="<p>Thanks, <b>Ali</b></p>",
+        plain_text="Sent but not assigned",  # MailWizz has no rule naming plain_text: it is dropped
+    )
+    e = client.get_transactional_email(uid)
+    assert (e.plain_text, e.reply_to_email, e.reply_to_name) == ("Thanks, ALI", None, None)
 
 
 def test_delivery_events_agree_with_stats(sandbox: PakatSandbox, client: PakatClient) -> None:

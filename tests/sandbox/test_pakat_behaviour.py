@@ -91,60 +91,154 @@ def test_pause_unpause_of_a_draft_answers_success_unchanged(api: httpx.Client) -
     assert r.json() == {"status": "success", "campaign": {"status": "draft"}}
 
 
+TX_FORM = {
+    "email[to_name]": "A",
+    "email[to_email]": "a@x.io",
+    "email[from_name]": "Shop",
+    "email[from_email]": SENDER,
+    "email[subject]": "Receipt",
+    "email[body]": b64("<p>Thanks</p>"),
+    "email[send_at]": "2026-03-01 10:00:00",
+}
+PDF = "%PDF-1.4 receipt"
+
+
+def attachment(n: int, name: str, mime: str = "application/pdf", data: str = PDF, key: str = "data") -> dict[str, str]:
+    return {
+        f"email[attachments][{n}][name]": name,
+        f"email[attachments][{n}][type]": mime,
+        f"email[attachments][{n}][{key}]": b64(data),
+    }
+
+
 def test_transactional_view_returns_the_stored_attributes(api: httpx.Client) -> None:
     data = {
-        "email[to_name]": "A",
-        "email[to_email]": "a@x.io",
-        "email[from_name]": "Shop",
-        "email[from_email]": SENDER,
+        **TX_FORM,
         "email[reply_to_name]": "Desk",
         "email[reply_to_email]": SENDER,
-        "email[subject]": "Receipt",
-        "email[body]": b64("<p>Thanks</p>"),
-        "email[plain_text]": b64("Thanks"),
-        "email[priority]": "2",
-        "email[send_at]": "2026-03-01 10:00:00",
-        "email[attachments][0][name]": "r.txt",
-        "email[attachments][0][type]": "text/plain",
-        "email[attachments][0][data]": b64("x"),
+        "email[body]": b64("<h1>Receipt</h1><p>Thanks, <b>Ali</b>: <a href='https://x.io/o/1'>your order</a></p>"),
+        "email[plain_text]": b64("kept?"),  # not a safe attribute: dropped, the text is made from the body
+        "email[priority]": "2",  # likewise
+        "email[fallback_system_servers]": "yes",  # likewise
+        **attachment(0, "r.pdf"),
     }
     uid = api.post("/transactional-emails", data=data).json()["email_uid"]
     rec = api.get(f"/transactional-emails/{uid}").json()["data"]["record"]
-    assert rec["body"] == "<p>Thanks</p>"
-    assert rec["plain_text"] == "Thanks"
-    assert (rec["reply_to_name"], rec["reply_to_email"], rec["priority"]) == ("Desk", SENDER, 2)
-    assert rec["attachments"] == [{"type": "text/plain", "name": "r.txt", "content": b64("x")}]
-    assert {"max_retries", "retries", "last_updated", "date_added", "status", "send_at", "customer_id"} <= set(rec)
-    assert "email_id" not in rec
+    assert list(rec) == [
+        "email_uid",
+        "customer_id",
+        "to_email",
+        "to_name",
+        "from_email",
+        "from_name",
+        "reply_to_email",
+        "reply_to_name",
+        "subject",
+        "body",
+        "plain_text",
+        "priority",
+        "retries",
+        "max_retries",
+        "send_at",
+        "fallback_system_servers",
+        "status",
+        "date_added",
+        "last_updated",
+        "attachments",
+    ]
+    assert rec["body"].startswith("<h1>Receipt</h1>")
+    assert rec["plain_text"] == "RECEIPT\nThanks, ALI: your order [https://x.io/o/1]"
+    assert (rec["reply_to_name"], rec["reply_to_email"], rec["priority"]) == ("Desk", SENDER, 5)
+    assert (rec["retries"], rec["max_retries"], rec["fallback_system_servers"], rec["status"]) == (0, 3, "no", "unsent")
+    assert rec["attachments"] == [{"type": "application/pdf", "name": "r.pdf", "content": b64(PDF)}]
     listed = api.get("/transactional-emails").json()["data"]["records"][0]
-    assert "attachments" not in listed
-    assert listed["body"] == "<p>Thanks</p>"
+    assert list(listed) == list(rec)[:-1]  # the listing: the same attributes, no attachments
+    assert listed["body"] == rec["body"]
 
 
-def test_transactional_attachments_need_name_type_and_data(api: httpx.Client) -> None:
-    base = {
-        "email[to_name]": "A",
-        "email[to_email]": "a@x.io",
-        "email[from_name]": "Shop",
-        "email[from_email]": SENDER,
-        "email[subject]": "Receipt",
-        "email[body]": b64("<p>Thanks</p>"),
-        "email[send_at]": "2026-03-01 10:00:00",
-    }
-    r = api.post("/transactional-emails", data={**base, "email[attachments][0][name]": "r.txt"})
+def test_transactional_columns_without_a_value(api: httpx.Client) -> None:
+    form = {k: v for k, v in TX_FORM.items() if k not in ("email[from_email]", "email[send_at]")}
+    uid = api.post("/transactional-emails", data=form).json()["email_uid"]
+    rec = api.get(f"/transactional-emails/{uid}").json()["data"]["record"]
+    assert (rec["from_email"], rec["reply_to_email"], rec["reply_to_name"]) == ("", None, None)
+    assert rec["send_at"] == "2026-03-01 09:00:00"  # an empty send_at is now
+    assert rec["attachments"] == []
+
+
+def test_transactional_validation_in_mailwizz_order(sandbox: PakatSandbox, api: httpx.Client) -> None:
+    r = api.post(
+        "/transactional-emails",
+        data={**TX_FORM, "email[to_email]": "bad", "email[to_name]": " ", "email[send_at]": "2026-3-1 10:00"},
+    )
     assert_pakat_error(r, 422)
+    assert r.json()["error"] == "To name cannot be blank.<br />To email is not a valid email address.<br />" + (
+        "The format of Send at is invalid."
+    )
+    r = api.post("/transactional-emails", data={**TX_FORM, "email[subject]": "s" * 256})
+    assert r.json()["error"] == "Subject is too long (maximum is 255 characters)."
+    lst = api.post("/lists", data=list_form()).json()["list_uid"]
+    api.post(f"/lists/{lst}/subscribers", data={"EMAIL": "a@x.io", "details[status]": "blacklisted"})
+    r = api.post("/transactional-emails", data=TX_FORM)
+    assert_pakat_error(r, 422)
+    assert r.json()["error"] == "This email address is blacklisted!"
+    assert api.get("/transactional-emails").json()["data"]["records"] == []
+
+
+def test_transactional_attachments_take_name_type_and_data(api: httpx.Client) -> None:
+    r = api.post("/transactional-emails", data={**TX_FORM, "email[attachments][0][name]": "r.pdf"})
+    assert_pakat_error(r, 422)
+    assert r.json()["error"] == "Please send the data in the correct format ([name, type, data])."
+    r = api.post("/transactional-emails", data={**TX_FORM, **attachment(0, "r.pdf", key="content")})
+    assert r.json()["error"] == "Please send the data in the correct format ([name, type, data])."  # not read
+    r = api.post("/transactional-emails", data={**TX_FORM, **attachment(0, "noext")})
+    assert_pakat_error(r, 422)
+    assert r.json()["error"] == "Your attachment file is missing the extension."
+    r = api.post("/transactional-emails", data={**TX_FORM, **attachment(0, "r.pdf", data="")})
     assert r.json()["error"] == "Please send the data in the correct format ([name, type, data])."
     r = api.post(
         "/transactional-emails",
         data={
-            **base,
-            "email[attachments][0][name]": "noext",
-            "email[attachments][0][type]": "text/plain",
-            "email[attachments][0][data]": b64("x"),
+            **TX_FORM,
+            "email[attachments][0][name]": "r.pdf",
+            "email[attachments][0][type]": "application/pdf",
+            "email[attachments][0][data]": "***",
         },
     )
+    assert r.json()["error"] == "Your attachment file is empty."
+    extra = {**attachment(0, "r.pdf"), "email[attachments][0][size]": "9", "email[attachments][0][content]": "x"}
+    r = api.post("/transactional-emails", data={**TX_FORM, **extra})  # keys MailWizz does not read: ignored
+    assert r.status_code == 201
+    rec = api.get(f"/transactional-emails/{r.json()['email_uid']}").json()["data"]["record"]
+    assert rec["attachments"] == [{"type": "application/pdf", "name": "r.pdf", "content": b64(PDF)}]
+    assert len(api.get("/transactional-emails").json()["data"]["records"]) == 1  # failed creates keep nothing
+
+
+def test_transactional_attachments_checked_as_one_upload(sandbox: PakatSandbox, api: httpx.Client) -> None:
+    why = "Some files failed to be attached, here is why: <br />"
+    four = {k: v for n in range(4) for k, v in attachment(n, f"f{n}.pdf").items()}
+    r = api.post("/transactional-emails", data={**TX_FORM, **four})
     assert_pakat_error(r, 422)
-    assert r.json()["error"] == "Your attachment file is missing the extension."
+    assert r.json()["error"] == why + "File cannot accept more than 3 files."
+    r = api.post("/transactional-emails", data={**TX_FORM, **attachment(0, "r.txt", "text/plain")})
+    assert r.json()["error"] == why + (
+        "The file &quot;r.txt&quot; cannot be uploaded. Only files with these extensions are allowed: "
+        "png, jpg, jpeg, gif, pdf, doc, docx, xls, xlsx, ppt, pptx."
+    )
+    r = api.post("/transactional-emails", data={**TX_FORM, **attachment(0, "big.pdf", data="x" * 1_048_577)})
+    assert r.json()["error"] == why + "The file &quot;big.pdf&quot; is too large. Its size cannot exceed 1048576 bytes."
+    r = api.post("/transactional-emails", data={**TX_FORM, "email[to_email]": "bad", **four})
+    assert r.json()["error"] == "To email is not a valid email address."  # the email is validated first
+    assert api.get("/transactional-emails").json()["data"]["records"] == []
+    same = {**attachment(0, "r.pdf", data="%PDF one"), **attachment(1, "r.pdf", data="%PDF two")}
+    uid = api.post("/transactional-emails", data={**TX_FORM, **same}).json()["email_uid"]
+    rec = api.get(f"/transactional-emails/{uid}").json()["data"]["record"]
+    assert [a["content"] for a in rec["attachments"]] == [b64("%PDF two")] * 2  # one file on disk per name
+    sandbox.hook("set_transactional_attachments", enabled=False)  # MailWizz's default: attachments ignored
+    uid = api.post("/transactional-emails", data={**TX_FORM, "email[attachments][0][name]": "x"}).json()["email_uid"]
+    assert api.get(f"/transactional-emails/{uid}").json()["data"]["record"]["attachments"] == []
+    sandbox.hook("set_transactional_attachments", enabled=True, allowed_extensions=["txt"])
+    r = api.post("/transactional-emails", data={**TX_FORM, **attachment(0, "r.txt", "text/plain")})
+    assert r.status_code == 201
 
 
 def test_list_name_over_255_characters_is_a_validation_error(api: httpx.Client) -> None:

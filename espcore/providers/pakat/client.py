@@ -868,12 +868,20 @@ class PakatClient(ProviderClient):
         params: Mapping[str, Any] | None = None,
         from_email: str | None = None,
         reply_to_email: str | None = None,
+        reply_to_name: str | None = None,
         plain_text: str | None = None,
         send_at: datetime | None = None,
         contact: Mapping[str, Any] | None = None,
         attachments: Sequence[TransactionalAttachment] = (),
     ) -> str:
-        """Queue a transactional email (``send_at`` UTC, default now) and return its uid; not idempotent."""
+        """Queue a transactional email (``send_at`` UTC, default now) and return its uid; not idempotent.
+
+        MailWizz sets a Reply-To only when both ``reply_to_email`` and ``reply_to_name`` are stored, so the name
+        defaults to ``from_name`` when an address is given. ``plain_text`` is sent, but MailWizz does not assign
+        it (no validation rule names it) and makes the plain text from the body; ``priority`` likewise cannot be
+        set. Attachments go as ``email[attachments][N][name|type|data]`` (data base64), which MailWizz checks
+        against its back-office settings (by default png, jpg, jpeg, gif, pdf, doc(x), xls(x), ppt(x), 1 MiB)
+        and ignores when attachments are off; Pakat documents three."""
         if len(attachments) > 3:
             raise ValueError("Pakat accepts at most 3 attachments")
         when = send_at or datetime.now(UTC)
@@ -885,6 +893,7 @@ class PakatClient(ProviderClient):
             "from_name": from_name,
             "from_email": from_email,
             "reply_to_email": reply_to_email,
+            "reply_to_name": (reply_to_name or from_name) if reply_to_email else reply_to_name,
             "subject": subject,
             "body": b64(html) if html is not None else None,
             "plain_text": b64(plain_text) if plain_text else None,

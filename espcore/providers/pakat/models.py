@@ -267,7 +267,13 @@ class _TransactionalRecord(TypedDict):
     body: NotRequired[str | None]
     plain_text: NotRequired[str | None]
     priority: NotRequired[Int | str | None]
-    attachments: NotRequired[list[Any] | None]
+    retries: NotRequired[Int | str | None]
+    max_retries: NotRequired[Int | str | None]
+    send_at: NotRequired[str | None]
+    fallback_system_servers: NotRequired[str | None]
+    date_added: NotRequired[str | None]
+    last_updated: NotRequired[str | None]
+    attachments: NotRequired[list[Any] | None]  # the single view only: [{type, name, content (base64)}]
 
 
 @answer
@@ -764,8 +770,29 @@ class PakatSegment:
 
 
 @dataclass(frozen=True)
+class TransactionalAttachment:
+    """A transactional email attachment (at most 3 per email): sent as ``[name, type, data]`` (data base64),
+    answered by the single view as ``{type, name, content}`` (content base64)."""
+
+    name: str
+    data: bytes
+    mime_type: str = "application/octet-stream"
+
+    @classmethod
+    def from_api(cls, rec: Mapping[str, Any]) -> "TransactionalAttachment":
+        content = rec.get("content")
+        try:
+            data = base64.b64decode(content) if isinstance(content, str) else b""
+        except ValueError:  # binascii.Error
+            data = b""
+        return cls(name=_str(rec.get("name")), data=data, mime_type=_str(rec.get("type")))
+
+
+@dataclass(frozen=True)
 class TransactionalEmail:
-    """A transactional email; ``send_at`` is naive UTC."""
+    """A transactional email as MailWizz stores it; ``send_at`` is naive UTC. ``attachments`` come with the
+    single view only (the listing leaves them out); ``fallback_system_servers`` is ``yes``/``no`` (MailWizz
+    1.9.22 and later), None where the record lacks it."""
 
     email_uid: str
     to_email: str
@@ -782,7 +809,10 @@ class TransactionalEmail:
     body: str | None = None
     plain_text: str | None = None
     priority: int | None = None
-    attachments: tuple[Mapping[str, Any], ...] = ()
+    max_retries: int | None = None
+    fallback_system_servers: str | None = None
+    last_updated: datetime | None = None
+    attachments: tuple[TransactionalAttachment, ...] = ()
 
     @classmethod
     def from_api(cls, rec: Mapping[str, Any]) -> "TransactionalEmail":
@@ -793,7 +823,10 @@ class TransactionalEmail:
             body=rec.get("body"),
             plain_text=rec.get("plain_text"),
             priority=as_int(rec.get("priority")) if rec.get("priority") not in (None, "") else None,
-            attachments=tuple(a for a in attachments if isinstance(a, Mapping))
+            max_retries=as_int(rec.get("max_retries")) if rec.get("max_retries") not in (None, "") else None,
+            fallback_system_servers=rec.get("fallback_system_servers") or None,
+            last_updated=parse_date(rec.get("last_updated")),
+            attachments=tuple(TransactionalAttachment.from_api(a) for a in attachments if isinstance(a, Mapping))
             if isinstance(attachments, list)
             else (),
             email_uid=_str(rec.get("email_uid")),
@@ -821,15 +854,6 @@ class PakatQuota:
     @property
     def remaining(self) -> int | None:
         return None if self.allowed is None else max(0, self.allowed - self.used)
-
-
-@dataclass(frozen=True)
-class TransactionalAttachment:
-    """A transactional email attachment (at most 3 per email)."""
-
-    name: str
-    data: bytes
-    mime_type: str = "application/octet-stream"
 
 
 @dataclass(frozen=True)
