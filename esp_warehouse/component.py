@@ -44,6 +44,7 @@ from esp_warehouse.config import (
     CampaignDecl,
     ConfigError,
     Declarations,
+    ErasureDecl,
     SyncDecl,
     describe_validation_error,
     load_declarations,
@@ -96,6 +97,14 @@ InlineAccounts = Annotated[
 ]
 InlineAutomation = Annotated[
     Any, _declared(AutomationDecl, "Schedules' cron strings and time zone (esp_warehouse.config.AutomationDecl).")
+]
+InlineErasure = Annotated[
+    Any,
+    _declared(
+        ErasureDecl,
+        "Erasure requests (esp_warehouse.config.ErasureDecl): a table, view or query of addresses to delete from "
+        "every book of each account.",
+    ),
 ]
 
 
@@ -174,6 +183,7 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
     syncs: InlineSyncs = Field(default_factory=list)
     campaigns: InlineCampaigns = Field(default_factory=list)
     automation: InlineAutomation = None
+    erasure: InlineErasure = None
     sandbox_dir: str | None = Field(
         default=None,
         description="Run every provider on its embedded sandbox, with state in this folder (relative to the "
@@ -206,7 +216,7 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
         """The validated declarations; ``folder`` is the ``defs.yaml`` folder (templates, ``declarations_file``)."""
         source = folder / "defs.yaml"
         if self.declarations_file is not None:
-            given = [n for n in ("accounts", "syncs", "campaigns", "automation") if getattr(self, n)]
+            given = [n for n in ("accounts", "syncs", "campaigns", "automation", "erasure") if getattr(self, n)]
             if given:
                 raise ConfigError(f"{source}: give declarations_file or the inline {', '.join(given)}, not both")
             path = Path(self.declarations_file)
@@ -216,8 +226,9 @@ class EspWarehouseComponent(dg.Component, dg.Resolvable, dg.Model):
             "syncs": _plain(self.syncs),
             "campaigns": _plain(self.campaigns),
         }
-        if self.automation is not None:
-            data["automation"] = _plain(self.automation)
+        for name in ("automation", "erasure"):
+            if getattr(self, name) is not None:
+                data[name] = _plain(getattr(self, name))
         try:
             return Declarations.model_validate(data, context={"root": folder.resolve()})
         except ValidationError as exc:
@@ -270,6 +281,7 @@ def merge_entries(parts: list[tuple[Path, Declarations]]) -> Declarations:
     files = ", ".join(str(source) for source, _ in parts)
     accounts: dict[str, tuple[Path, AccountDecl]] = {}
     automation: dict[Path, AutomationDecl] = {}
+    erasure: dict[Path, ErasureDecl] = {}
     for source, decls in parts:
         for name, account in decls.accounts.items():
             first = accounts.setdefault(name, (source, account))
@@ -277,8 +289,11 @@ def merge_entries(parts: list[tuple[Path, Declarations]]) -> Declarations:
                 raise ConfigError(f"{first[0]} and {source} declare account {name!r} differently; declare it once")
         if "automation" in decls.model_fields_set:
             automation[source] = decls.automation
-    if len({a.model_dump_json() for a in automation.values()}) > 1:
-        raise ConfigError(f"automation is given differently in {', '.join(map(str, automation))}; give it once")
+        if decls.erasure is not None:
+            erasure[source] = decls.erasure
+    for name, given in (("automation", automation), ("erasure", erasure)):
+        if len({v.model_dump_json() for v in given.values()}) > 1:
+            raise ConfigError(f"{name} is given differently in {', '.join(map(str, given))}; give it once")
     data: dict[str, Any] = {
         "accounts": {name: account for name, (_, account) in accounts.items()},
         "syncs": [s for _, d in parts for s in d.syncs],
@@ -286,6 +301,8 @@ def merge_entries(parts: list[tuple[Path, Declarations]]) -> Declarations:
     }
     if automation:
         data["automation"] = next(iter(automation.values()))
+    if erasure:
+        data["erasure"] = next(iter(erasure.values()))
     try:
         return Declarations.model_validate(data)
     except ValidationError as exc:

@@ -285,6 +285,27 @@ class AutomationDecl(BaseModel):
     _crons = field_validator("main_cron", "landing_cron")(_cron)
 
 
+class ErasureDecl(BaseModel):
+    """Erasure requests (GDPR art. 17, CCPA): a warehouse table, view or query with a row per request. Each
+    provider account gets an erasure asset that deletes the addresses from all its books (and blacklists them
+    where the provider has an account blacklist); an erased address is never synced again."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: SourceDecl
+    email_column: str = Field(default="email", description="The column of the address to erase.")
+    request_id_column: str = Field(default="request_id", description="The column of the request's id.")
+    requested_at_column: str = Field(default="requested_at", description="The column of when it was requested.")
+    max_age_days: float = Field(
+        default=30,
+        gt=0,
+        description="The erasure_complete check fails when a request older than this is not done on an account "
+        "(GDPR: one month).",
+    )
+    accounts: list[str] | None = Field(
+        default=None, description="The accounts to erase from (default: every account the declarations use)."
+    )
+
+
 class Declarations(BaseModel):
     model_config = ConfigDict(extra="forbid")
     accounts: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")], AccountDecl] = Field(
@@ -295,6 +316,7 @@ class Declarations(BaseModel):
     syncs: list[SyncDecl] = Field(default_factory=list)
     campaigns: list[CampaignDecl] = Field(default_factory=list)
     automation: AutomationDecl = Field(default_factory=AutomationDecl)
+    erasure: ErasureDecl | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> "Declarations":
@@ -335,7 +357,18 @@ class Declarations(BaseModel):
                 raise ValueError(
                     f"{where} field provider: {c.provider} but sync {c.sync!r} feeds a {sync.provider} book"
                 )
+        if self.erasure is not None and self.erasure.accounts is not None:
+            for name in self.erasure.accounts:
+                if name not in PROVIDERS and name not in self.accounts:
+                    choices = ", ".join([*PROVIDERS, *self.accounts])
+                    raise ValueError(f"erasure field accounts: no provider or account {name!r} (known: {choices})")
         return self
+
+    def erasure_accounts(self) -> list[str]:
+        """The accounts the erasure asset runs on: those declared, else every account in use."""
+        if self.erasure is None:
+            return []
+        return list(self.erasure.accounts) if self.erasure.accounts is not None else list(providers_in_use(self))
 
     def sync(self, name: str) -> SyncDecl:
         return next(s for s in self.syncs if s.name == name)
@@ -362,6 +395,9 @@ def providers_in_use(decls: Declarations) -> dict[str, list[str]]:
         used.setdefault(s.provider, []).append(f"sync {s.name}")
     for c in decls.campaigns:
         used.setdefault(c.provider, []).append(f"campaign {c.name}")
+    if decls.erasure is not None and decls.erasure.accounts is not None:
+        for name in decls.erasure.accounts:
+            used.setdefault(name, []).append("erasure")
     return dict(sorted(used.items()))
 
 

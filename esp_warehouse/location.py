@@ -14,6 +14,7 @@ import dagster as dg
 
 from esp_warehouse.assets.campaigns import build_campaign_defs
 from esp_warehouse.assets.checks import build_checks
+from esp_warehouse.assets.erasure import build_erasure_asset, erasure_key
 from esp_warehouse.assets.landing import (
     build_balance_check,
     build_landing_assets,
@@ -29,16 +30,21 @@ from esp_warehouse.automation import (
     build_main_schedule,
     build_segment_change_sensor,
 )
-from esp_warehouse.config import ConfigError, Declarations, SyncDecl
+from esp_warehouse.config import ConfigError, Declarations, SourceDecl, SyncDecl
 from esp_warehouse.resources.warehouse import WarehouseResource
 
 
 def segment_key(decl: SyncDecl) -> dg.AssetKey:
     """``warehouse/<relation>`` for a table or view (a schema-qualified name keeps its schema as a prefix),
     ``warehouse/<sync>_segment`` for SQL."""
-    relation = decl.source.relation
+    return source_key(decl.source, f"{decl.name}_segment")
+
+
+def source_key(source: SourceDecl, query_name: str) -> dg.AssetKey:
+    """``warehouse/<relation>`` for a table or view, ``warehouse/<query_name>`` for SQL."""
+    relation = source.relation
     if not relation:
-        return dg.AssetKey(["warehouse", f"{decl.name}_segment"])
+        return dg.AssetKey(["warehouse", query_name])
     parts = [re.sub(r"[^A-Za-z0-9_]+", "_", p.strip('"')).strip("_") or "_" for p in _split_name(relation)]
     return dg.AssetKey(["warehouse", "__".join(parts)])
 
@@ -93,19 +99,28 @@ def build_location(
     when = decls.automation
     built = {k for a in segment_assets for k in a.keys}
     segment_keys = {d.name: segment_key(d) for d in decls.syncs}
+    erasure_source = source_key(decls.erasure.source, "erasure_requests") if decls.erasure else None
     external_segments = [
         dg.AssetSpec(key, group_name="warehouse", description="A warehouse table, view or query (read only).")
-        for key in dict.fromkeys(segment_keys.values())
+        for key in dict.fromkeys([*segment_keys.values(), *filter(None, [erasure_source])])
         if key not in built
     ]
     warehouse = resources.get("warehouse")
     kind = warehouse.engine_kind() if isinstance(warehouse, WarehouseResource) else "duckdb"
     translator = translator or SyncTranslator()
     specs = {d.name: translator.get_asset_spec(d, segment_keys[d.name], kind) for d in decls.syncs}
+    # an account's erasure runs before its syncs in any run that holds both (its suppression wins either way)
+    erasures = {a: erasure_key(a) for a in decls.erasure_accounts()}
+    specs = {
+        name: spec.merge_attributes(deps=[erasures[decls.sync(name).provider]])
+        if decls.sync(name).provider in erasures
+        else spec
+        for name, spec in specs.items()
+    }
     sync_keys = {name: spec.key for name, spec in specs.items()}
     _refuse_clashing_keys(sync_keys, set(segment_keys.values()))
     sync_assets = [build_sync_asset(d, segment_keys[d.name], spec=specs[d.name]) for d in decls.syncs]
-    providers = sorted({d.provider for d in decls.syncs} | {c.provider for c in decls.campaigns})
+    providers = sorted({d.provider for d in decls.syncs} | {c.provider for c in decls.campaigns} | set(erasures))
     # the main job lands each provider's snapshots after that provider's syncs and launches
     writes = {
         p: [sync_keys[d.name] for d in decls.syncs if d.provider == p]
@@ -122,6 +137,11 @@ def build_location(
         for p in providers
     }
     daily_keys = [k for p in providers for k in daily_landing_keys(p, kinds[p])]
+    erasure_assets = [
+        build_erasure_asset(decls.erasure, a, kind=decls.kind(a), source_key=erasure_source)
+        for a in erasures
+        if decls.erasure is not None and erasure_source is not None
+    ]
     views = build_views_asset([k for a in landing_assets for k in a.keys])
     checks = build_checks(decls.syncs, segment_keys, sync_keys)
 
@@ -143,8 +163,8 @@ def build_location(
             selection=dg.AssetSelection.groups("warehouse")
             | dg.AssetSelection.assets(*(sync_keys[d.name] for d in decls.syncs if d.provider == p))
             | dg.AssetSelection.checks_for_assets(*(segment_keys[d.name] for d in decls.syncs if d.provider == p))
-            | dg.AssetSelection.assets(*snapshot_keys[p]),
-            description=f"{p}: its syncs, then its landed snapshots (no campaign launch).",
+            | dg.AssetSelection.assets(*snapshot_keys[p], *([erasures[p]] if p in erasures else [])),
+            description=f"{p}: its erasure requests and syncs, then its landed snapshots (no campaign launch).",
         )
         for p in providers
     ]
@@ -166,7 +186,7 @@ def build_location(
     defs = dg.Definitions.merge(
         build_campaign_defs(decls, sync_keys),  # guard + launch assets, a job per campaign, schedules
         dg.Definitions(
-            assets=[*segment_assets, *external_segments, *sync_assets, *landing_assets, views],
+            assets=[*segment_assets, *external_segments, *erasure_assets, *sync_assets, *landing_assets, views],
             asset_checks=[*checks, *(build_balance_check(p) for p in providers)],
             jobs=[main_job, land_daily_job, *provider_jobs],
             schedules=schedules,

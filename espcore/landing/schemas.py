@@ -164,8 +164,25 @@ DELIVERY_EVENTS = DatasetSchema(
     "Per-message delivery records where the provider logs them (Pakat delivery logs, LiteStartup emails).",
 )
 
+ERASURES = DatasetSchema(
+    "erasures",
+    1,
+    _landing(
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("email_hash", pa.string(), nullable=False),  # SHA-256 of the trimmed, lower-cased address
+        # suppressed | deleted | removed | blacklisted | not_present | failed | completed
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("ok", pa.bool_(), nullable=False),
+        pa.field("book_id", pa.string()),
+        pa.field("detail", pa.string()),  # the provider's answer, the address replaced by its hash
+        pa.field("acted_at", TS, nullable=False),
+    ),
+    "What each erasure request did on each provider account, for the audit trail; the address only as its hash.",
+)
+
 DATASETS: dict[str, DatasetSchema] = {
-    d.name: d for d in (BALANCES, SYNC_REJECTS, CAMPAIGNS, CAMPAIGN_STATS, BLACKLIST, BOOK_MEMBERS, DELIVERY_EVENTS)
+    d.name: d
+    for d in (BALANCES, SYNC_REJECTS, CAMPAIGNS, CAMPAIGN_STATS, BLACKLIST, BOOK_MEMBERS, DELIVERY_EVENTS, ERASURES)
 }
 #: datasets landed as one dated snapshot per run day (their ``lake_<d>_latest`` view keeps the newest date)
 SNAPSHOT_DATASETS: tuple[str, ...] = ("campaigns", "blacklist", "balances", "book_members")

@@ -5,7 +5,8 @@ schema (``esp`` unless configured otherwise).
 dataset says now (:data:`LATEST`): for a snapshot dataset (``campaigns``, ``blacklist``, ``balances``,
 ``book_members``) the newest ``date`` per provider; for ``campaign_stats`` each campaign's newest counters; for
 ``delivery_events`` each message's newest record (a message delivered one day and bounced the next is landed on
-both days, with the same ``event_id``). ``sync_rejects`` has none: a sync run that rejects nothing lands no file,
+both days, with the same ``event_id``); for ``erasures`` each request's last action per account (``completed``
+once it is done). ``sync_rejects`` has none: a sync run that rejects nothing lands no file,
 so its newest file can describe an older run. A dataset with no file yet gets an empty view with the same
 columns (DuckDB refuses a glob that matches nothing), so queries never break on a fresh lake; running this again
 after landing switches it to the real files.
@@ -53,6 +54,8 @@ LATEST: dict[str, str] = {
     "ORDER BY date DESC, snapshot_at DESC) = 1",
     "delivery_events": "QUALIFY row_number() OVER (PARTITION BY provider, event_id "
     "ORDER BY occurred_at DESC NULLS LAST, date DESC, landed_at DESC) = 1",
+    "erasures": "QUALIFY row_number() OVER (PARTITION BY provider, request_id, email_hash "
+    "ORDER BY acted_at DESC, (action = 'completed') DESC, landed_at DESC) = 1",
 }
 
 

@@ -5,12 +5,14 @@ Every provider client exposes its full API in its own terms (``SendPulseClient``
 layers treat all providers alike. How each concept maps onto each provider is tabled in ``docs/providers.md``.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
+
+from espcore.errors import AuthError, ConfigurationError, EspError, NotFoundError, PermissionDeniedError
 
 
 class MemberState(StrEnum):
@@ -202,6 +204,47 @@ class DeliveryEventSource(Protocol):
     def delivery_events(self, since: datetime, until: datetime) -> Iterator[DeliveryEvent]:
         """Events that happened in ``[since, until)`` (aware datetimes)."""
         ...
+
+
+@dataclass(frozen=True)
+class ErasureStep:
+    """What a provider did for one address of an erasure request."""
+
+    email: str
+    #: ``deleted`` (from every book), ``removed`` (from ``book_id``), ``blacklisted``, ``not_present``, ``failed``
+    action: str
+    ok: bool
+    book_id: str | None = None
+    detail: str | None = None  # the provider's answer, for the audit trail
+
+
+@runtime_checkable
+class Eraser(Protocol):
+    """Optional capability: delete addresses from every book of the account, the provider's own way (one call
+    where it has one), and put them on the account's blacklist where it has one. Idempotent: an address already
+    gone is ``not_present``. A provider without it is erased book by book with ``remove_members``."""
+
+    def erase(self, emails: Sequence[str]) -> list[ErasureStep]:
+        """Steps per address; a failure for one address is a ``failed`` step (retried by the next run), while an
+        error of the account itself (credentials, permissions) raises."""
+        ...
+
+
+def erase_each(emails: Sequence[str], erase_one: Callable[[str], list[ErasureStep]]) -> list[ErasureStep]:
+    """:meth:`Eraser.erase` address by address: a provider's not-found is ``not_present``; any other error about
+    the address is a ``failed`` step with the provider's message; an error of the account (authentication,
+    permission, configuration) propagates and fails the run."""
+    steps: list[ErasureStep] = []
+    for email in emails:
+        try:
+            steps.extend(erase_one(email))
+        except NotFoundError:
+            steps.append(ErasureStep(email, "not_present", True))
+        except (AuthError, PermissionDeniedError, ConfigurationError):
+            raise
+        except EspError as exc:
+            steps.append(ErasureStep(email, "failed", False, detail=str(exc)))
+    return steps
 
 
 @runtime_checkable

@@ -63,6 +63,11 @@ EXPECTED_SCHEMAS = {
         "occurred_at:timestamp[us, tz=UTC], detail:string, extra:string, landed_at:timestamp[us, tz=UTC]!, "
         "run_id:string!",
     ),
+    "erasures": (
+        1,
+        "request_id:string!, email_hash:string!, action:string!, ok:bool!, book_id:string, detail:string, "
+        "acted_at:timestamp[us, tz=UTC]!, landed_at:timestamp[us, tz=UTC]!, run_id:string!",
+    ),
 }
 
 

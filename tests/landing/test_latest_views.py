@@ -24,7 +24,7 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
 
 
 def test_every_provider_dataset_has_a_latest_view_and_sync_rejects_none(tmp_path: Path) -> None:
-    landed = {*SNAPSHOT_LANDERS, *DAILY_LANDERS}
+    landed = {*SNAPSHOT_LANDERS, *DAILY_LANDERS, "erasures"}
     assert set(LATEST) == landed
     assert set(DATASETS) - landed == {"sync_rejects"}
     with duckdb.connect() as con:
@@ -122,3 +122,20 @@ def test_latest_views_are_recreated_idempotently(tmp_path: Path, dataset: str) -
         == first
         == [f"esp.lake_{dataset}", f"esp.lake_{dataset}_latest"]
     )
+
+
+def test_erasures_latest_is_each_requests_last_action_per_account(tmp_path: Path) -> None:
+    def row(request: str, action: str, at: datetime, ok: bool = True) -> dict[str, Any]:
+        return {"request_id": request, "email_hash": "h" + request, "action": action, "ok": ok, "acted_at": at}
+
+    later = T1 + timedelta(minutes=1)
+    land(tmp_path, "erasures", "pakat", DAY1, [row("r1", "suppressed", T1), row("r1", "failed", later, ok=False)],
+         run_id="a", file_stem="run-a")  # fmt: skip
+    land(tmp_path, "erasures", "pakat", DAY2, [row("r1", "removed", T2), row("r1", "completed", T2)],
+         run_id="b", file_stem="run-b")  # fmt: skip
+    land(tmp_path, "erasures", "sendpulse", DAY1, [row("r1", "deleted", T1), row("r1", "completed", T1)],
+         run_id="c", file_stem="run-c")  # fmt: skip
+    with duckdb.connect() as con:
+        create_lake_views(con, tmp_path, ["erasures"])
+        got = rows(con, "SELECT provider, request_id, action FROM esp.lake_erasures_latest ORDER BY provider")
+    assert got == [("pakat", "r1", "completed"), ("sendpulse", "r1", "completed")]

@@ -24,12 +24,14 @@ from espcore.providers.base import (
     CampaignState,
     CampaignStats,
     DeliveryEvent,
+    ErasureStep,
     Member,
     MemberInput,
     MemberState,
     RowResult,
     Suppression,
     TestMessage,
+    erase_each,
 )
 from espcore.providers.litestartup.client import LiteStartupClient
 from espcore.providers.litestartup.common import PROVIDER
@@ -415,3 +417,16 @@ class LiteStartupProvider:
         """:class:`DraftLauncher`: ``/send`` a draft left by an interrupted launch (a scheduled one sends itself)."""
         if campaign.send_at is None:
             self.client.send_campaign(campaign.id)
+
+    def erase(self, emails: Sequence[str]) -> list[ErasureStep]:
+        """:class:`Eraser`: the contact is deleted (its tags, the books, go with it). LiteStartup has no account
+        blacklist to add it to: the product's own suppression keeps it out."""
+
+        def one(email: str) -> list[ErasureStep]:
+            contact = self.client.find_contact_by_email(email)
+            if contact is None:
+                return [ErasureStep(email, "not_present", True)]
+            self.client.delete_contact(contact.id)
+            return [ErasureStep(email, "deleted", True)]
+
+        return erase_each(emails, one)

@@ -1,5 +1,6 @@
 """:class:`~espcore.providers.base.EspProvider` on Pakat, with its optional capabilities."""
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -20,12 +21,14 @@ from espcore.providers.base import (
     CampaignState,
     CampaignStats,
     DeliveryEvent,
+    ErasureStep,
     Member,
     MemberInput,
     MemberState,
     RowResult,
     Suppression,
     TestMessage,
+    erase_each,
 )
 from espcore.providers.pakat.client import PakatClient
 from espcore.providers.pakat.constants import BULK_MAX, PAKAT_BASE_URL, PER_PAGE_MAX
@@ -467,3 +470,18 @@ class PakatProvider:
                 html=message.html if not message.template_id else None,
                 template_uid=message.template_id,
             )
+
+    def erase(self, emails: Sequence[str]) -> list[ErasureStep]:
+        """:class:`Eraser`: every list the address is in (``search-by-email-in-all-lists``), then a delete in each.
+        MailWizz's API has no account blacklist to add it to: the product's own suppression keeps it out."""
+
+        def one(email: str) -> list[ErasureStep]:
+            found = self.client.search_subscriber_in_all_lists(email)
+            for m in found:
+                with contextlib.suppress(NotFoundError):  # already gone
+                    self.client.delete_subscriber(m.list_uid, m.subscriber_uid)
+            if not found:
+                return [ErasureStep(email, "not_present", True)]
+            return [ErasureStep(email, "removed", True, book_id=m.list_uid) for m in found]
+
+        return erase_each(emails, one)

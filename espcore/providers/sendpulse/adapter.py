@@ -21,12 +21,14 @@ from espcore.providers.base import (
     CampaignState,
     CampaignStats,
     CostInfo,
+    ErasureStep,
     Member,
     MemberInput,
     MemberState,
     RowResult,
     Suppression,
     TestMessage,
+    erase_each,
 )
 from espcore.providers.sendpulse.client import SendPulseClient
 from espcore.providers.sendpulse.constants import CAMPAIGN_RATE_CAP, EMAILS_PER_CALL
@@ -293,6 +295,24 @@ class SendPulseProvider:
             + ("covered" if c.enough else "NOT covered by the balance")
         )
         return CostInfo(self.name, c.enough, note, price, c.addresses_delta_from_tariff)
+
+    def erase(self, emails: Sequence[str]) -> list[ErasureStep]:
+        """:class:`Eraser`: ``DELETE /emails/{email}`` takes an address out of every book in one call; then one
+        ``POST /blacklist`` for the erased addresses, so no other path adds them back."""
+
+        def one(email: str) -> list[ErasureStep]:
+            self.client.delete_email_everywhere(email)
+            return [ErasureStep(email, "deleted", True)]
+
+        steps = erase_each(emails, one)
+        erased = [s.email for s in steps if s.ok]
+        if erased:
+            try:
+                self.client.add_to_blacklist(erased, comment="erasure request")
+            except EspError as exc:
+                return [*steps, *(ErasureStep(e, "failed", False, detail=f"blacklist: {exc}") for e in erased)]
+            steps += [ErasureStep(e, "blacklisted", True) for e in erased]
+        return steps
 
 
 def _aware(value: datetime) -> datetime:
