@@ -20,3 +20,18 @@ def test_plan_bench_runs_and_both_plans_agree() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "(both agree)" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_apply_bench_runs_and_every_row_reaches_the_book_on_both_sides() -> None:
+    proc = subprocess.run(
+        [sys.executable, "bench/apply_bench.py", "--rows", "1500"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "every row in the book on both sides (1,500; 15 add calls each)" in proc.stdout
+    assert "CPU per row, engine/baseline" in proc.stdout
