@@ -90,6 +90,18 @@ class SyncTranslator:
         )
 
 
+def land_rejects(lake_root: Any, decl: SyncDecl, result: SyncResult, *, run_id: str) -> str | None:
+    """The run's rejected rows in the ``sync_rejects`` dataset (one file per sync and day, kept so nothing is
+    silently lost); their location, or None when nothing was rejected."""
+    if not result.rejects:
+        return None
+    landed = land(
+        lake_root, "sync_rejects", decl.provider, datetime.now(UTC).date(), result.rejects, run_id=run_id,
+        file_stem=decl.name,
+    )  # fmt: skip
+    return landed.location
+
+
 def rejects_markdown(result: SyncResult, limit: int = 20) -> str:
     lines = ["| email | reason | stage |", "|---|---|---|"]
     for r in result.rejects[:limit]:
@@ -168,17 +180,9 @@ def build_sync_asset(
         metadata["rejects_sample"] = dg.MetadataValue.md(rejects_markdown(result))
         for action, sample in result.samples.items():
             metadata[f"sample_{action}"] = ", ".join(sample)
-        if result.rejects:
-            landed = land(
-                lake.root,
-                "sync_rejects",
-                decl.provider,
-                datetime.now(UTC).date(),
-                result.rejects,
-                run_id=run_id,
-                file_stem=decl.name,
-            )
-            metadata["rejects_path"] = dg.MetadataValue.path(landed.location)
+        landed = land_rejects(lake.root, decl, result, run_id=run_id)
+        if landed is not None:
+            metadata["rejects_path"] = dg.MetadataValue.path(landed)
         context.log.info(
             f"{decl.name}: planned +{result.counts['planned_add']} ~{result.counts['planned_change']} "
             f"-{result.counts['planned_remove']}, rejected {len(result.rejects)}, "

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from esp_warehouse.assets.landing import views_database
-from esp_warehouse.assets.subscribers import to_spec
+from esp_warehouse.assets.subscribers import land_rejects, to_spec
 from esp_warehouse.cli.common import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -29,7 +29,6 @@ from esp_warehouse.cli.common import (
 from esp_warehouse.environment import lake_resource, warehouse_resource
 from espcore.landing.collect import DAILY_LANDERS, SNAPSHOT_LANDERS, provider_datasets
 from espcore.landing.views import ViewsUnavailable, create_lake_views
-from espcore.landing.writer import land
 from espcore.sync.engine import run_sync
 from espcore.sync.spec import SyncOptions
 from espcore.sync.validate import mask_email
@@ -206,17 +205,9 @@ def sync_one(
             payload.update(book_id=result.book_id, outcome=result.outcome, counts=result.metadata())
             payload["synced_rows"] = result.synced_rows
             payload["samples"] = result.samples
-            if result.rejects:
-                landed = land(
-                    lake.root,
-                    "sync_rejects",
-                    decl.provider,
-                    datetime.now(UTC).date(),
-                    result.rejects,
-                    run_id=run_id,
-                    file_stem=decl.name,
-                )
-                payload["rejects_path"] = landed.location
+            landed = land_rejects(lake.root, decl, result, run_id=run_id)
+            if landed is not None:
+                payload["rejects_path"] = landed
             payload["rejected"] = len(result.rejects)
     except Exception as exc:
         return _stopped(payload, exc)
