@@ -152,7 +152,10 @@ class LiteStartupProvider:
     # -- members -----------------------------------------------------------------------------------------
 
     def upsert_members(self, book_id: str, rows: Sequence[MemberInput]) -> list[RowResult]:
-        """Search by email, then PUT (keeping tags, adding the book; never touching ``subscribed``) or POST."""
+        """Search by email, then PUT (keeping tags, adding the book; never touching ``subscribed``) or POST. A row
+        the sync never wrote (``exists=False``) is created first: one call per new contact at the plan's rate
+        limit; the provider's conflict answer (the address exists, e.g. in another book or unsubscribed) falls
+        back to the search, so a suppressed contact is still never reactivated."""
         return [self._upsert_one(book_id, row) for row in rows]
 
     def _native(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +169,8 @@ class LiteStartupProvider:
         name, attrs = contact_payload(row.fields)
         native = self._native(attrs)
         try:
-            existing = self.client.find_contact_by_email(email)
+            # a contact the sync never wrote is most likely new: one create, and a conflict sends it the long way
+            existing = None if row.exists is False else self.client.find_contact_by_email(email)
             if existing is None:
                 try:
                     created = self.client.create_contact(
