@@ -16,11 +16,14 @@ book lock in :mod:`espcore.sync.locks`, the run's counts in :mod:`espcore.sync.r
   duplicated with conflicting values are *invalid*: rejected with a reason, never blocking the valid rows.
 * **Suppression wins**: provider blacklists/unsubscribes (and the local ``suppression`` table) are merged in
   before planning; such rows are never sent, only counted.
-* **Apply** goes removes → changes → adds in provider-sized batches. A page of planned rows (at least one
-  batch) is written ahead (``pending``) in one transaction; each batch is then sent once (the HTTP layer
-  retries transient faults only) and acknowledged per row in one transaction. A row leaves the plan only once
-  acknowledged, so a crash or kill at any point is resumed by the next run with nothing lost, and acknowledged
-  rows are never resent (only the batch in flight at the kill is sent again: an upsert or remove).
+* **Apply** goes removes → changes → adds in provider-sized batches. A page of planned rows (whole batches) is
+  written ahead (``pending``) in one transaction; each batch is then sent once (the HTTP layer retries
+  transient faults only); the answers are appended to the journal (``sync_changelog``) a group of calls per
+  statement, and each page is folded into ``sync_state`` once its answers are journaled. The warehouse work
+  runs on a thread of its own (:class:`espcore.sync.pipeline.Bookkeeper`) while the calls go out. A row
+  leaves the plan only once acknowledged (journaled), so a crash or kill at any point is resumed by the next
+  run with nothing lost, and acknowledged rows are never resent (only the calls not yet journaled at the kill,
+  and rows written ahead but not sent, are sent again: upserts or removes).
 * **Rejects and pending rows.** A row the provider rejects for good keeps the fingerprint it was rejected with
   and is not sent again until its mapped values change (or a ``full_resync``); it is counted as
   ``rejected_unchanged``. A row left undecided (a transient per-row result, a failed batch) stays ``pending``
@@ -32,10 +35,12 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
 
 import pyarrow as pa
 
@@ -43,18 +48,27 @@ from espcore.errors import EspError
 from espcore.providers.base import EspProvider, MemberInput, RowResult
 from espcore.sync.errors import MassRemoveError, SyncError
 from espcore.sync.locks import LOCK_GRACE_S, LOCK_HEARTBEAT_S, LOCK_STALE_S, BookLock, LockRequest, book_lock
+from espcore.sync.pipeline import Bookkeeper, Call, ack_tables, outcome, parse_payloads, pc, quick_checks, row_problems
 from espcore.sync.result import SyncResult
 from espcore.sync.source import check_segment_sql
 from espcore.sync.spec import SyncOptions, SyncSpec
 from espcore.sync.tables import ensure_tables, now_utc
-from espcore.sync.validate import address_rules, email_problem, mask_email, value_problem
+from espcore.sync.validate import address_rules, mask_email
 from espcore.warehouse import BaseWarehouse, WarehouseConnection, quote_ident
 
 __all__ = ["BatchHook", "ProgressFn", "SyncEngine", "run_sync"]
 
 log = logging.getLogger("espcore.sync")
 
-READ_PAGE = 5_000
+#: rows of the plan read, checked and written ahead at a time (rounded up to whole provider batches) ...
+READ_PAGE = 20_000
+#: ... but fewer for an operation's first page, so that its first call goes out sooner
+FIRST_PAGE = 2_000
+#: answers journaled in one statement: the calls of this many rows, or of this many seconds, whichever is first
+ACK_GROUP_ROWS = 10_000
+ACK_GROUP_S = 0.5
+#: pieces of warehouse work (pages, journal groups, folds) that may wait for the bookkeeper before a call waits
+BOOKKEEPER_BACKLOG = 4
 ABORT_AFTER_ATTEMPTS = 200
 APPLY_ORDER = ("remove", "unsubscribe", "change", "add")
 #: ``rejected_fp`` of a row whose removal the provider rejected (never an md5 fingerprint)
@@ -70,7 +84,10 @@ BatchHook = Callable[[str, int], None]
 class SyncEngine:
     """Runs one :class:`SyncSpec` against one provider and one warehouse.
 
-    ``lock_heartbeat_s``/``lock_stale_s``: how often a run refreshes its book lock, and after how long without a
+    ``after_batch(op, rows)``: called in the run's thread after each provider call, once its answers are
+    journaled and before the next call; with it the run goes call by call (no call is sent before the previous
+    one is acknowledged, and the lock is checked before each), which tests use to stop or hold a run at a known
+    point. ``lock_heartbeat_s``/``lock_stale_s``: how often a run refreshes its book lock, and after how long without a
     refresh a holder that cannot be checked directly (on another host) is presumed dead. ``lock_grace_s``: how
     long a run retries a PostgreSQL book lock before it refuses (covers a killed holder's session teardown)."""
 
@@ -472,66 +489,107 @@ class SyncEngine:
                      pending_op = NULL, pending_fp = NULL, rejected_fp = NULL""",
                 [spec.provider, result.book_id, self.run_id, self.run_id, spec.name],
             )
-        for op in APPLY_ORDER:
-            for page in self._plan_pages(op):
-                self._apply_page(result, op, page)
+        batch = max(1, int(self.provider.batch_size))
+        with Bookkeeper(self.wh, name=f"sync-bookkeeper-{spec.name}", backlog=BOOKKEEPER_BACKLOG) as bk:
+            for op in APPLY_ORDER:
+                self._apply_op(result, bk, op, batch)
 
-    def _plan_pages(self, op: str) -> Iterator[list[tuple[str, str | None, str | None]]]:
-        """The planned rows of ``op`` in key order, a page at a time: at least one provider batch per page, so
-        a bulk call is never split by the read."""
-        size = max(READ_PAGE, int(self.provider.batch_size))
-        last = ""
-        while True:
-            with self.wh.connect() as con:
-                rows = con.fetchall(
-                    f"""SELECT pk, fp, payload FROM {con.own("sync_plan")}
-                       WHERE run_id = ? AND sync_name = ? AND op = ? AND pk > ? ORDER BY pk LIMIT ?""",
-                    [self.run_id, self.spec.name, op, last, size],
-                )
-            if not rows:
-                return
-            yield [(str(r[0]), r[1], r[2]) for r in rows]
-            last = str(rows[-1][0])
-            if len(rows) < size:
-                return
-
-    def _apply_page(self, result: SyncResult, op: str, page: list[tuple[str, str | None, str | None]]) -> None:
-        spec = self.spec
+    def _apply_op(self, result: SyncResult, bk: Bookkeeper, op: str, batch: int) -> None:
+        """Send one operation's planned rows, a page at a time. The bookkeeper reads and writes ahead the next
+        page while this one is sent, journals the answers a group of calls at a time, and folds each page into
+        ``sync_state`` once its answers are journaled; this thread only makes the calls and counts."""
         kind = "remove" if op in ("remove", "unsubscribe") else op
-        sendable: list[tuple[str, str | None, dict[str, Any]]] = []
-        rules = address_rules(self.provider)  # the provider's own address rules, beyond the RFC's
-        for pk, fp, payload in page:
-            values: dict[str, Any] = json.loads(payload) if payload else {}
-            if kind != "remove":
-                problem = email_problem(pk, rules) or value_problem(
-                    values, required=spec.required_fields, max_length=spec.max_value_length
+        first, rest = (batch * -(-rows // batch) for rows in (FIRST_PAGE, READ_PAGE))  # whole batches, >= 1
+        book_id = result.book_id
+        upcoming: Future[_Page | None] | None = bk.submit(partial(self._prepare, book_id, op, kind, "", first))
+        group = _AckGroup()
+        try:
+            while upcoming is not None:
+                page = upcoming.result()
+                upcoming = None
+                if page is None:
+                    break
+                self._count_invalid(result, page)
+                if page.more:  # written ahead while this page is sent
+                    upcoming = bk.submit(partial(self._prepare, book_id, op, kind, page.last, rest))
+                for start in range(0, len(page.pks), batch):
+                    results, transient = self._send(result, op, kind, page, start, start + batch)
+                    all_ok = self._count_answers(result, kind, results)
+                    group.add((op, page.pks[start : start + batch], results, all_ok))
+                    if self._after_batch is not None:
+                        self._journal(bk, book_id, group).result()  # durable before the hook runs
+                        self._after_batch(op, len(results))
+                    elif group.rows >= ACK_GROUP_ROWS or group.age() >= ACK_GROUP_S:
+                        self._journal(bk, book_id, group)
+                    if transient is not None:
+                        left = len(page.pks) - start + _written_ahead(upcoming)
+                        upcoming = None
+                        stop = SyncError(
+                            f"transient failure, {left} rows left pending for the next run: {transient}",
+                            provider=self.spec.provider,
+                        )
+                        stop.retryable = True  # the step may be retried: pending rows are planned again as retries
+                        raise stop
+                    self._maybe_abort(result)
+                    self._maybe_progress(result)
+                self._journal(bk, book_id, group, fold=True)
+        except BaseException as exc:
+            # The answers received are journaled, so they are not sent again; on an error (not a kill or an
+            # interrupt, where the next run's recovery folds them) the state is brought up to date too. A page
+            # not yet being written ahead is not.
+            if upcoming is not None:
+                upcoming.cancel()
+            if bk.error is None:
+                try:
+                    self._journal(bk, book_id, group, fold=isinstance(exc, Exception), check_lock=False)
+                except BaseException as wind_down:
+                    log.warning("journaling the answers of a stopped run: %s", wind_down)
+            raise
+
+    def _prepare(self, book_id: str, op: str, kind: str, after: str, size: int) -> "_Page | None":
+        """(Bookkeeper.) Read the next page of ``op``'s planned rows in key order (after key ``after``), check
+        them for sending, and write the sendable ones ahead in one transaction; None when nothing is left."""
+        spec = self.spec
+        with self.wh.connect() as con:
+            table = con.arrow(
+                f"""SELECT pk, fp, payload FROM {con.own("sync_plan")}
+                   WHERE run_id = ? AND sync_name = ? AND op = ? AND pk > ? ORDER BY pk LIMIT ?""",
+                [self.run_id, spec.name, op, after, size],
+            )
+        if table.num_rows == 0:
+            return None
+        pks: list[str] = table.column("pk").to_pylist()
+        page = _Page(pks, [], [], pks[-1], table.num_rows >= size)
+        keys = table.select(["pk", "fp"])
+        if kind != "remove":
+            rules = address_rules(self.provider)  # the provider's own address rules, beyond the RFC's
+            texts: list[str | None] = table.column("payload").to_pylist()
+            quick = quick_checks(table.column("pk"), table.column("payload"), rules, max_length=spec.max_value_length)
+            values = parse_payloads(texts)
+            unsure = range(len(pks)) if spec.required_fields else pc.indices_nonzero(pc.invert(quick)).to_pylist()
+            refused: set[int] = set()
+            for i in unsure:
+                problem = row_problems(
+                    pks[i], values[i], rules, required=spec.required_fields, max_length=spec.max_value_length
                 )
                 if problem:
-                    result.counts["invalid"] += 1
-                    self._reject(result, pk, pk, problem, "validate", payload)
-                    continue
-            sendable.append((pk, fp, values))
-        if not sendable:
-            return
-        self._write_ahead(result, op, sendable)
-        size = max(1, int(self.provider.batch_size))
-        try:
-            for start in range(0, len(sendable), size):
-                batch = sendable[start : start + size]
-                self._send_batch(result, op, kind, batch, written_ahead=len(sendable) - start - len(batch))
-        except Exception:
-            self._fold(result)  # what was acknowledged is kept in the state before the run stops
-            raise
-        self._fold(result)
+                    refused.add(i)
+                    page.invalid.append((pks[i], problem, texts[i]))
+            if refused:
+                keep = [i for i in range(len(pks)) if i not in refused]
+                page.pks = [pks[i] for i in keep]
+                values = [values[i] for i in keep]
+                keys = keys.take(pa.array(keep, pa.int64()))
+            page.members = list(map(MemberInput, page.pks, values))
+        if page.pks:
+            self._write_ahead(book_id, op, keys)
+        return page
 
-    def _write_ahead(self, result: SyncResult, op: str, rows: list[tuple[str, str | None, dict[str, Any]]]) -> None:
-        """Mark a page of rows ``pending`` (with the operation and fingerprint about to be sent) in one
-        transaction, before any of them is sent: a run killed mid-page leaves them pending, and the next run
+    def _write_ahead(self, book_id: str, op: str, keys: pa.Table) -> None:
+        """(Bookkeeper.) Mark a page of rows ``pending`` (with the operation and fingerprint about to be sent) in
+        one transaction, before any of them is sent: a run killed mid-page leaves them pending, and the next run
         retries exactly those whose call was never acknowledged."""
         spec = self.spec
-        keys = pa.table(
-            {"pk": pa.array([r[0] for r in rows], pa.string()), "fp": pa.array([r[1] for r in rows], pa.string())}
-        )
         if self._lock is not None:
             self._lock.check()  # never touch the state of a book this run no longer holds
         with self.wh.connect() as con:
@@ -545,112 +603,110 @@ class SyncEngine:
                          status = 'pending', pending_op = excluded.pending_op, pending_fp = excluded.pending_fp,
                          attempts = sync_state.attempts + 1, last_attempt_at = excluded.last_attempt_at,
                          run_id = excluded.run_id""",
-                    [spec.provider, result.book_id, op, now_utc(), self.run_id],
+                    [spec.provider, book_id, op, now_utc(), self.run_id],
                 )
             con.drop_temp("wa_batch")
 
-    def _send_batch(
-        self,
-        result: SyncResult,
-        op: str,
-        kind: str,
-        batch: list[tuple[str, str | None, dict[str, Any]]],
-        *,
-        written_ahead: int = 0,
-    ) -> None:
-        """One provider call for rows written ahead, then its acknowledgement (one transaction);
-        ``written_ahead``: rows of the page after this batch, pending too if this call stops the run."""
-        spec = self.spec
+    def _count_invalid(self, result: SyncResult, page: "_Page") -> None:
+        for pk, problem, payload in page.invalid:
+            result.counts["invalid"] += 1
+            self._reject(result, pk, pk, problem, "validate", payload)
+
+    def _send(
+        self, result: SyncResult, op: str, kind: str, page: "_Page", start: int, end: int
+    ) -> tuple[Sequence[RowResult], EspError | None]:
+        """One provider call for rows written ahead, sent once; its per-row results (every row transient when
+        the call failed transiently, with that error)."""
+        if self._after_batch is not None and self._lock is not None:
+            self._lock.check()  # (step by step: before every call; else the bookkeeper checks per journal group)
         book_id = result.book_id
-        if self._lock is not None:
-            self._lock.check()  # never write to a book this run no longer holds
-        # send once
         split_before = int(getattr(self.provider, "split_calls", 0))
-        transient_error: EspError | None = None
+        transient: EspError | None = None
         try:
             if kind == "remove":
-                results = self.provider.remove_members(book_id, [b[0] for b in batch], unsubscribe=op == "unsubscribe")
+                results = self.provider.remove_members(book_id, page.pks[start:end], unsubscribe=op == "unsubscribe")
             else:
-                results = self.provider.upsert_members(book_id, [MemberInput(b[0], b[2]) for b in batch])
+                results = self.provider.upsert_members(book_id, page.members[start:end])
         except EspError as exc:
             if not exc.retryable:
                 raise  # auth, quota, permission...: a step-wide fault; rows stay pending for the next run
-            transient_error = exc
-            results = [RowResult(b[0], ok=False, error=str(exc), transient=True) for b in batch]
+            transient = exc
+            results = [RowResult(pk, ok=False, error=str(exc), transient=True) for pk in page.pks[start:end]]
         result.counts["batches"] += 1
         result.counts["write_calls"] += 1
         result.counts["split_calls"] += int(getattr(self.provider, "split_calls", 0)) - split_before
-        # acknowledge
-        self._acknowledge(result, op, kind, results)
-        if self._after_batch is not None:
-            self._after_batch(op, len(batch))
-        if transient_error is not None:
-            stop = SyncError(
-                f"transient failure, {len(batch) + written_ahead} rows left pending for the next run: "
-                f"{transient_error}",
-                provider=spec.provider,
-            )
-            stop.retryable = True  # the step may be retried: the pending rows are planned again as retries
-            raise stop
-        self._maybe_abort(result)
-        self._maybe_progress(result)
+        return results, transient
 
-    def _acknowledge(self, result: SyncResult, op: str, kind: str, results: Sequence[RowResult]) -> None:
-        """Journal one call's per-row results: appended to ``sync_changelog`` (one insert, no index to
-        maintain), the durable acknowledgement. ``sync_state`` is brought up to date from them once per page
-        (:meth:`_fold`), or by the next run's :meth:`_recover` when this one is killed first."""
-        spec = self.spec
-        now = now_utc()
-        outcome = []
-        for r in results:
-            if r.transient:
-                outcome.append("transient")
-            elif r.ok:
-                outcome.append("ok")
-            elif r.suppressed:
-                outcome.append("suppressed")
-            else:
-                outcome.append("rejected")
-        ack = pa.table(
-            {
-                "pk": pa.array([r.email.strip().lower() for r in results], pa.string()),
-                "op": pa.array([op] * len(results), pa.string()),
-                "result": pa.array(outcome, pa.string()),
-                "error": pa.array([r.error for r in results], pa.string()),
-                "provider_id": pa.array([r.provider_id for r in results], pa.string()),
-                "logged_at": pa.array([now] * len(results), pa.timestamp("us")),
-            }
-        )
-        with self.wh.connect() as con:
-            con.load_temp("ack_batch", ack)
-            con.execute(
-                f"""INSERT INTO {con.own("sync_changelog")}
-                     (run_id, sync_name, provider, book_id, pk, op, result, error, provider_id, logged_at)
-                   SELECT ?, ?, ?, ?, pk, op, result, error, provider_id, logged_at FROM ack_batch""",
-                [self.run_id, spec.name, spec.provider, result.book_id],
-            )
-            con.drop_temp("ack_batch")
-        self._unfolded.append(ack)
-        counts = Counter(outcome)
+    def _count_answers(self, result: SyncResult, kind: str, results: Sequence[RowResult]) -> bool:
+        """Count one call's answers (and note its rejects); True when every row is a plain success."""
+        if all(r.ok and not r.transient for r in results):  # the common case, without a look at each row
+            result.counts[f"successful_{kind}"] += len(results)
+            return True
+        counts = Counter(outcome(r) for r in results)
         result.counts[f"successful_{kind}"] += counts["ok"]
         result.counts[f"failed_{kind}"] += counts["rejected"]
         result.counts["suppressed"] += counts["suppressed"]
         result.counts["transient"] += counts["transient"]  # still pending: the next run retries them
-        for r, o in zip(results, outcome, strict=True):
+        for r in results:
+            o = outcome(r)
             if o in ("rejected", "suppressed"):
                 self._reject(result, r.email, r.email.strip().lower(), r.error or o, "provider", None)
+        return False
 
-    def _fold(self, result: SyncResult) -> None:
-        """Bring ``sync_state`` up to date with the calls journaled since the last fold, in one statement."""
-        if not self._unfolded:
+    def _journal(
+        self, bk: Bookkeeper, book_id: str, group: "_AckGroup", *, fold: bool = False, check_lock: bool = True
+    ) -> "Future[None]":
+        """Hand the calls answered since the last journal append to the bookkeeper (one statement for them all);
+        ``fold``: the page is done, so fold it into ``sync_state`` in the same transaction."""
+        calls = group.take()
+        if not calls and not fold:
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
+        return bk.submit(partial(self._append_journal, book_id, calls, fold=fold, check_lock=check_lock))
+
+    def _append_journal(self, book_id: str, calls: list[Call], *, fold: bool, check_lock: bool) -> None:
+        """(Bookkeeper.) Journal a group of calls' per-row results: one append to ``sync_changelog`` (no index to
+        maintain), the durable acknowledgement. ``sync_state`` is brought up to date from them once per page
+        (``fold``: the page's journaled results, in the same transaction), or by the next run's
+        :meth:`_recover` when this one is killed first.
+
+        Then, with ``check_lock``, it checks that the run still holds its book: what was answered is recorded in
+        any case, but a run that lost its lock fails here, and its thread stops before its next call."""
+        self._record_answers(book_id, calls, fold=fold)
+        if check_lock and self._lock is not None:
+            self._lock.check()
+
+    def _record_answers(self, book_id: str, calls: list[Call], *, fold: bool) -> None:
+        spec = self.spec
+        acks: pa.Table | None = None
+        if calls:
+            acks, folded = ack_tables(calls, now_utc())
+            self._unfolded.append(folded)
+        page = pa.concat_tables(self._unfolded) if fold and self._unfolded else None
+        if acks is None and page is None:
             return
-        acks = pa.concat_tables(self._unfolded)
         with self.wh.connect() as con:
-            con.load_temp("ack_page", acks)
+            if acks is not None:
+                con.load_temp("ack_group", acks)
+            if page is not None:
+                con.load_temp("ack_page", page)
             with con.transaction():
-                con.execute(_fold_sql(con.own("sync_state"), "ack_page"), [self.spec.provider, result.book_id])
-            con.drop_temp("ack_page")
-        self._unfolded = []
+                if acks is not None:
+                    con.execute(
+                        f"""INSERT INTO {con.own("sync_changelog")}
+                             (run_id, sync_name, provider, book_id, pk, op, result, error, provider_id, logged_at)
+                           SELECT ?, ?, ?, ?, pk, op, result, error, provider_id, logged_at FROM ack_group""",
+                        [self.run_id, spec.name, spec.provider, book_id],
+                    )
+                if page is not None:
+                    con.execute(_fold_sql(con.own("sync_state"), "ack_page"), [spec.provider, book_id])
+            if acks is not None:
+                con.drop_temp("ack_group")
+            if page is not None:
+                con.drop_temp("ack_page")
+        if fold:
+            self._unfolded = []
 
     def _recover(self, book_id: str) -> None:
         """Fold what an earlier run journaled but did not fold before it was killed: its rows are still
@@ -676,7 +732,7 @@ class SyncEngine:
                 WHERE rn = 1)"""
             with con.transaction():
                 con.execute(
-                    _fold_sql(state, journal, recovering=True),
+                    _recover_sql(state, journal),
                     [spec.provider, book_id, spec.provider, book_id, self.run_id, spec.provider, book_id],
                 )
 
@@ -749,37 +805,105 @@ class SyncEngine:
             )
 
 
-def _fold_sql(state: str, source: str, *, recovering: bool = False) -> str:
-    """The ``UPDATE`` that applies journaled per-row results (``source``: pk, op, result, error, provider_id,
-    logged_at) to ``sync_state``. Parameters: the source's own, then provider and book id. ``recovering``: the
-    source is an earlier run's journal, which decides only rows that run left pending for that operation."""
-    only_pending = (
-        " AND sync_state.status = 'pending' AND sync_state.run_id = a.run_id AND sync_state.pending_op = a.op"
-        if recovering
-        else ""
-    )
-    return f"""UPDATE {state} SET
-         status = CASE a.result
-                  WHEN 'ok' THEN CASE a.op WHEN 'unsubscribe' THEN 'suppressed' WHEN 'remove' THEN 'removed'
+@dataclass
+class _Page:
+    """A page of one operation's plan, written ahead: its sendable keys (and, but for removals, their members
+    in the same order), the rows the pre-send checks refused, the last key read, whether more may follow."""
+
+    pks: list[str]
+    members: list[MemberInput]
+    invalid: list[tuple[str, str, str | None]]
+    last: str
+    more: bool
+
+
+@dataclass
+class _AckGroup:
+    """Calls answered but not yet handed to the journal."""
+
+    calls: list[Call] = field(default_factory=list)
+    rows: int = 0
+    since: float = 0.0
+
+    def add(self, call: Call) -> None:
+        if not self.calls:
+            self.since = time.monotonic()
+        self.calls.append(call)
+        self.rows += len(call[2])
+
+    def age(self) -> float:
+        return time.monotonic() - self.since if self.calls else 0.0
+
+    def take(self) -> list[Call]:
+        calls, self.calls, self.rows = self.calls, [], 0
+        return calls
+
+
+def _written_ahead(upcoming: "Future[_Page | None] | None") -> int:
+    """Rows of the page the bookkeeper was asked to write ahead: none if it has not started (it is cancelled),
+    else those it wrote (waits for it); 0 when it failed."""
+    if upcoming is None or upcoming.cancel():
+        return 0
+    try:
+        page = upcoming.result()
+    except BaseException:
+        return 0
+    return len(page.pks) if page is not None else 0
+
+
+def _fold_assignments(result: str, op: str, error: str, provider_id: str, logged_at: str) -> str:
+    """The ``SET`` list that applies one journaled per-row result (given as SQL expressions) to its
+    ``sync_state`` row (``sync_state.<column>``: the row as it is)."""
+    return f"""status = CASE {result}
+                  WHEN 'ok' THEN CASE {op} WHEN 'unsubscribe' THEN 'suppressed' WHEN 'remove' THEN 'removed'
                                  ELSE 'synced' END
                   WHEN 'suppressed' THEN 'suppressed' WHEN 'rejected' THEN 'rejected' ELSE sync_state.status END,
-         synced_fp = CASE WHEN a.result = 'ok' AND a.op NOT IN ('remove', 'unsubscribe') THEN sync_state.pending_fp
-                          WHEN a.result = 'ok' THEN NULL ELSE sync_state.synced_fp END,
-         provider_status = CASE a.result
-                  WHEN 'ok' THEN CASE a.op WHEN 'unsubscribe' THEN 'unsubscribed' WHEN 'remove' THEN 'removed'
+         synced_fp = CASE WHEN {result} = 'ok' AND {op} NOT IN ('remove', 'unsubscribe') THEN sync_state.pending_fp
+                          WHEN {result} = 'ok' THEN NULL ELSE sync_state.synced_fp END,
+         provider_status = CASE {result}
+                  WHEN 'ok' THEN CASE {op} WHEN 'unsubscribe' THEN 'unsubscribed' WHEN 'remove' THEN 'removed'
                                  ELSE 'active' END
                   WHEN 'suppressed' THEN 'blacklisted' ELSE sync_state.provider_status END,
-         provider_id = coalesce(a.provider_id, sync_state.provider_id),
-         pending_op = CASE WHEN a.result = 'transient' THEN sync_state.pending_op ELSE NULL END,
-         pending_fp = CASE WHEN a.result = 'transient' THEN sync_state.pending_fp ELSE NULL END,
-         last_error = CASE WHEN a.result = 'ok' THEN NULL ELSE a.error END,
-         last_synced_at = CASE WHEN a.result = 'ok' THEN a.logged_at ELSE sync_state.last_synced_at END,
-         rejected_fp = CASE a.result
-                  WHEN 'rejected' THEN CASE WHEN a.op IN ('remove', 'unsubscribe') THEN '{REJECTED_REMOVE}'
+         provider_id = coalesce({provider_id}, sync_state.provider_id),
+         pending_op = CASE WHEN {result} = 'transient' THEN sync_state.pending_op ELSE NULL END,
+         pending_fp = CASE WHEN {result} = 'transient' THEN sync_state.pending_fp ELSE NULL END,
+         last_error = CASE WHEN {result} = 'ok' THEN NULL ELSE {error} END,
+         last_synced_at = CASE WHEN {result} = 'ok' THEN {logged_at} ELSE sync_state.last_synced_at END,
+         rejected_fp = CASE {result}
+                  WHEN 'rejected' THEN CASE WHEN {op} IN ('remove', 'unsubscribe') THEN '{REJECTED_REMOVE}'
                                        ELSE sync_state.pending_fp END
-                  WHEN 'transient' THEN sync_state.rejected_fp ELSE NULL END
-       FROM {source} a
-       WHERE sync_state.provider = ? AND sync_state.book_id = ? AND sync_state.pk = a.pk{only_pending}"""
+                  WHEN 'transient' THEN sync_state.rejected_fp ELSE NULL END"""
+
+
+def _fold_sql(state: str, source: str) -> str:
+    """The statement that applies a run's own per-row results (``source``: pk, op, result, error, provider_id,
+    logged_at; one row per key, every key written ahead) to ``sync_state``. Parameters: provider and book id.
+
+    An upsert on the table's key, whose conflict branch is always taken (the rows were written ahead): it finds
+    each row through the key's index, where an ``UPDATE ... FROM`` would scan every row of the table on DuckDB
+    (every book's), once per page. The result's columns ride in ``excluded`` under the state's column names."""
+    return f"""INSERT INTO {state} (provider, book_id, pk, status, pending_op, last_error, provider_id,
+                                   last_synced_at, attempts)
+       SELECT ?, ?, pk, result, op, error, provider_id, logged_at, 0 FROM {source}
+       ON CONFLICT (provider, book_id, pk) DO UPDATE SET {
+        _fold_assignments(
+            "excluded.status",
+            "excluded.pending_op",
+            "excluded.last_error",
+            "excluded.provider_id",
+            "excluded.last_synced_at",
+        )
+    }"""
+
+
+def _recover_sql(state: str, journal: str) -> str:
+    """The ``UPDATE`` that applies an earlier run's journal (``journal``: run_id, pk, op, result, error,
+    provider_id, logged_at; its latest entry per key) to the rows that run left pending for that operation.
+    Parameters: the journal's own, then provider and book id."""
+    return f"""UPDATE {state} SET {_fold_assignments("a.result", "a.op", "a.error", "a.provider_id", "a.logged_at")}
+       FROM {journal} a
+       WHERE sync_state.provider = ? AND sync_state.book_id = ? AND sync_state.pk = a.pk
+         AND sync_state.status = 'pending' AND sync_state.run_id = a.run_id AND sync_state.pending_op = a.op"""
 
 
 def run_sync(

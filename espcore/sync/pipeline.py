@@ -1,0 +1,256 @@
+"""The machinery that lets apply run at wire speed (``docs/sync-semantics.md`` §5.2).
+
+* :class:`Bookkeeper`: one background thread, with a warehouse connection of its own, that runs the apply's
+  warehouse work in the order it is submitted (read and write ahead the next page of the plan, append a group
+  of acknowledgements to the journal, fold a page into ``sync_state``) while the run's thread makes the
+  provider calls. Its backlog is bounded, so the calls never run more than a few journal groups ahead of their
+  acknowledgement.
+* :func:`quick_checks`: the pre-send row checks of a whole page at once (Arrow compute), for the common shape of
+  address and value; only what they cannot decide goes through :mod:`espcore.sync.validate` row by row.
+* :func:`ack_table`: the journal rows of a group of calls, as one Arrow table.
+"""
+
+import json
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as _compute
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
+
+from espcore.providers.base import AddressRules, RowResult
+from espcore.sync.validate import email_problem, value_problem
+from espcore.warehouse import BaseWarehouse
+
+__all__ = ["Bookkeeper", "Call", "ack_tables", "outcome", "parse_payloads", "quick_checks", "row_problems"]
+
+T = TypeVar("T")
+#: Arrow's compute functions are generated at import time: the type checker does not know their names
+pc: Any = _compute
+
+
+class Bookkeeper:
+    """Runs submitted functions one at a time, in submission order, on a thread of its own that holds a
+    warehouse session (``wh.session()``) for its whole life.
+
+    :meth:`submit` returns a :class:`Future`; at most ``backlog`` functions wait or run at once (a further
+    :meth:`submit` blocks until one is done). Once a function raises, the ones after it are not run (their
+    futures get the same error) and :meth:`raise_if_failed` raises it in the caller's thread. :meth:`close`
+    waits for everything submitted; use the object as a context manager."""
+
+    def __init__(self, wh: BaseWarehouse, *, name: str = "sync-bookkeeper", backlog: int = 4) -> None:
+        self._wh = wh
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._slots = threading.BoundedSemaphore(max(1, backlog))
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def error(self) -> BaseException | None:
+        """The first error a submitted function raised, or None."""
+        return self._error
+
+    def raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, fn: Callable[[], T]) -> "Future[T]":
+        if self._closed:
+            raise RuntimeError("the bookkeeper is closed")
+        self.raise_if_failed()
+        self._slots.acquire()
+        future: Future[T] = Future()
+        self._queue.put((fn, future))
+        return future
+
+    def _loop(self) -> None:
+        try:
+            with self._wh.session():
+                while True:
+                    item = self._queue.get()
+                    if item is None:
+                        return
+                    fn, future = item
+                    try:
+                        if not future.set_running_or_notify_cancel():
+                            continue  # cancelled while it waited
+                        if self._error is not None:
+                            future.set_exception(self._error)
+                            continue
+                        try:
+                            future.set_result(fn())
+                        except BaseException as exc:
+                            self._error = exc
+                            future.set_exception(exc)
+                    finally:
+                        self._slots.release()
+        except BaseException as exc:  # the session itself failed: fail whatever is waiting
+            if self._error is None:
+                self._error = exc
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    return
+                if item is None:
+                    return
+                if item[1].set_running_or_notify_cancel():
+                    item[1].set_exception(exc)
+                self._slots.release()
+
+    def close(self) -> None:
+        """Wait until everything submitted has run (or been skipped after an error), then end the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+
+    def __enter__(self) -> "Bookkeeper":
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+# -- pre-send checks of a page ----------------------------------------------------------------------------------
+
+# The pattern of espcore.sync.validate.plainly_valid, for Arrow's (RE2) full-string match: a lower-case dot-atom
+# of ordinary characters and a domain of LDH labels under an alphabetic top-level domain.
+_PLAIN_RE2 = r"^[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+#: special-use names a top-level label can equal (validate compares the last label with the whole list)
+_SPECIAL_TLDS = tuple(sorted(n for n in SPECIAL_USE_DOMAIN_NAMES if "." not in n))
+#: what betrays a control character (or a possible one) in JSON text: its escapes and the raw DEL
+_CONTROL_HINTS = ("\\u00", "\\b", "\\f", "\x7f")
+
+
+def quick_checks(
+    pks: pa.Array | pa.ChunkedArray,
+    payloads: pa.Array | pa.ChunkedArray,
+    rules: AddressRules,
+    *,
+    max_length: int,
+) -> pa.Array:
+    """A boolean per row: True where the row certainly passes the pre-send checks (its address has the common
+    shape :func:`espcore.sync.validate.plainly_valid` accepts and fits the provider's length; its payload text
+    has no control character and is not longer than ``max_length``, so none of its values is); False where
+    :func:`row_problems` must decide. Never True for a row the full checks refuse."""
+    length = pc.utf8_length(pks)
+    ok = pc.and_kleene(pc.match_substring_regex(pks, _PLAIN_RE2), pc.less_equal(length, 254))
+    ok = pc.and_kleene(ok, pc.less_equal(pc.find_substring(pks, "@"), 64))
+    if rules.max_length is not None:
+        ok = pc.and_kleene(ok, pc.less_equal(length, rules.max_length))
+    for tld in _SPECIAL_TLDS:
+        ok = pc.and_kleene(ok, pc.invert(pc.ends_with(pks, "." + tld)))
+    text = pc.fill_null(payloads, "{}")
+    ok = pc.and_kleene(ok, pc.less_equal(pc.utf8_length(text), max_length))
+    for hint in _CONTROL_HINTS:
+        ok = pc.and_kleene(ok, pc.invert(pc.match_substring(text, hint)))
+    return pc.fill_null(ok, False).combine_chunks() if isinstance(ok, pa.ChunkedArray) else pc.fill_null(ok, False)
+
+
+def parse_payloads(texts: Sequence[str | None]) -> list[dict[str, Any]]:
+    """The mapped values of a page's rows from their JSON text, in one parse."""
+    return json.loads("[" + ",".join(t or "{}" for t in texts) + "]")
+
+
+def row_problems(
+    pk: str,
+    values: dict[str, Any],
+    rules: AddressRules,
+    *,
+    required: tuple[str, ...],
+    max_length: int,
+) -> str | None:
+    """The full pre-send check of one row (what :func:`quick_checks` could not vouch for)."""
+    return email_problem(pk, rules) or value_problem(values, required=required, max_length=max_length)
+
+
+# -- acknowledgements -------------------------------------------------------------------------------------------
+
+
+def outcome(r: RowResult) -> str:
+    """How the journal records one row's answer: ``ok``, ``rejected``, ``suppressed`` or ``transient``."""
+    if r.transient:
+        return "transient"
+    if r.ok:
+        return "ok"
+    if r.suppressed:
+        return "suppressed"
+    return "rejected"
+
+
+ACK_SCHEMA = pa.schema(
+    [
+        ("pk", pa.string()),
+        ("op", pa.string()),
+        ("result", pa.string()),
+        ("error", pa.string()),
+        ("provider_id", pa.string()),
+        ("logged_at", pa.timestamp("us")),
+    ]
+)
+
+
+#: one provider call as the journal takes it: its operation, the keys sent (in order), the provider's per-row
+#: results, and whether every one of them is a plain success
+Call = tuple[str, Sequence[str], Sequence[RowResult], bool]
+
+
+def ack_tables(calls: Sequence[Call], logged_at: datetime) -> tuple[pa.Table, pa.Table]:
+    """The journal rows of a group of calls, and the rows to fold into ``sync_state``.
+
+    The journal keeps every result, keyed by the key sent when the results name the keys sent, in order (the
+    usual answer), else by the address the result names, normalised. The fold rows are the same table when
+    every call answered so; else they keep, for such a call, one row per key it sent (the last result naming
+    it): the fold finds each row written ahead by its key and must not meet a key twice."""
+    journal: list[list[Any]] = [[], [], [], [], []]
+    fold: list[list[Any]] = [[], [], [], [], []]
+    inexact = False
+    for op, sent, rows, all_ok in calls:
+        n = len(rows)
+        emails = [r.email for r in rows]
+        exact = emails == list(sent)
+        columns = [
+            list(sent) if exact else [e.strip().lower() for e in emails],
+            [op] * n,
+            ["ok"] * n if all_ok else [outcome(r) for r in rows],
+            [None] * n if all_ok else [r.error for r in rows],
+            [r.provider_id for r in rows],
+        ]
+        picked = columns
+        if not exact:
+            inexact = True
+            keys = set(sent)
+            last = {pk: i for i, pk in enumerate(columns[0]) if pk in keys}
+            picked = [[c[i] for i in last.values()] for c in columns]
+        for whole, part in zip(journal, columns, strict=True):
+            whole += part
+        for whole, part in zip(fold, picked, strict=True):
+            whole += part
+    table = _ack_table(journal, logged_at)
+    return table, _ack_table(fold, logged_at) if inexact else table
+
+
+def _ack_table(columns: list[list[Any]], logged_at: datetime) -> pa.Table:
+    pks, ops, results, errors, ids = columns
+    return pa.table(
+        [
+            pa.array(pks, pa.string()),
+            pa.array(ops, pa.string()),
+            pa.array(results, pa.string()),
+            pa.array(errors, pa.string()),
+            pa.array(ids, pa.string()),
+            pa.array([logged_at] * len(pks), pa.timestamp("us")),
+        ],
+        schema=ACK_SCHEMA,
+    )
