@@ -551,8 +551,13 @@ class SyncEngine:
         them for sending, and write the sendable ones ahead in one transaction; None when nothing is left."""
         spec = self.spec
         with self.wh.connect() as con:
+            # ``known``: whether the sync has written the key to this book before (MemberInput.exists): never for
+            # an add of a key without state (``reason`` is then NULL), for sure for a change, else it cannot say
             table = con.arrow(
-                f"""SELECT pk, fp, payload FROM {con.own("sync_plan")}
+                f"""SELECT pk, fp, payload,
+                          CASE WHEN action = 'add' AND reason IS NULL THEN FALSE WHEN op = 'change' THEN TRUE
+                          END AS known
+                   FROM {con.own("sync_plan")}
                    WHERE run_id = ? AND sync_name = ? AND op = ? AND pk > ? ORDER BY pk LIMIT ?""",
                 [self.run_id, spec.name, op, after, size],
             )
@@ -566,6 +571,7 @@ class SyncEngine:
             texts: list[str | None] = table.column("payload").to_pylist()
             quick = quick_checks(table.column("pk"), table.column("payload"), rules, max_length=spec.max_value_length)
             values = parse_payloads(texts)
+            known: list[bool | None] = table.column("known").to_pylist()
             unsure = range(len(pks)) if spec.required_fields else pc.indices_nonzero(pc.invert(quick)).to_pylist()
             refused: set[int] = set()
             for i in unsure:
@@ -579,8 +585,9 @@ class SyncEngine:
                 keep = [i for i in range(len(pks)) if i not in refused]
                 page.pks = [pks[i] for i in keep]
                 values = [values[i] for i in keep]
+                known = [known[i] for i in keep]
                 keys = keys.take(pa.array(keep, pa.int64()))
-            page.members = list(map(MemberInput, page.pks, values))
+            page.members = list(map(MemberInput, page.pks, values, known))
         if page.pks:
             self._write_ahead(book_id, op, keys)
         return page

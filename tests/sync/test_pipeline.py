@@ -402,4 +402,34 @@ def test_member_inputs_carry_the_parsed_values(tmp_path) -> None:
 
     wh = filled(tmp_path, [("ann@example.com", 'Ann "the" \\ one')])
     run_sync(spec(fields={"name": "first_name", "mail": "email"}), Keeping(), wh, run_id="r1")
-    assert seen == [MemberInput("ann@example.com", {"mail": "ann@example.com", "name": 'Ann "the" \\ one'})]
+    values = {"mail": "ann@example.com", "name": 'Ann "the" \\ one'}
+    assert seen == [MemberInput("ann@example.com", values, exists=False)]
+
+
+def test_members_say_whether_the_sync_has_written_them_to_the_book_before(tmp_path) -> None:
+    """``MemberInput.exists``: False for a key the sync never wrote, True for a change, None when it cannot say
+    (a retry of a row never acknowledged, an add after a removal)."""
+    seen: dict[str, bool | None] = {}
+
+    class Keeping(FakeProvider):
+        def upsert_members(self, book_id: str, rows: Any) -> list[RowResult]:
+            seen.update({r.email: r.exists for r in rows})
+            return super().upsert_members(book_id, rows)
+
+    rows = people(4)
+    wh, p = filled(tmp_path, rows), Keeping(batch_size=10, transient={"p0003@example.com"})
+    mirror = spec(mode="mirror", max_remove_pct=100)
+    run_sync(mirror, p, wh, run_id="r1")
+    assert seen == {e: False for e, _ in rows}
+    with wh.connect() as con:
+        con.execute("UPDATE people SET first_name = 'Changed' WHERE email = 'p0000@example.com'")
+        con.execute("DELETE FROM people WHERE email = 'p0001@example.com'")
+    p.transient.clear()
+    seen.clear()
+    run_sync(mirror, p, wh, run_id="r2")  # p0001 removed
+    assert seen == {"p0000@example.com": True, "p0003@example.com": None}
+    with wh.connect() as con:
+        con.execute("INSERT INTO people VALUES ('p0001@example.com', 'Back')")
+    seen.clear()
+    run_sync(mirror, p, wh, run_id="r3")
+    assert seen == {"p0001@example.com": None}
