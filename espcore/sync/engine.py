@@ -34,13 +34,14 @@ book lock in :mod:`espcore.sync.locks`, the run's counts in :mod:`espcore.sync.r
 import json
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 import pyarrow as pa
 
@@ -48,7 +49,17 @@ from espcore.errors import EspError
 from espcore.providers.base import EspProvider, MemberInput, RowResult
 from espcore.sync.errors import MassRemoveError, SyncError
 from espcore.sync.locks import LOCK_GRACE_S, LOCK_HEARTBEAT_S, LOCK_STALE_S, BookLock, LockRequest, book_lock
-from espcore.sync.pipeline import Bookkeeper, Call, ack_tables, outcome, parse_payloads, pc, quick_checks, row_problems
+from espcore.sync.pipeline import (
+    Bookkeeper,
+    Call,
+    ack_tables,
+    members_of,
+    outcome,
+    parse_payloads,
+    pc,
+    quick_checks,
+    row_problems,
+)
 from espcore.sync.result import SyncResult
 from espcore.sync.source import check_segment_sql
 from espcore.sync.spec import SyncOptions, SyncSpec
@@ -62,6 +73,9 @@ log = logging.getLogger("espcore.sync")
 
 #: rows of the plan read, checked and written ahead at a time (rounded up to whole provider batches) ...
 READ_PAGE = 20_000
+#: ... or more, up to this, when an operation plans more than READ_PAGES pages of READ_PAGE rows ...
+MAX_READ_PAGE = 50_000
+READ_PAGES = 100
 #: ... but fewer for an operation's first page, so that its first call goes out sooner
 FIRST_PAGE = 2_000
 #: answers journaled in one statement: the calls of this many rows, or of this many seconds, whichever is first
@@ -120,6 +134,7 @@ class SyncEngine:
         self._last_progress = 0.0
         self._lock: BookLock | None = None
         self._unfolded: list[pa.Table] = []  # calls journaled since the last fold into sync_state
+        self._bounds: dict[str, deque[str]] = {}  # per operation: the last key of each page still to read
 
     # -- public ------------------------------------------------------------------------------------------
 
@@ -499,7 +514,9 @@ class SyncEngine:
         page while this one is sent, journals the answers a group of calls at a time, and folds each page into
         ``sync_state`` once its answers are journaled; this thread only makes the calls and counts."""
         kind = "remove" if op in ("remove", "unsubscribe") else op
-        first, rest = (batch * -(-rows // batch) for rows in (FIRST_PAGE, READ_PAGE))  # whole batches, >= 1
+        planned = result.counts[f"planned_{kind}"]
+        page_rows = min(MAX_READ_PAGE, max(READ_PAGE, -(-planned // READ_PAGES)))
+        first, rest = (batch * -(-rows // batch) for rows in (FIRST_PAGE, page_rows))  # whole batches, >= 1
         book_id = result.book_id
         upcoming: Future[_Page | None] | None = bk.submit(partial(self._prepare, book_id, op, kind, "", first))
         group = _AckGroup()
@@ -513,6 +530,7 @@ class SyncEngine:
                 if page.more:  # written ahead while this page is sent
                     upcoming = bk.submit(partial(self._prepare, book_id, op, kind, page.last, rest))
                 for start in range(0, len(page.pks), batch):
+                    bk.raise_if_failed()  # a failed journal append or lost lock stops the calls at once
                     results, transient = self._send(result, op, kind, page, start, start + batch)
                     all_ok = self._count_answers(result, kind, results)
                     group.add((op, page.pks[start : start + batch], results, all_ok))
@@ -551,32 +569,23 @@ class SyncEngine:
         them for sending, and write the sendable ones ahead in one transaction; None when nothing is left."""
         spec = self.spec
         with self.wh.connect() as con:
-            # ``known``: whether the sync has written the key to this book before (MemberInput.exists): never for
-            # an add of a key without state (``reason`` is then NULL), for sure for a change, else it cannot say
-            table = con.arrow(
-                f"""SELECT pk, fp, payload,
-                          CASE WHEN action = 'add' AND reason IS NULL THEN FALSE WHEN op = 'change' THEN TRUE
-                          END AS known
-                   FROM {con.own("sync_plan")}
-                   WHERE run_id = ? AND sync_name = ? AND op = ? AND pk > ? ORDER BY pk LIMIT ?""",
-                [self.run_id, spec.name, op, after, size],
-            )
+            table, more = self._read_page(con, op, after, size)
         if table.num_rows == 0:
             return None
         pks: list[str] = table.column("pk").to_pylist()
-        page = _Page(pks, [], [], pks[-1], table.num_rows >= size)
+        page = _Page(pks, [], [], pks[-1], more)
         keys = table.select(["pk", "fp"])
         if kind != "remove":
             rules = address_rules(self.provider)  # the provider's own address rules, beyond the RFC's
             texts: list[str | None] = table.column("payload").to_pylist()
-            quick = quick_checks(table.column("pk"), table.column("payload"), rules, max_length=spec.max_value_length)
-            values = parse_payloads(texts)
             known: list[bool | None] = table.column("known").to_pylist()
+            quick = quick_checks(table.column("pk"), table.column("payload"), rules, max_length=spec.max_value_length)
             unsure = range(len(pks)) if spec.required_fields else pc.indices_nonzero(pc.invert(quick)).to_pylist()
             refused: set[int] = set()
             for i in unsure:
+                values = parse_payloads([texts[i]])[0]
                 problem = row_problems(
-                    pks[i], values[i], rules, required=spec.required_fields, max_length=spec.max_value_length
+                    pks[i], values, rules, required=spec.required_fields, max_length=spec.max_value_length
                 )
                 if problem:
                     refused.add(i)
@@ -584,13 +593,45 @@ class SyncEngine:
             if refused:
                 keep = [i for i in range(len(pks)) if i not in refused]
                 page.pks = [pks[i] for i in keep]
-                values = [values[i] for i in keep]
+                texts = [texts[i] for i in keep]
                 known = [known[i] for i in keep]
                 keys = keys.take(pa.array(keep, pa.int64()))
-            page.members = list(map(MemberInput, page.pks, values, known))
+            page.members = members_of(page.pks, texts, known)
         if page.pks:
             self._write_ahead(book_id, op, keys)
         return page
+
+    def _read_page(self, con: WarehouseConnection, op: str, after: str, size: int) -> tuple[pa.Table, bool]:
+        """(Bookkeeper.) The planned rows of ``op`` after key ``after``, in key order: the first page (``after``
+        is empty) the first ``size`` of them; then, once, the last key of every following page of ``size`` rows
+        is found in one sorted pass, and each page is read by its key range. So the plan is sorted once per
+        operation, not once per page. Also says whether more rows may follow.
+
+        ``known`` is whether the sync has written the key to this book before (``MemberInput.exists``): never
+        for an add of a key without state (``reason`` is then NULL), for sure for a change, else it cannot say."""
+        plan = con.own("sync_plan")
+        rows = f"""SELECT pk, fp, payload,
+                          CASE WHEN action = 'add' AND reason IS NULL THEN FALSE WHEN op = 'change' THEN TRUE
+                          END AS known
+                   FROM {plan} WHERE run_id = ? AND sync_name = ? AND op = ? AND pk > ?"""
+        params: list[Any] = [self.run_id, self.spec.name, op, after]
+        if not after:
+            self._bounds.pop(op, None)
+            table = con.arrow(rows + " ORDER BY pk LIMIT ?", [*params, size])
+            return table, table.num_rows >= size
+        bounds = self._bounds.get(op)
+        if bounds is None:
+            ends = con.fetchall(
+                f"""SELECT pk FROM (
+                       SELECT pk, row_number() OVER (ORDER BY pk) AS rn
+                       FROM {plan} WHERE run_id = ? AND sync_name = ? AND op = ? AND pk > ?) AS k
+                   WHERE rn % ? = 0 ORDER BY pk""",
+                [*params, size],
+            )
+            bounds = self._bounds[op] = deque(str(r[0]) for r in ends)
+        if bounds:
+            return con.arrow(rows + " AND pk <= ? ORDER BY pk", [*params, bounds.popleft()]), True
+        return con.arrow(rows + " ORDER BY pk", params), False
 
     def _write_ahead(self, book_id: str, op: str, keys: pa.Table) -> None:
         """(Bookkeeper.) Mark a page of rows ``pending`` (with the operation and fingerprint about to be sent) in

@@ -13,6 +13,7 @@
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import datetime
@@ -23,11 +24,20 @@ import pyarrow as pa
 import pyarrow.compute as _compute
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
-from espcore.providers.base import AddressRules, RowResult
+from espcore.providers.base import AddressRules, MemberInput, RowResult
 from espcore.sync.validate import email_problem, value_problem
 from espcore.warehouse import BaseWarehouse
 
-__all__ = ["Bookkeeper", "Call", "ack_tables", "outcome", "parse_payloads", "quick_checks", "row_problems"]
+__all__ = [
+    "Bookkeeper",
+    "Call",
+    "ack_tables",
+    "members_of",
+    "outcome",
+    "parse_payloads",
+    "quick_checks",
+    "row_problems",
+]
 
 T = TypeVar("T")
 #: Arrow's compute functions are generated at import time: the type checker does not know their names
@@ -163,6 +173,23 @@ def parse_payloads(texts: Sequence[str | None]) -> list[dict[str, Any]]:
     return json.loads("[" + ",".join(t or "{}" for t in texts) + "]")
 
 
+#: rows turned into Python objects between two chances for the run's thread to take the interpreter lock
+GIL_CHUNK = 1_000
+
+
+def members_of(pks: Sequence[str], texts: Sequence[str | None], known: Sequence[bool | None]) -> list[MemberInput]:
+    """The members of a page (key, mapped values parsed from their JSON text, whether the sync wrote the key
+    before), built a chunk at a time: between chunks the bookkeeper lets the run's thread, which waits on the
+    provider and then wants the interpreter back at once, take it (a long stretch of Python here would delay
+    every answer by up to the interpreter's switch interval)."""
+    out: list[MemberInput] = []
+    for start in range(0, len(pks), GIL_CHUNK):
+        end = start + GIL_CHUNK
+        out += map(MemberInput, pks[start:end], parse_payloads(texts[start:end]), known[start:end])
+        time.sleep(0)
+    return out
+
+
 def row_problems(
     pk: str,
     values: dict[str, Any],
@@ -216,8 +243,13 @@ def ack_tables(calls: Sequence[Call], logged_at: datetime) -> tuple[pa.Table, pa
     journal: list[list[Any]] = [[], [], [], [], []]
     fold: list[list[Any]] = [[], [], [], [], []]
     inexact = False
+    since_yield = 0
     for op, sent, rows, all_ok in calls:
         n = len(rows)
+        since_yield += n
+        if since_yield >= GIL_CHUNK:  # see members_of
+            time.sleep(0)
+            since_yield = 0
         emails = [r.email for r in rows]
         exact = emails == list(sent)
         columns = [

@@ -238,6 +238,31 @@ def test_pages_are_whole_batches_each_written_ahead_once_and_the_journal_takes_g
     assert query(wh, "SELECT count(*), count(DISTINCT pk) FROM {own}.sync_changelog") == [(100, 100)]
 
 
+def test_a_big_operation_is_read_in_bigger_pages_sorted_once(tmp_path, monkeypatch) -> None:
+    """Past READ_PAGES pages of READ_PAGE rows, pages grow (up to MAX_READ_PAGE) so that the plan is scanned a
+    bounded number of times; the page ends are found in one sorted pass, not by a sort per page."""
+    monkeypatch.setattr(engine_module, "FIRST_PAGE", 10)
+    monkeypatch.setattr(engine_module, "READ_PAGE", 10)
+    monkeypatch.setattr(engine_module, "READ_PAGES", 5)
+    monkeypatch.setattr(engine_module, "MAX_READ_PAGE", 40)
+    reads: list[int] = []
+    original = engine_module.SyncEngine._read_page
+
+    def read_page(self, con: Any, op: str, after: str, size: int) -> Any:
+        table, more = original(self, con, op, after, size)
+        reads.append(table.num_rows)
+        return table, more
+
+    monkeypatch.setattr(engine_module.SyncEngine, "_read_page", read_page)
+    rows = people(150)
+    wh, p = filled(tmp_path, rows), FakeProvider(batch_size=10)
+    r = run_sync(spec(), p, wh, run_id="r1")
+    assert r.synced_rows == 150
+    # removes, unsubscribes and changes: nothing; adds: 10, then pages of min(40, max(10, 150 / 5)) = 30
+    assert reads == [0, 0, 0, 10, 30, 30, 30, 30, 20]
+    assert sorted(sent(p)) == [e for e, _ in rows]
+
+
 def test_answers_naming_other_addresses_are_journaled_but_fold_only_the_keys_sent(tmp_path) -> None:
     class Shouting(FakeProvider):
         """Answers with the address upper-cased, once more for the first row, and once for a stranger."""
