@@ -589,7 +589,10 @@ def sync_changes(old: SyncLine, new: SyncLine, facts: Facts) -> tuple[list[str],
     if old.book_rows != new.book_rows:
         grew = new.suppressed - old.suppressed
         if grew and new.book_rows - old.book_rows == -grew:
-            why.append(f"the {grew} newly suppressed addresses no longer count as synced rows of the book")
+            if grew == 1:
+                why.append("the newly suppressed address no longer counts as a synced row of the book")
+            else:
+                why.append(f"the {grew} newly suppressed addresses no longer count as synced rows of the book")
         else:
             why.append("book rows: the book's rows the sync state holds as synced")
     return what, why
@@ -642,7 +645,7 @@ def landed_changes(old: LandedFile, new: LandedFile, facts: Facts) -> tuple[list
     what = [f"rows {old.rows} → {new.rows}"] if old.rows != new.rows else []
     why: list[str] = []
     if what:
-        text = f"{new.account}'s {new.dataset} now holds {new.rows} rows"
+        text = f"{new.account}'s {new.dataset} now holds {new.rows} row{'' if new.rows == 1 else 's'}"
         column = BREAKDOWN.get(new.dataset)
         breakdown = facts.file_breakdown(new.path, column) if column and new.rows else []
         if breakdown:
