@@ -62,9 +62,10 @@ class Book:
 class MemberInput:
     """One contact to add or update: a normalised email and provider field values (already mapped).
 
-    ``exists`` is what the caller knows: False when the sync has never written the address to this book (an
-    adapter that must otherwise look each contact up may then try the create first and fall back on the
-    provider's conflict answer), True when it has, None when it cannot say."""
+    ``exists`` is what the caller knows: False when the sync has never written the address to this book and the
+    provider's suppressions, read at the start of the run, do not hold it (an adapter that must otherwise look
+    each contact up may then try the create first and fall back on the provider's conflict answer); True when
+    the sync has written it; None when it cannot say."""
 
     email: str
     fields: Mapping[str, Any] = field(default_factory=dict)

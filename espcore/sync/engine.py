@@ -579,6 +579,8 @@ class SyncEngine:
             rules = address_rules(self.provider)  # the provider's own address rules, beyond the RFC's
             texts: list[str | None] = table.column("payload").to_pylist()
             known: list[bool | None] = table.column("known").to_pylist()
+            if not self.spec.refresh_suppressions:  # "never written" is then no promise that it is not suppressed
+                known = [None if k is False else k for k in known]
             quick = quick_checks(table.column("pk"), table.column("payload"), rules, max_length=spec.max_value_length)
             unsure = range(len(pks)) if spec.required_fields else pc.indices_nonzero(pc.invert(quick)).to_pylist()
             refused: set[int] = set()

@@ -94,12 +94,6 @@ def test_new_subscribers_go_out_in_ceil_n_over_10000_bulk_calls_from_pages_of_wh
     provider.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Pakat adapter counts the list and crawls all of it (pages of 50) before each bulk call to find the "
-    "existing subscribers, even of rows the sync says it never wrote (MemberInput.exists=False); the change is "
-    "proposed in the report of issue #16 (espcore/providers/pakat/adapter.py)",
-)
 def test_what_the_apply_reads_from_pakat_does_not_grow_with_the_list(tmp_path, monkeypatch) -> None:
     """Four calls of 100 (the adapter's bulk call, made small) of new rows into a new list: the apply may read the
     list's fields, but it reads no subscriber (the run's suppression fetch, before it, is not counted)."""

@@ -176,7 +176,12 @@ class PakatProvider:
         tags = sorted({t for m in mapped for t in m})
         fields = self.ensure_fields(book_id, tags)
         required = {f.tag for f in fields if f.required and f.tag != "EMAIL"}
-        existing = self._existing(book_id, [r.email for r in rows])
+        # rows the sync never wrote to the list (and its suppression refresh did not find there) go straight to the
+        # bulk call, whose "exists" answer sends one back the long way; only the others are looked up, so what a
+        # sync reads does not grow with the list. MailWizz's bulk add resubscribes an *unsubscribed* address
+        # without a word: the engine's suppression refresh at the start of the run is what keeps those out
+        # (exists is None when it did not refresh), so only an unsubscribe during the run itself can slip through
+        existing = self._existing(book_id, [r.email for r in rows if r.exists is not False])
         results: list[RowResult | None] = [None] * len(rows)
         new: list[tuple[int, dict[str, Any]]] = []
         for i, (row, values) in enumerate(zip(rows, mapped, strict=True)):
@@ -204,6 +209,8 @@ class PakatProvider:
                 if item.ok and item.subscriber_uid:
                     created[payload["EMAIL"].lower()] = item.subscriber_uid
                     results[i] = RowResult(email, True, item.subscriber_uid)
+                elif item.exists and rows[i].exists is False:  # created first, but already in the list
+                    results[i] = self._found_on_create(book_id, rows[i], mapped[i], created, required)
                 elif item.exists:  # a racing create or a resent chunk: accepted
                     uid = created.get(payload["EMAIL"].lower())
                     if uid is None:
@@ -222,11 +229,35 @@ class PakatProvider:
             for i, r in enumerate(results)
         ]
 
+    def _found_on_create(
+        self,
+        book_id: str,
+        row: MemberInput,
+        values: Mapping[str, str],
+        created: Mapping[str, str],
+        required: set[str],
+    ) -> RowResult:
+        """A row created first that the list already holds (added by someone else, or twice in one call): its
+        status decides, as if it had been looked up: suppressed stays suppressed, anything else is updated."""
+        email = row.email.strip()
+        uid = created.get(email.lower())
+        if uid is not None:  # the same address twice in one bulk call: the first copy created it
+            return RowResult(row.email, True, uid)
+        ref = self.client.search_subscriber(book_id, email)
+        if ref is None:
+            return RowResult(row.email, False, error="exists, but the list does not find it", transient=True)
+        sub = self.client.get_subscriber(book_id, ref.subscriber_uid)
+        if sub.status in SUPPRESSED_STATUSES:
+            return RowResult(row.email, False, sub.subscriber_uid, f"{sub.status} at the provider", suppressed=True)
+        return self._update_existing(book_id, row.email, sub, values, required)
+
     def _existing(self, book_id: str, emails: Sequence[str]) -> dict[str, PakatSubscriber]:
         """Current subscribers among ``emails``: one crawl of the list, or per-email look-ups when cheaper."""
         wanted = {e.strip().lower() for e in emails}
+        if not wanted:
+            return {}
         total = self.client.count_subscribers(book_id)
-        if total == 0 or not wanted:
+        if total == 0:
             return {}
         pages = -(-total // PER_PAGE_MAX)
         if pages <= 2 * len(wanted):
