@@ -132,6 +132,7 @@ class SyncEngine:
         self.lock_stale_s = lock_stale_s
         self.lock_grace_s = lock_grace_s
         self._last_progress = 0.0
+        self._progress_origin: tuple[float, int] | None = None  # (time, rows done) at the first batch
         self._lock: BookLock | None = None
         self._unfolded: list[pa.Table] = []  # calls journaled since the last fold into sync_state
         self._bounds: dict[str, deque[str]] = {}  # per operation: the last key of each page still to read
@@ -799,13 +800,21 @@ class SyncEngine:
             )
 
     def _maybe_progress(self, result: SyncResult) -> None:
+        """Every ``progress_every_s`` of the apply: rows sent of the plan, the rate so far (which the provider's
+        rate limit bounds) and when the rest will be done at that rate."""
         now = time.monotonic()
+        done = result.attempted
+        if self._progress_origin is None:  # the first batch: the rate is measured from here
+            self._progress_origin = (now, done)
+            self._last_progress = now
+            return
         if now - self._last_progress < self._progress_every:
             return
         self._last_progress = now
-        done = result.attempted
         planned = sum(result.counts.get(f"planned_{k}", 0) for k in ("add", "change", "remove"))
-        self._progress(f"{self.spec.name}: {done}/{planned} rows applied in {result.counts['batches']} batches")
+        self._progress(
+            progress_line(self.spec.name, done, planned, result.counts["batches"], self._progress_origin, now)
+        )
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -954,6 +963,27 @@ def _recover_sql(state: str, journal: str) -> str:
        FROM {journal} a
        WHERE sync_state.provider = ? AND sync_state.book_id = ? AND sync_state.pk = a.pk
          AND sync_state.status = 'pending' AND sync_state.run_id = a.run_id AND sync_state.pending_op = a.op"""
+
+
+def progress_line(name: str, done: int, planned: int, batches: int, origin: tuple[float, int], now: float) -> str:
+    """``<sync>: 12,000/100,000 rows sent (12%) in 120 calls, 800 rows/s, about 1m50s left``."""
+    elapsed = now - origin[0]
+    rate = (done - origin[1]) / elapsed if elapsed > 0 else 0.0
+    share = f" ({done / planned:.0%})" if planned else ""
+    line = f"{name}: {done:,}/{planned:,} rows sent{share} in {batches:,} call{'' if batches == 1 else 's'}"
+    if rate <= 0:
+        return line
+    left = max(planned - done, 0) / rate
+    return f"{line}, {rate:,.0f} rows/s, about {_duration(left)} left"
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def run_sync(
