@@ -254,6 +254,15 @@ def erase_each(emails: Sequence[str], erase_one: Callable[[str], list[ErasureSte
 
 
 @runtime_checkable
+class SuppressionSignature(Protocol):
+    """Optional capability: a cheap fingerprint of everything :meth:`EspProvider.suppressions` would list for a
+    book (a few calls, whatever the book's size). A sync that finds it unchanged since its last full read skips
+    reading every member again."""
+
+    def suppression_signature(self, book_id: str) -> str: ...
+
+
+@runtime_checkable
 class DraftLauncher(Protocol):
     """Optional capability of providers that create a campaign and launch it in two calls (a crash between them
     leaves a draft): launch such a draft. A provider that sends on create has no draft to finish."""

@@ -46,7 +46,7 @@ from typing import Any
 import pyarrow as pa
 
 from espcore.errors import EspError
-from espcore.providers.base import EspProvider, MemberInput, RowResult
+from espcore.providers.base import EspProvider, MemberInput, RowResult, SuppressionSignature
 from espcore.sync.errors import MassRemoveError, SyncError
 from espcore.sync.locks import LOCK_GRACE_S, LOCK_HEARTBEAT_S, LOCK_STALE_S, BookLock, LockRequest, book_lock
 from espcore.sync.pipeline import (
@@ -133,6 +133,8 @@ class SyncEngine:
         self.lock_grace_s = lock_grace_s
         self._last_progress = 0.0
         self._progress_origin: tuple[float, int] | None = None  # (time, rows done) at the first batch
+        self._suppression_signature: str | None = None  # read this run, stored if the run writes nothing
+        self.suppressions_read = "none"  # full | unchanged (signature) | none (refresh_suppressions off)
         self._lock: BookLock | None = None
         self._unfolded: list[pa.Table] = []  # calls journaled since the last fold into sync_state
         self._bounds: dict[str, deque[str]] = {}  # per operation: the last key of each page still to read
@@ -176,6 +178,8 @@ class SyncEngine:
             self._plan(result, suppressed)
             if not opts.dry_run:
                 self._apply(result)
+                self._store_suppression_read(result)
+            result.suppressions_read = self.suppressions_read
             result.elapsed_seconds = time.monotonic() - started
             result.synced_rows = self._count_state(result.book_id, "synced")
             result.counts["pending"] = self._count_state(result.book_id, "pending")
@@ -203,9 +207,44 @@ class SyncEngine:
 
     # -- suppression -------------------------------------------------------------------------------------
 
+    def _suppressions_unchanged(self, book_id: str) -> bool:
+        """The provider's suppression signature equals the one stored when a run last read every suppression of
+        the book and then wrote nothing: those suppressions are all in ``sync_state`` already. Otherwise the
+        signature is kept, to be stored if this run writes nothing (:meth:`_store_suppression_read`)."""
+        if not isinstance(self.provider, SuppressionSignature) or self.options.full_suppression_read:
+            return False
+        signature = self.provider.suppression_signature(book_id)
+        with self.wh.connect() as con:
+            row = con.fetchone(
+                f"SELECT signature FROM {con.own('sync_suppression_read')} WHERE provider = ? AND book_id = ?",
+                [self.spec.provider, book_id],
+            )
+        if row is not None and row[0] == signature:
+            return True
+        self._suppression_signature = signature
+        return False
+
+    def _store_suppression_read(self, result: SyncResult) -> None:
+        """After a run that read every suppression and wrote nothing to the book: its signature stands for them.
+        A run that wrote moved the book's counts, so the next run reads in full (and stores the new one)."""
+        signature, self._suppression_signature = self._suppression_signature, None
+        if signature is None or result.counts.get("write_calls", 0) or result.book_id is None:
+            return
+        with self.wh.connect() as con, con.transaction():
+            table = con.own("sync_suppression_read")
+            con.execute(f"DELETE FROM {table} WHERE provider = ? AND book_id = ?", [self.spec.provider, result.book_id])
+            con.execute(
+                f"INSERT INTO {table} (provider, book_id, signature, read_at, run_id) VALUES (?, ?, ?, ?, ?)",
+                [self.spec.provider, result.book_id, signature, now_utc(), self.run_id],
+            )
+
     def _fetch_suppressions(self, book_id: str | None) -> pa.Table:
         pairs: dict[str, str] = {}
-        if self.spec.refresh_suppressions:
+        self.suppressions_read = "none"
+        if self.spec.refresh_suppressions and book_id is not None and self._suppressions_unchanged(book_id):
+            self.suppressions_read = "unchanged"  # known from sync_state: not read again
+        elif self.spec.refresh_suppressions:
+            self.suppressions_read = "full"
             for s in self.provider.suppressions(book_id) if book_id is not None else []:
                 if s.book_id in (None, book_id):
                     pairs.setdefault(s.email.strip().lower(), s.reason)
@@ -580,7 +619,7 @@ class SyncEngine:
             rules = address_rules(self.provider)  # the provider's own address rules, beyond the RFC's
             texts: list[str | None] = table.column("payload").to_pylist()
             known: list[bool | None] = table.column("known").to_pylist()
-            if not self.spec.refresh_suppressions:  # "never written" is then no promise that it is not suppressed
+            if self.suppressions_read == "none":  # "never written" is then no promise that it is not suppressed
                 known = [None if k is False else k for k in known]
             quick = quick_checks(table.column("pk"), table.column("payload"), rules, max_length=spec.max_value_length)
             unsure = range(len(pks)) if spec.required_fields else pc.indices_nonzero(pc.invert(quick)).to_pylist()

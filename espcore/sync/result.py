@@ -29,6 +29,9 @@ class SyncResult:
     elapsed_seconds: float = 0.0
     synced_rows: int = 0
     removal_guard_tripped: bool = False
+    #: how the provider's suppressions were known: ``full`` (read), ``unchanged`` (its suppression signature had
+    #: not moved since the last full read: not read again), ``none`` (refresh_suppressions is off)
+    suppressions_read: str = "none"
     #: why the run failed (it raised), else None
     error: str | None = None
 
@@ -66,6 +69,7 @@ class SyncResult:
                 "mode": self.spec.mode,
                 "book_id": self.book_id,
                 "removal_guard_tripped": self.removal_guard_tripped,
+                "suppressions_read": self.suppressions_read,
                 "rejected_pct": round(self.rejected_pct, 2),
             }
         )

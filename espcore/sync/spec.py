@@ -61,3 +61,5 @@ class SyncOptions:
     full_resync: bool = False
     allow_mass_remove: bool = False
     sample_size: int = 20
+    #: read every suppression the provider lists even when its suppression signature says nothing changed
+    full_suppression_read: bool = False

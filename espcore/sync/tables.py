@@ -9,7 +9,7 @@ from espcore.warehouse import WarehouseConnection
 __all__ = ["ADDED_COLUMNS", "DDL", "LEGACY_COLUMNS", "TABLES", "ensure_tables", "now_utc"]
 
 #: the engine's tables, in the own schema
-TABLES = ("sync_state", "sync_plan", "sync_changelog", "sync_runs", "sync_lock", "suppression")
+TABLES = ("sync_state", "sync_plan", "sync_changelog", "sync_runs", "sync_lock", "suppression", "sync_suppression_read")
 
 # ``{t}`` is the schema-qualified table name
 DDL: list[tuple[str, str]] = [
@@ -57,6 +57,14 @@ DDL: list[tuple[str, str]] = [
         "suppression",
         """CREATE TABLE IF NOT EXISTS {t} (
         provider VARCHAR NOT NULL, email VARCHAR NOT NULL, reason VARCHAR NOT NULL, added_at TIMESTAMP)""",
+    ),
+    (
+        # the provider's suppression signature when a run last read every suppression of the book and wrote
+        # nothing after: a later run that finds the same signature skips that read
+        "sync_suppression_read",
+        """CREATE TABLE IF NOT EXISTS {t} (
+        provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL, signature VARCHAR NOT NULL, read_at TIMESTAMP,
+        run_id VARCHAR, PRIMARY KEY (provider, book_id))""",
     ),
 ]
 

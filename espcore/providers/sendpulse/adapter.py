@@ -1,5 +1,6 @@
 """:class:`~espcore.providers.base.EspProvider` on SendPulse, with its optional capabilities."""
 
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -179,6 +180,15 @@ class SendPulseProvider:
                     continue  # status 8 because of the account blacklist: already listed
                 if state.suppressed or state in (MemberState.BLOCKED, MemberState.BOUNCED):
                     yield Suppression(c.email.lower(), str(state), bid, None, c.status_explain or str(c.status))
+
+    def suppression_signature(self, book_id: str) -> str:
+        """:class:`SuppressionSignature`: the book's member counts (an unsubscribe, a bounce or a block moves a
+        member out of the active ones) and a digest of the account blacklist: two calls for any book size."""
+        book = self.client.get_book(int(book_id))
+        blacklist = sorted(e.strip().lower() for e in self.client.blacklist())
+        digest = hashlib.sha256("\n".join(blacklist).encode()).hexdigest()[:16]
+        counts = (book.all_email_qty, book.active_email_qty, book.inactive_email_qty)
+        return f"{'/'.join(map(str, counts))}|{len(blacklist)}|{digest}"
 
     def create_campaign(self, draft: CampaignDraft) -> Campaign:
         created = self.client.create_campaign(
