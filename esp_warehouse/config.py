@@ -279,10 +279,20 @@ class AutomationDecl(BaseModel):
     model_config = ConfigDict(extra="forbid")
     main_cron: str = Field(default="0 6 * * *", description="The main_daily schedule (syncs, launches, landing).")
     landing_cron: str = Field(default="15 5 * * *", description="land_daily, and landing under automation.")
+    suppression_read_cron: str | None = Field(
+        default=None,
+        description="Opt-in: when the suppression_reconcile job re-syncs every book reading all its suppressions "
+        "(e.g. '0 3 * * 0'); between such runs an unchanged provider signature spares that read.",
+    )
     timezone: str = "UTC"
 
     _tz = field_validator("timezone")(_zone)
     _crons = field_validator("main_cron", "landing_cron")(_cron)
+
+    @field_validator("suppression_read_cron")
+    @classmethod
+    def _optional_cron(cls, value: str | None) -> str | None:
+        return None if value is None else _cron(value)
 
 
 class ErasureDecl(BaseModel):

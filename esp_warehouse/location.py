@@ -168,6 +168,18 @@ def build_location(
         )
         for p in providers
     ]
+    reconcile_jobs = []
+    if when.suppression_read_cron is not None and decls.syncs:
+        # opt-in: every book re-synced with a full read of its suppressions (its own runs, its own metadata)
+        reconcile_jobs.append(
+            dg.define_asset_job(
+                "suppression_reconcile",
+                selection=dg.AssetSelection.assets(*sync_keys.values()),
+                config={"ops": {d.name: {"config": {"full_suppression_read": True}} for d in decls.syncs}},
+                description="Every sync, reading all the suppressions of its book even where the provider's "
+                "suppression signature has not moved (the other runs skip that read).",
+            )
+        )
     schedules = [
         build_day_schedule(
             "land_daily_schedule",
@@ -177,6 +189,16 @@ def build_location(
             "Land today's campaign stats and delivery events (each provider's daily partition).",
         ),
         build_main_schedule(main_job, when.main_cron, when.timezone),
+        *(
+            dg.ScheduleDefinition(
+                name="suppression_reconcile_schedule",
+                job=job,
+                cron_schedule=when.suppression_read_cron or "",
+                execution_timezone=when.timezone,
+                description="The opt-in full read of every book's suppressions.",
+            )
+            for job in reconcile_jobs
+        ),
     ]
     sensors = [
         build_segment_change_sensor(decls.syncs, sync_keys=sync_keys),
@@ -188,7 +210,7 @@ def build_location(
         dg.Definitions(
             assets=[*segment_assets, *external_segments, *erasure_assets, *sync_assets, *landing_assets, views],
             asset_checks=[*checks, *(build_balance_check(p) for p in providers)],
-            jobs=[main_job, land_daily_job, *provider_jobs],
+            jobs=[main_job, land_daily_job, *provider_jobs, *reconcile_jobs],
             schedules=schedules,
             sensors=sensors,
             resources=dict(resources),
@@ -204,5 +226,5 @@ def build_location(
         landing_assets=landing_assets,
         provider_snapshot_keys=snapshot_keys,
         daily_landing_keys=daily_keys,
-        jobs=[main_job, land_daily_job, *provider_jobs],
+        jobs=[main_job, land_daily_job, *provider_jobs, *reconcile_jobs],
     )

@@ -36,6 +36,11 @@ class SyncRunConfig(dg.Config):
     dry_run: bool = Field(default=False, description="Plan only: report what would be sent, send nothing.")
     full_resync: bool = Field(default=False, description="Resend every row, not only changed ones.")
     allow_mass_remove: bool = Field(default=False, description="Allow removing more than max_remove_pct.")
+    full_suppression_read: bool = Field(
+        default=False,
+        description="Read every suppression of the book even when the provider's suppression signature is "
+        "unchanged (the suppression_reconcile job sets it).",
+    )
 
 
 def slug(text: str) -> str:
@@ -167,7 +172,10 @@ def build_sync_asset(
         adapter = getattr(context.resources, decl.provider).get_provider()
         run_id = context.run.run_id
         options = SyncOptions(
-            dry_run=config.dry_run, full_resync=config.full_resync, allow_mass_remove=config.allow_mass_remove
+            dry_run=config.dry_run,
+            full_resync=config.full_resync,
+            allow_mass_remove=config.allow_mass_remove,
+            full_suppression_read=config.full_suppression_read,
         )
         try:
             result = run_sync(
