@@ -6,6 +6,8 @@
    engine's write calls are compared with a per-row loop (k calls); an unchanged re-sync must make 0.
 2. Throughput over real loopback HTTP at SendPulse's documented 10 requests/s (enforced by the sandbox):
    calls per second achieved by the sync, as a ratio of the rate-limit bound (target >= 0.9).
+3. Reads of an unchanged re-sync (SendPulse sandbox, in-process) at growing book sizes: with the provider's
+   suppression signature, against a full read of every suppression in the same run (the baseline).
 """
 
 import sys
@@ -83,6 +85,33 @@ def throughput(n: int = 3000, rate: float = 10.0, pace: float = 9.5) -> None:
     print(f"   {n / elapsed:.0f} rows/s (bound: {rate * 100:.0f} rows/s for add calls of 100)")
 
 
+def unchanged_reads(sizes: tuple[int, ...] = (5_000, 50_000)) -> None:
+    from espcore.sync.spec import SyncOptions
+
+    print("\n3. HTTP calls of an unchanged re-sync (0 writes), signature vs full suppression read")
+    print(f"{'rows':>8} {'signature':>10} {'full read':>10} {'ratio':>7}")
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as d:
+            wh = Warehouse(Path(d) / "wh.duckdb")
+            people(wh, n)
+            sandbox = SendPulseSandbox(rate_limit=False)
+            client = SendPulseClient(
+                DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, "http://127.0.0.1", transport=InProcessTransport(sandbox.app)
+            )
+            provider = SendPulseProvider(client)
+            run_sync(SPEC, provider, wh, run_id="initial")
+            run_sync(SPEC, provider, wh, run_id="first-unchanged")  # reads in full, writes nothing: stores it
+            calls = {}
+            for label, options in (("signature", SyncOptions()), ("full", SyncOptions(full_suppression_read=True))):
+                before = client.http.stats.requests
+                r = run_sync(SPEC, provider, wh, run_id=label, options=options).metadata()
+                assert r["write_calls"] == 0
+                calls[label] = client.http.stats.requests - before
+            client.close()
+        print(f"{n:>8,} {calls['signature']:>10} {calls['full']:>10} {calls['full'] / calls['signature']:>6.0f}x")
+
+
 if __name__ == "__main__":
     write_calls()
     throughput()
+    unchanged_reads()
