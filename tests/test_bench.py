@@ -35,3 +35,16 @@ def test_apply_bench_runs_and_every_row_reaches_the_book_on_both_sides() -> None
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "every row in the book on both sides (1,500; 15 add calls each)" in proc.stdout
     assert "CPU per row, engine/baseline" in proc.stdout
+
+
+def test_sync_bench_unchanged_reads_do_not_grow_with_the_book(capsys: pytest.CaptureFixture[str]) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import sync_bench  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    sync_bench.unchanged_reads((300, 1500))
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().startswith(("300", "1,500"))]
+    (small_sig, small_full), (big_sig, big_full) = ((int(r[1]), int(r[2])) for r in rows)
+    assert small_sig == big_sig  # O(1): the same calls whatever the size
+    assert big_full > small_full > small_sig  # the full read grows with the book
