@@ -25,7 +25,8 @@ from pydantic import (
 from espcore.providers.registry import names
 from espcore.sync.source import check_select, parse_relation, segment_sql
 
-#: the registered providers (built-in ones, and any an installed distribution registers)
+#: the providers registered when this module loads (for the JSON schema and field descriptions); validation asks
+#: the registry itself, so a provider registered later is known too
 PROVIDERS = names()
 
 
@@ -331,14 +332,14 @@ class Declarations(BaseModel):
     @model_validator(mode="after")
     def _unique(self) -> "Declarations":
         for name, account in self.accounts.items():
-            if name in PROVIDERS and account.provider != name:
+            if name in names() and account.provider != name:
                 raise ValueError(f"accounts.{name}: an account named like a provider is that provider's account")
-        known = f"providers: {', '.join(PROVIDERS)}" + (
+        known = f"providers: {', '.join(names())}" + (
             f"; accounts: {', '.join(self.accounts)}" if self.accounts else ""
         )
         for kind, entries in (("syncs", self.syncs), ("campaigns", self.campaigns)):
             for i, e in enumerate(entries):
-                if e.provider not in PROVIDERS and e.provider not in self.accounts:
+                if e.provider not in names() and e.provider not in self.accounts:
                     raise ValueError(
                         f"{kind}[{i}] ({e.name}) field provider: no provider or account {e.provider!r} ({known})"
                     )
@@ -353,12 +354,12 @@ class Declarations(BaseModel):
             seen.add(s.name)
             books.add((s.provider, s.book))
         syncs = {s.name: s for s in self.syncs}
-        names: set[str] = set()
+        campaign_names: set[str] = set()
         for i, c in enumerate(self.campaigns):
             where = f"campaigns[{i}] ({c.name})"
-            if c.name in names:
+            if c.name in campaign_names:
                 raise ValueError(f"{where}: campaign name {c.name!r} is declared twice")
-            names.add(c.name)
+            campaign_names.add(c.name)
             sync = syncs.get(c.sync)
             if sync is None:
                 known = ", ".join(sorted(syncs)) or "none"
@@ -369,8 +370,8 @@ class Declarations(BaseModel):
                 )
         if self.erasure is not None and self.erasure.accounts is not None:
             for name in self.erasure.accounts:
-                if name not in PROVIDERS and name not in self.accounts:
-                    choices = ", ".join([*PROVIDERS, *self.accounts])
+                if name not in names() and name not in self.accounts:
+                    choices = ", ".join([*names(), *self.accounts])
                     raise ValueError(f"erasure field accounts: no provider or account {name!r} (known: {choices})")
         return self
 
@@ -388,7 +389,7 @@ class Declarations(BaseModel):
         declared = self.accounts.get(name)
         if declared is not None:
             return declared
-        if name not in PROVIDERS:
+        if name not in names():
             raise ConfigError(f"no provider or account {name!r}")
         return AccountDecl(provider=name)
 

@@ -30,11 +30,6 @@ from espcore.providers.registry import names, plugin
 from espcore.warehouse import DEFAULT_OWN_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
-#: each provider's credential variables, after the account's prefix (``SENDPULSE`` + ``_CLIENT_ID``): its
-#: resource's credential fields in capitals
-CREDENTIAL_SUFFIXES: dict[str, tuple[str, ...]] = {
-    name: tuple(f.upper() for f in plugin(name).credentials) for name in names()
-}
 SANDBOX_ENV = "ESP_SANDBOX_DIR"
 AnyProviderResource = ProviderResource
 
@@ -57,17 +52,18 @@ def sandbox_dir() -> Path | None:
 def _account(name: str, account: AccountDecl | None) -> AccountDecl:
     if account is not None:
         return account
-    if name not in CREDENTIAL_SUFFIXES:
+    if name not in names():
         raise ConfigurationError(f"{name} is not a provider; declare it under accounts (with its provider)")
     return AccountDecl(provider=name)
 
 
 def credential_names(name: str, account: AccountDecl | None = None) -> tuple[str, ...]:
-    """The credential variables of an account: ``SENDPULSE_CLIENT_ID``… for the default account ``sendpulse``,
-    ``SENDPULSE_EU_CLIENT_ID``… for ``sendpulse_eu`` (or its ``env_prefix``)."""
+    """The credential variables of an account: its prefix and each credential field of its provider's resource
+    in capitals: ``SENDPULSE_CLIENT_ID``… for the default account ``sendpulse``, ``SENDPULSE_EU_CLIENT_ID``… for
+    ``sendpulse_eu`` (or its ``env_prefix``)."""
     acc = _account(name, account)
     prefix = acc.env_prefix or name.upper()
-    return tuple(f"{prefix}_{suffix}" for suffix in CREDENTIAL_SUFFIXES[acc.provider])
+    return tuple(f"{prefix}_{field.upper()}" for field in plugin(acc.provider).credentials)
 
 
 def credentials_present(name: str, account: AccountDecl | None = None) -> bool:

@@ -21,7 +21,7 @@ from espcore.providers.base import (
     EspProvider,
     MemberCounter,
 )
-from espcore.providers.registry import names, plugin
+from espcore.providers.registry import title
 from espcore.sync.tables import ensure_tables
 
 
@@ -283,7 +283,7 @@ def evaluate(facts: GuardFacts, policy: GuardPolicy, provider: str) -> dict[str,
         "book_size": book_size(facts.recipients, max_recipients=policy.max_recipients, book=policy.book),
         "balance_covers": balance_covers(facts.cost, recipients=facts.recipients),
         "hourly_cap": hourly_cap(
-            provider=plugin(provider).title if provider in names() else provider,
+            provider=title(provider),
             posts_last_hour=facts.posts_last_hour,
             oldest_post=facts.oldest_post,
             cap=facts.rate_cap,
