@@ -188,12 +188,8 @@ class PakatProvider:
             sub = existing.get(row.email.strip().lower())
             if sub is None:
                 new.append((i, {"EMAIL": row.email.strip(), **values}))
-            elif sub.status in SUPPRESSED_STATUSES:
-                results[i] = RowResult(
-                    row.email, False, sub.subscriber_uid, f"{sub.status} at the provider", suppressed=True
-                )
             else:
-                results[i] = self._update_existing(book_id, row.email, sub, values, required)
+                results[i] = self._decide_existing(book_id, row.email, sub, values, required)
         if new:
             try:
                 items = self.client.bulk_add_subscribers(book_id, [payload for _, payload in new])
@@ -247,9 +243,16 @@ class PakatProvider:
         if ref is None:
             return RowResult(row.email, False, error="exists, but the list does not find it", transient=True)
         sub = self.client.get_subscriber(book_id, ref.subscriber_uid)
+        return self._decide_existing(book_id, row.email, sub, values, required)
+
+    def _decide_existing(
+        self, book_id: str, email: str, sub: PakatSubscriber, values: Mapping[str, str], required: set[str]
+    ) -> RowResult:
+        """A subscriber the list already holds: suppressed stays suppressed (never resubscribed), anything else
+        is updated."""
         if sub.status in SUPPRESSED_STATUSES:
-            return RowResult(row.email, False, sub.subscriber_uid, f"{sub.status} at the provider", suppressed=True)
-        return self._update_existing(book_id, row.email, sub, values, required)
+            return RowResult(email, False, sub.subscriber_uid, f"{sub.status} at the provider", suppressed=True)
+        return self._update_existing(book_id, email, sub, values, required)
 
     def _existing(self, book_id: str, emails: Sequence[str]) -> dict[str, PakatSubscriber]:
         """Current subscribers among ``emails``: one crawl of the list, or per-email look-ups when cheaper."""
