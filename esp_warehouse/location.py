@@ -112,10 +112,8 @@ def build_location(
     # an account's erasure runs before its syncs in any run that holds both (its suppression wins either way)
     erasures = {a: erasure_key(a) for a in decls.erasure_accounts()}
     specs = {
-        name: spec.merge_attributes(deps=[erasures[decls.sync(name).provider]])
-        if decls.sync(name).provider in erasures
-        else spec
-        for name, spec in specs.items()
+        d.name: specs[d.name].merge_attributes(deps=[erasures[d.provider]]) if d.provider in erasures else specs[d.name]
+        for d in decls.syncs
     }
     sync_keys = {name: spec.key for name, spec in specs.items()}
     _refuse_clashing_keys(sync_keys, set(segment_keys.values()))

@@ -23,7 +23,7 @@ processing an erasure request allows. Everything else the product keeps about th
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,27 +87,26 @@ class ErasureRow:
     acted_at: datetime
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "request_id": self.request_id,
-            "email_hash": self.email_hash,
-            "action": self.action,
-            "ok": self.ok,
-            "book_id": self.book_id,
-            "detail": self.detail,
-            "acted_at": self.acted_at,
-        }
+        return asdict(self)
 
 
 @dataclass
 class ErasureResult:
     account: str
-    requests: int = 0  # every request the source holds
+    read: list[ErasureRequest] = field(default_factory=list)  # every request the source holds
     already_done: int = 0
     completed: int = 0  # completed by this run
     pending: int = 0  # still to do (the provider failed for them)
-    invalid: int = 0  # rows without an address or an id: reported, never guessed
     rows: list[ErasureRow] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # rows without an address or an id: reported, never guessed
+
+    @property
+    def requests(self) -> int:
+        return len(self.read)
+
+    @property
+    def invalid(self) -> int:
+        return len(self.problems)
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -218,7 +217,7 @@ def run_erasure(
     with wh.connect() as con:
         ensure_erasure_tables(con)
     requests, result.problems = read_requests(wh, source)
-    result.requests, result.invalid = len(requests), len(result.problems)
+    result.read = requests
     with wh.connect() as con:
         done = _done(con, account)
     todo = [r for r in requests if (r.request_id, r.email_hash) not in done]
@@ -274,10 +273,12 @@ def _safe(detail: str | None, req: ErasureRequest) -> str | None:
     return detail.replace(req.email, f"<sha256:{req.email_hash[:12]}>")
 
 
-def overdue(wh: BaseWarehouse, account: str, source: ErasureSource, max_age: timedelta) -> list[ErasureRequest]:
-    """Requests older than ``max_age`` that this account has not completed (the requests with no date count from
-    when the product first saw them)."""
-    requests, _ = read_requests(wh, source)
+def overdue(
+    wh: BaseWarehouse, account: str, requests: Sequence[ErasureRequest], max_age: timedelta
+) -> list[ErasureRequest]:
+    """Those of ``requests`` (as :func:`read_requests` or a run's :attr:`ErasureResult.read` has them) older than
+    ``max_age`` that this account has not completed; a request with no date counts from when the product first
+    saw it."""
     with wh.connect() as con:
         ensure_erasure_tables(con)
         done = _done(con, account)

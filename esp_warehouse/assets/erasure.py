@@ -69,7 +69,7 @@ def build_erasure_asset(decl: ErasureDecl, account: str, *, kind: str, source_ke
         with failures_explained():
             adapter = getattr(context.resources, account).get_provider()
             result = run_erasure(wh, adapter, source, run_id=run_id, log=context.log.info)
-            late = overdue(wh, account, source, max_age)
+            late = overdue(wh, account, result.read, max_age)  # the requests the run just read
         metadata: dict[str, Any] = dict(result.metadata())
         for problem in result.problems[:20]:
             context.log.warning(f"erasure source: {problem}")
