@@ -10,11 +10,12 @@ import pytest
 
 from espcore import erasure
 from espcore.erasure import ErasureSource, email_hash, overdue, run_erasure
-from espcore.providers.base import Eraser, MemberState
+from espcore.providers.base import Eraser, MemberInput, MemberState
 from espcore.sync.engine import run_sync
 from espcore.sync.spec import SyncSpec
 from espcore.warehouse import Warehouse
 from tests.providers.test_interface import HARNESSES, PEOPLE, Harness, build
+from tests.sync.fakes import FakeProvider
 
 ERASED = PEOPLE[0]  # asked to be forgotten
 KEPT = PEOPLE[1]
@@ -160,3 +161,20 @@ def test_the_request_source_is_only_ever_read(wh: Warehouse) -> None:
         erasure.read_requests(wh, ErasureSource("DELETE FROM gdpr_requests"))
     with wh.connect() as con:
         assert con.fetchone("SELECT count(*) FROM gdpr_requests") == (1,)
+
+
+def test_a_provider_without_its_own_erasure_is_erased_book_by_book(wh: Warehouse) -> None:
+    provider = FakeProvider()
+    assert not isinstance(provider, Eraser)
+    books = [provider.ensure_book(name).id for name in ("A", "B", "C")]
+    for book_id in books[:2]:
+        provider.upsert_members(book_id, [MemberInput(ERASED.email), MemberInput(KEPT.email)])
+    result = run_erasure(wh, provider, SOURCE, run_id="run-1")
+    assert (result.completed, result.pending) == (1, 0)
+    assert {(r.action, r.book_id) for r in result.rows if r.action == "removed"} >= {
+        ("removed", books[0]),
+        ("removed", books[1]),
+    }
+    for book_id in books:
+        assert ERASED.email not in provider.members[book_id]
+    assert KEPT.email in provider.members[books[0]]
