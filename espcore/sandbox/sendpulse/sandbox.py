@@ -9,7 +9,7 @@ import binascii
 import hashlib
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -96,6 +96,9 @@ class SendPulseSandbox(ProviderSandbox):
         copy_delay: seconds a campaign spends in status 13; send_duration: seconds from status 2 to 3.
         campaigns_per_hour / tests_per_hour: API create (791) and test-send quotas per rolling hour.
         price: price of one letter beyond the plan, in the account currency.
+        rate_clock: seconds (monotonic) the rate windows run on; by default real time plus every ``advance()``.
+            A benchmark on a simulated clock passes that clock here, so the windows run on the time its client
+            paces by (and real time spent computing does not widen them).
 
     Settings live in the account state (``state["config"]``) so processes sharing a FileStore agree; values
     passed to the constructor overwrite the stored ones, and hooks (``set_delays``, ``set_price``...) change them.
@@ -139,8 +142,10 @@ class SendPulseSandbox(ProviderSandbox):
         campaigns_per_hour: int | None = None,
         tests_per_hour: int | None = None,
         price: str | Decimal | None = None,
+        rate_clock: Callable[[], float] | None = None,
     ) -> None:
         self.demo = demo
+        self._rate_clock = rate_clock
         self.per_second = per_second
         self.per_minute = per_minute
         self.per_day = per_day
@@ -309,6 +314,8 @@ class SendPulseSandbox(ProviderSandbox):
         return super().advance(seconds)
 
     def _rate_time(self) -> float:
+        if self._rate_clock is not None:
+            return self._rate_clock()
         return time.monotonic() + self._rate_offset
 
     def before_request(self, req: SandboxRequest, state: State) -> Response | None:
