@@ -1,6 +1,8 @@
 """:class:`~espcore.providers.base.EspProvider` on LiteStartup, with its optional capabilities."""
 
-from collections.abc import Iterator, Mapping, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
@@ -37,6 +39,10 @@ from espcore.providers.litestartup.client import LiteStartupClient
 from espcore.providers.litestartup.common import PROVIDER
 from espcore.providers.litestartup.models import LsCampaign, LsContact, LsEmail, LsTag, _iso
 
+log = logging.getLogger(__name__)
+#: the longest Retry-After a sync's write waits out: the plans' longest window (the hourly cap)
+MAX_RATE_WAIT_S = 3600.0
+
 # -- the adapter --------------------------------------------------------------------------------------------
 
 _CAMPAIGN_STATES: Mapping[str, CampaignState] = {
@@ -48,7 +54,8 @@ _CAMPAIGN_STATES: Mapping[str, CampaignState] = {
     "failed": CampaignState.FAILED,
     "cancelled": CampaignState.FAILED,
 }
-_TRANSIENT = (RateLimitError, ServerError, TransportError, OutcomeUnknownError)
+# a RateLimitError is not a row's answer: it stops the run (see LiteStartupProvider._paced)
+_TRANSIENT = (ServerError, TransportError, OutcomeUnknownError)
 _ROW_REJECTIONS = (ValidationError, NotFoundError, ConflictError)
 
 
@@ -89,8 +96,19 @@ class LiteStartupProvider:
     #: undocumented: a domain written in Unicode assumed refused (the sandbox models it so)
     address_rules = AddressRules(unicode_domain=False, source="LiteStartup (assumed): ASCII domains only")
 
-    def __init__(self, client: LiteStartupClient) -> None:
+    def __init__(
+        self,
+        client: LiteStartupClient,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        max_rate_wait_s: float = MAX_RATE_WAIT_S,
+    ) -> None:
+        """``sleep``/``max_rate_wait_s``: how a sync's write waits out the plan's window when the API refuses it
+        with ``429`` and a ``Retry-After`` of at most ``max_rate_wait_s`` seconds (see :meth:`_paced`)."""
         self.client = client
+        self._sleep = sleep
+        self.max_rate_wait_s = max_rate_wait_s
+        self.rate_waits = 0  # how many times a write waited out a window (for run metadata and benchmarks)
 
     def __repr__(self) -> str:
         return f"LiteStartupProvider({self.client!r})"
@@ -156,7 +174,27 @@ class LiteStartupProvider:
         the sync never wrote (``exists=False``) is created first: one call per new contact at the plan's rate
         limit; the provider's conflict answer (the address exists, e.g. in another book or unsubscribed) falls
         back to the search, so a suppressed contact is still never reactivated."""
-        return [self._upsert_one(book_id, row) for row in rows]
+        return [self._paced(lambda row=row: self._upsert_one(book_id, row)) for row in rows]
+
+    def _paced(self, write: Callable[[], RowResult]) -> RowResult:
+        """One row's calls, again after a refusal for rate (429) once its ``Retry-After`` has passed.
+
+        The client paces to the plan's per-minute rate; the free plan's 1,000 calls an hour (pro: 10,000) then run
+        out after about 17 minutes, and the API answers 429 with the seconds left in the hour. Waiting that out
+        keeps a long sync at the hourly bound in one run, at the cost of one refused call an hour. A refusal
+        without ``Retry-After`` (the current dialect documents none) or with a longer one is raised: the engine
+        stops the run retryable, its rows left pending, rather than sending every remaining row into the same
+        refusal. A 429 is answered before the request is acted on, so the row's calls are simply made again."""
+        while True:
+            try:
+                return write()
+            except RateLimitError as exc:
+                wait = exc.retry_after
+                if wait is None or wait > self.max_rate_wait_s:
+                    raise
+                log.info("litestartup: the plan's rate window is full; waiting %.0fs as the API asks", wait)
+                self.rate_waits += 1
+                self._sleep(wait)
 
     def _native(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """Current dialect: first/last name move from the attributes to the contact's own fields."""
@@ -221,26 +259,25 @@ class LiteStartupProvider:
 
     def remove_members(self, book_id: str, emails: Sequence[str], *, unsubscribe: bool) -> list[RowResult]:
         """Drop the book tag by PUT, or set ``subscribed=false`` when ``unsubscribe``; absent = accepted."""
-        out: list[RowResult] = []
-        for email in emails:
-            try:
-                contact = self.client.find_contact_by_email(email)
-                if contact is None:
-                    out.append(RowResult(email=email, ok=True))
-                    continue
-                if unsubscribe:
-                    if contact.subscribed is not False:
-                        self.client.update_contact(contact.id, subscribed=False)
-                elif book_id in contact.tags:
-                    self.client.update_contact(contact.id, tags=[t for t in contact.tags if t != book_id])
-                out.append(RowResult(email=email, ok=True, provider_id=contact.id))
-            except UnexpectedResponseError:
-                raise  # a 2xx that did not say it worked: the rows stay unacknowledged
-            except _TRANSIENT as exc:
-                out.append(RowResult(email=email, ok=False, error=exc.message, transient=True))
-            except _ROW_REJECTIONS as exc:
-                out.append(RowResult(email=email, ok=False, error=exc.message))
-        return out
+        return [self._paced(lambda email=email: self._remove_one(book_id, email, unsubscribe)) for email in emails]
+
+    def _remove_one(self, book_id: str, email: str, unsubscribe: bool) -> RowResult:
+        try:
+            contact = self.client.find_contact_by_email(email)
+            if contact is None:
+                return RowResult(email=email, ok=True)
+            if unsubscribe:
+                if contact.subscribed is not False:
+                    self.client.update_contact(contact.id, subscribed=False)
+            elif book_id in contact.tags:
+                self.client.update_contact(contact.id, tags=[t for t in contact.tags if t != book_id])
+            return RowResult(email=email, ok=True, provider_id=contact.id)
+        except UnexpectedResponseError:
+            raise  # a 2xx that did not say it worked: the rows stay unacknowledged
+        except _TRANSIENT as exc:
+            return RowResult(email=email, ok=False, error=exc.message, transient=True)
+        except _ROW_REJECTIONS as exc:
+            return RowResult(email=email, ok=False, error=exc.message)
 
     def list_members(self, book_id: str) -> Iterator[Member]:
         """Contacts carrying the book tag (current dialect: each read in full, list items carry no fields)."""
