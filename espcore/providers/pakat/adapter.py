@@ -120,6 +120,7 @@ class PakatProvider:
         self.list_description = list_description
         self.opt_in = opt_in
         self._now = now
+        self._fields: dict[str, list[PakatField]] = {}  # list_uid -> its fields, as ensure_fields last saw them
 
     @classmethod
     def from_api_key(cls, api_key: str, base_url: str = PAKAT_BASE_URL, **kwargs: Any) -> "PakatProvider":
@@ -161,15 +162,21 @@ class PakatProvider:
     # members ----------------------------------------------------------------------------------------------
 
     def ensure_fields(self, list_uid: str, tags: Sequence[str]) -> list[PakatField]:
-        """Create the list fields the rows need (unknown TAGs would be dropped silently)."""
-        fields = self.client.list_fields(list_uid)
+        """Create the list fields the rows need (unknown TAGs would be dropped silently).
+
+        The list's fields are read once per adapter (a resource makes one per run) and kept: a sync's later bulk
+        calls with the same TAGs read nothing more. A TAG the kept fields lack reads them again first."""
+        fields = self._fields.get(list_uid)
+        if fields is None or not set(tags) <= {f.tag for f in fields}:
+            fields = self.client.list_fields(list_uid)
         have = {f.tag for f in fields}
         for tag in tags:
             if tag not in have:
                 created = self.client.create_list_field(list_uid, tag, tag.replace("_", " ").title())
                 have.add(tag)
                 fields.append(created or PakatField(0, tag, tag, False, "text"))
-        return fields
+        self._fields[list_uid] = fields
+        return list(fields)
 
     def upsert_members(self, book_id: str, rows: Sequence[MemberInput]) -> list[RowResult]:
         mapped = [{field_tag(k): field_value(v) for k, v in r.fields.items() if field_tag(k) != "EMAIL"} for r in rows]
