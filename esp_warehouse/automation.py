@@ -20,6 +20,7 @@ from espcore.providers.base import EspProvider
 from espcore.sync.signature import segment_signature
 from espcore.sync.source import check_segment_sql
 from espcore.sync.spec import SyncSpec
+from espcore.sync.tables import as_utc
 from espcore.warehouse import BaseWarehouse, Dialect, WarehouseConnection
 
 
@@ -181,7 +182,7 @@ def build_campaign_completed_sensor(
         completed: dict[str, dict[str, str]] = dict(state.get("waiting", {}))
         position = int(state.get("position", 0))
         now = now_fn()
-        since = now.astimezone(UTC).replace(tzinfo=None) - timedelta(days=lookback_days)
+        since = as_utc(now) - timedelta(days=lookback_days)
 
         warehouse: WarehouseResource = context.resources.warehouse
         watched: dict[str, LedgerRow] = {}

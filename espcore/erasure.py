@@ -24,19 +24,19 @@ processing an erasure request allows. Everything else the product keeps about th
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from espcore.providers.base import Eraser, ErasureStep, EspProvider
 from espcore.sync.source import check_segment_sql, wrap_segment
-from espcore.sync.tables import ensure_tables, now_utc
+from espcore.sync.tables import as_utc, ensure_tables, now_utc
 from espcore.warehouse import BaseWarehouse, WarehouseConnection, quote_ident
 
 STATE_TABLE = "erasure_state"
 STATE_DDL = """CREATE TABLE IF NOT EXISTS {t} (
     account VARCHAR NOT NULL, request_id VARCHAR NOT NULL, email_hash VARCHAR NOT NULL,
-    requested_at TIMESTAMP, status VARCHAR NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    last_error VARCHAR, first_seen_at TIMESTAMP NOT NULL, completed_at TIMESTAMP, run_id VARCHAR,
+    requested_at TIMESTAMPTZ, status VARCHAR NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    last_error VARCHAR, first_seen_at TIMESTAMPTZ NOT NULL, completed_at TIMESTAMPTZ, run_id VARCHAR,
     PRIMARY KEY (account, request_id, email_hash))"""
 #: how many addresses one provider batch erases before the state is written
 BATCH = 100
@@ -67,7 +67,7 @@ class ErasureSource:
 class ErasureRequest:
     request_id: str
     email: str
-    requested_at: datetime | None  # naive UTC
+    requested_at: datetime | None  # aware, UTC
 
     @property
     def email_hash(self) -> str:
@@ -122,6 +122,9 @@ def ensure_erasure_tables(con: WarehouseConnection) -> None:
     ensure_tables(con)  # the suppression and sync tables it writes to
     with con.transaction(lock="espcore.sync.ddl"):
         con.execute(STATE_DDL.format(t=con.own(STATE_TABLE)))
+        converted = con.convert_naive_timestamps([STATE_TABLE])
+    if converted:
+        con.checkpoint()
 
 
 def read_requests(wh: BaseWarehouse, source: ErasureSource) -> tuple[list[ErasureRequest], list[str]]:
@@ -138,12 +141,20 @@ def read_requests(wh: BaseWarehouse, source: ErasureSource) -> tuple[list[Erasur
         if rid is None or str(rid).strip() == "" or email is None or "@" not in str(email):
             problems.append(f"row {i + 1}: request {rid!r} has no usable id or address; skipped")
             continue
-        when = at if isinstance(at, datetime) else None
-        if when is not None and when.tzinfo is not None:
-            when = when.astimezone(UTC).replace(tzinfo=None)
-        req = ErasureRequest(str(rid), normalise(str(email)), when)
+        req_at = _request_time(at)
+        req = ErasureRequest(str(rid), normalise(str(email)), req_at)
         requests.setdefault((req.request_id, req.email_hash), req)
     return list(requests.values()), problems
+
+
+def _request_time(value: object) -> datetime | None:
+    """A request's time as an aware UTC datetime: a time without a zone is taken as UTC, a date as its midnight
+    in UTC; anything else (no time, a text) counts as undated."""
+    if isinstance(value, datetime):
+        return as_utc(value)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return None
 
 
 def _done(con: WarehouseConnection, account: str) -> set[tuple[str, str]]:
@@ -283,7 +294,7 @@ def overdue(
         ensure_erasure_tables(con)
         done = _done(con, account)
         seen = {
-            (str(r), str(h)): at
+            (str(r), str(h)): as_utc(at)
             for r, h, at in con.fetchall(
                 f"SELECT request_id, email_hash, first_seen_at FROM {con.own(STATE_TABLE)} WHERE account = ?",
                 [account],

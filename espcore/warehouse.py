@@ -173,6 +173,38 @@ class WarehouseConnection(ABC):
     def own_table_exists(self, table: str) -> bool:
         return table in self.columns(self.own_schema, table)
 
+    def _naive_timestamp_columns(self, schema: str, table: str | None = None) -> set[tuple[str, str]]:
+        """(table, lower-cased column) of the ``TIMESTAMP WITHOUT TIME ZONE`` columns of ``schema``."""
+        sql = (
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_catalog = current_database() "
+            "AND table_schema = ? AND lower(data_type) IN ('timestamp', 'timestamp without time zone')"
+        )
+        params = [schema]
+        if table is not None:
+            sql += " AND table_name = ?"
+            params.append(table)
+        return {(str(t), str(c).lower()) for t, c in self.fetchall(sql, params)}
+
+    def convert_naive_timestamps(self, tables: Sequence[str]) -> list[str]:
+        """Convert, once, the own ``tables``' timestamp columns an earlier release typed ``TIMESTAMP`` (naive, UTC
+        by convention) to ``TIMESTAMP WITH TIME ZONE``, each value read as UTC; return the columns converted
+        (``table.column``). One catalog query when there is nothing to convert. Call it inside the transaction
+        that creates the tables (PostgreSQL rewrites each converted table under an exclusive lock), and
+        :meth:`checkpoint` after that transaction when something was converted."""
+        wanted = set(tables)
+        done: list[str] = []
+        for table, column in sorted(self._naive_timestamp_columns(self.own_schema)):
+            if table not in wanted:
+                continue
+            col = quote_ident(column)
+            self.execute(
+                f"ALTER TABLE {self.own(table)} ALTER COLUMN {col} TYPE TIMESTAMPTZ USING {col} AT TIME ZONE 'UTC'"
+            )
+            done.append(f"{table}.{column}")
+        if done:
+            _log.warning("converted %s to TIMESTAMP WITH TIME ZONE (values read as UTC)", ", ".join(done))
+        return done
+
     def adopt_legacy_table(self, table: str, legacy_columns: Sequence[str]) -> int:
         """Copy into the own schema's (new, empty) ``table`` the rows an earlier release kept in a table of the
         same name in the connection's default schema (before the product had a schema of its own), and return
@@ -187,9 +219,12 @@ class WarehouseConnection(ABC):
         if not found or not set(legacy_columns) <= set(found):
             return 0
         own = set(self.columns(self.own_schema, table).get(table, []))
-        cols = ", ".join(quote_ident(c) for c in found if c in own)
+        naive = {c for _, c in self._naive_timestamp_columns(schema, table)}  # UTC by that release's convention
+        cols = [c for c in found if c in own]
+        values = ", ".join(f"{quote_ident(c)} AT TIME ZONE 'UTC'" if c in naive else quote_ident(c) for c in cols)
         self.execute(
-            f"INSERT INTO {self.own(table)} ({cols}) SELECT {cols} FROM {quote_ident(schema)}.{quote_ident(table)}"
+            f"INSERT INTO {self.own(table)} ({', '.join(quote_ident(c) for c in cols)}) "
+            f"SELECT {values} FROM {quote_ident(schema)}.{quote_ident(table)}"
         )
         copied = self.fetchone(f"SELECT count(*) FROM {self.own(table)}")
         n = int(copied[0]) if copied else 0
@@ -202,6 +237,12 @@ class WarehouseConnection(ABC):
             self.own(table),
         )
         return n
+
+    def checkpoint(self) -> None:
+        """Write the database's log into its file (DuckDB; nothing to do on PostgreSQL). After a conversion: a
+        DuckDB log that holds a time-zone conversion needs the ICU extension loaded to be replayed, which a
+        DuckDB that may download extensions tries to download first (and fails to, offline)."""
+        return None  # PostgreSQL: its log is its own business
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None: ...
@@ -272,6 +313,12 @@ class DuckDBConnection(WarehouseConnection):
 
     def load_temp(self, name: str, table: pa.Table) -> None:
         self.raw.register(name, table)
+
+    def checkpoint(self) -> None:
+        try:
+            self.raw.execute("CHECKPOINT")
+        except duckdb.Error as exc:  # another connection's transaction is open: DuckDB checkpoints later itself
+            _log.info("checkpoint deferred: %s", exc)
 
     def drop_temp(self, name: str) -> None:
         self.raw.unregister(name)
@@ -586,7 +633,13 @@ class Warehouse(BaseWarehouse):
         delay = 0.02
         while True:
             try:
-                config = {"checkpoint_threshold": "8MB", "preserve_insertion_order": False}
+                # never download an extension at run time (offline hosts, reproducible runs): DuckDB's own ICU,
+                # which time-zone arithmetic and a log holding it need, loads from the installed package
+                config = {
+                    "checkpoint_threshold": "8MB",
+                    "preserve_insertion_order": False,
+                    "autoinstall_known_extensions": False,
+                }
                 if self.memory_limit:
                     config["memory_limit"] = self.memory_limit
                 con = duckdb.connect(str(self.path), config=config)

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
 from esp_warehouse.cli.common import EXIT_OK, CommandError, declarations_file, explain, failure_code, initialised
@@ -21,7 +22,7 @@ from espcore.landing.collect import STATE_DIR
 from espcore.landing.schemas import DATASETS
 from espcore.landing.store import open_lake
 from espcore.sync.locks import LOCK_STALE_S, LockHolder, holder_is_alive
-from espcore.sync.tables import now_utc
+from espcore.sync.tables import as_utc, now_utc
 from espcore.warehouse import Warehouse
 
 _PARTITION = re.compile(r"/provider=(?P<provider>[^/]+)/date=(?P<date>[^/]+)/[^/]+\.parquet$")
@@ -44,6 +45,9 @@ def _declared(given: str | None) -> tuple[dict[str, Any], Any]:
 
 
 def _iso(value: Any) -> Any:
+    """A timestamp as ISO 8601 text in UTC (the warehouse returns them in its session's time zone)."""
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 

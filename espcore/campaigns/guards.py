@@ -9,10 +9,10 @@ under an optional cap); the balance or quota covers the send; a provider's cap o
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from espcore.campaigns.ledger import Ledger, WarehouseLike, utc_naive
+from espcore.campaigns.ledger import Ledger, WarehouseLike
 from espcore.providers.base import (
     CampaignRateCap,
     CampaignRateLimited,
@@ -22,7 +22,7 @@ from espcore.providers.base import (
     MemberCounter,
 )
 from espcore.providers.registry import title
-from espcore.sync.tables import ensure_tables
+from espcore.sync.tables import as_utc, ensure_tables
 
 
 class GuardResult(NamedTuple):
@@ -34,7 +34,7 @@ class GuardResult(NamedTuple):
 class SyncRunInfo:
     run_id: str
     book_id: str | None
-    finished_at: datetime  # naive UTC
+    finished_at: datetime  # aware, UTC
     rejected_pct: float
     synced_rows: int | None = None
 
@@ -49,7 +49,7 @@ def sync_fresh(last: SyncRunInfo | None, *, now: datetime, max_age_minutes: floa
             f"sync {sync_name} has no successful run yet (one that left no row pending): the book is not known to "
             "be current",
         )
-    age = (utc_naive(now) - last.finished_at).total_seconds() / 60.0
+    age = (as_utc(now) - as_utc(last.finished_at)).total_seconds() / 60.0
     if age > max_age_minutes:
         return GuardResult(
             False,
@@ -150,7 +150,7 @@ def last_sync(warehouse: WarehouseLike, sync_name: str) -> SyncRunInfo | None:
     return SyncRunInfo(
         run_id=str(row[0]),
         book_id=str(row[1]) if row[1] is not None else None,
-        finished_at=row[2],
+        finished_at=as_utc(row[2]),
         rejected_pct=float(counts.get("rejected_pct") or 0.0),
     )
 
@@ -236,14 +236,14 @@ def gather_facts(
         cost = cost_info(provider, book_id, recipients)
     else:
         cost = CostInfo(provider.name, None, "empty book: cost not checked")
-    since = utc_naive(now) - timedelta(hours=1)
+    since = as_utc(now) - timedelta(hours=1)
     posts, oldest = ledger.posts_since(provider.account, since)
     cap: CampaignRateCap | None = None
     listed = 0
     if isinstance(provider, CampaignRateLimited):
         cap = provider.campaign_rate_cap()
         # campaigns created by other tools count too, when the provider dates them
-        listed = provider.campaigns_created_since(since.replace(tzinfo=UTC))
+        listed = provider.campaigns_created_since(since)
     row = ledger.get(key)
     return GuardFacts(
         now=now,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from espcore.sync.tables import as_utc
 from espcore.warehouse import WarehouseConnection
 
 
@@ -37,8 +38,8 @@ DDL = [
         campaign_name VARCHAR NOT NULL, occurrence VARCHAR NOT NULL, provider_name VARCHAR NOT NULL,
         status VARCHAR NOT NULL, provider_campaign_id VARCHAR, provider_status VARCHAR, recipients INTEGER,
         error_kind VARCHAR, last_error VARCHAR, attempts INTEGER NOT NULL DEFAULT 0, run_id VARCHAR,
-        planned_at TIMESTAMP NOT NULL, posting_at TIMESTAMP, sent_at TIMESTAMP, test_sent_at TIMESTAMP,
-        test_recipients VARCHAR, updated_at TIMESTAMP NOT NULL, claim VARCHAR)""",
+        planned_at TIMESTAMPTZ NOT NULL, posting_at TIMESTAMPTZ, sent_at TIMESTAMPTZ, test_sent_at TIMESTAMPTZ,
+        test_recipients VARCHAR, updated_at TIMESTAMPTZ NOT NULL, claim VARCHAR)""",
 ]
 
 _COLUMNS = (
@@ -70,11 +71,6 @@ _COLUMNS = (
 LEGACY_COLUMNS = _COLUMNS
 
 
-def utc_naive(when: datetime) -> datetime:
-    """Warehouse timestamps are naive UTC (like the sync tables)."""
-    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
-
-
 def ensure_ledger(con: WarehouseConnection) -> None:
     """Create the ledger in the product's own schema when it is missing (idempotent)."""
     con.ensure_own_schema()
@@ -82,8 +78,12 @@ def ensure_ledger(con: WarehouseConnection) -> None:
         fresh = not con.own_table_exists(TABLE)
         for ddl in DDL:
             con.execute(ddl.format(ledger=con.own(TABLE)))
+        # an earlier release's naive UTC columns, converted once
+        converted = not fresh and con.convert_naive_timestamps([TABLE])
         if fresh:  # an earlier release kept the ledger unqualified: its launches still count, never sent twice
             con.adopt_legacy_table(TABLE, LEGACY_COLUMNS)
+    if converted:
+        con.checkpoint()
 
 
 @dataclass(frozen=True)
@@ -121,12 +121,13 @@ class Ledger:
             ensure_ledger(con)
 
     def now(self) -> datetime:
-        return utc_naive(self._now())
+        """The ledger's clock, as an aware UTC datetime."""
+        return as_utc(self._now())
 
     def get(self, key: str) -> LedgerRow | None:
         with self.wh.connect() as con:
             row = con.fetchone(f"SELECT {', '.join(_COLUMNS)} FROM {con.own(TABLE)} WHERE campaign_key = ?", [key])
-        return LedgerRow(*row) if row else None  # type: ignore[arg-type]
+        return _ledger_row(row) if row else None
 
     def plan(
         self,
@@ -246,9 +247,9 @@ class Ledger:
             row = con.fetchone(
                 f"SELECT count(*), min(posting_at) FROM {con.own(TABLE)} WHERE provider = ? AND posting_at > ? "
                 "AND status IN ('posting', 'sent', 'unknown')",
-                [provider, utc_naive(since)],
+                [provider, as_utc(since)],
             )
-        return (int(row[0]), row[1]) if row else (0, None)
+        return (int(row[0]), as_utc(row[1])) if row else (0, None)
 
     def rows(self, provider: str | None = None) -> list[LedgerRow]:
         params: list[str] = []
@@ -257,7 +258,7 @@ class Ledger:
             if provider:
                 sql += " WHERE provider = ?"
                 params.append(provider)
-            return [LedgerRow(*r) for r in con.fetchall(sql + " ORDER BY planned_at", params)]  # type: ignore[arg-type]
+            return [_ledger_row(r) for r in con.fetchall(sql + " ORDER BY planned_at", params)]
 
 
 class LedgerConflict(RuntimeError):
@@ -265,3 +266,8 @@ class LedgerConflict(RuntimeError):
 
 
 HOUR = timedelta(hours=1)
+
+
+def _ledger_row(values: tuple[object, ...]) -> LedgerRow:
+    """A ledger row as read, its timestamps in UTC (the warehouse returns them in its session's time zone)."""
+    return LedgerRow(*(as_utc(v) if isinstance(v, datetime) else v for v in values))  # type: ignore[arg-type]

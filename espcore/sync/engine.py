@@ -321,7 +321,7 @@ class SyncEngine:
                 [name, self.run_id, name],
             )
             return
-        cutoff = datetime.fromtimestamp(time.time() - PLAN_KEEP_RUNNING_S, UTC).replace(tzinfo=None)
+        cutoff = datetime.fromtimestamp(time.time() - PLAN_KEEP_RUNNING_S, UTC)
         con.execute(
             f"""DELETE FROM {plan} WHERE sync_name = ? AND run_id NOT IN (
                    SELECT run_id FROM {runs} WHERE sync_name = ? AND dry_run AND status = 'running'

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from espcore.sync.errors import SyncError, SyncLockedError
-from espcore.sync.tables import now_utc
+from espcore.sync.tables import as_utc, now_utc
 from espcore.warehouse import BaseWarehouse, PostgresConnection, PostgresWarehouse, WarehouseConnection, lock_key
 
 __all__ = [
@@ -268,7 +268,7 @@ class BookLock(ABC):
         run_id, sync_name, host, pid, proc_start, boot_id, pid_ns, acquired_at, heartbeat_at = row
         return LockHolder(
             str(run_id), sync_name, host, None if pid is None else int(pid), proc_start, boot_id, pid_ns,
-            acquired_at, heartbeat_at,
+            as_utc(acquired_at), as_utc(heartbeat_at),
         )  # fmt: skip
 
     def _claim(self, con: WarehouseConnection, dead: LockHolder | None, why: str) -> None:

@@ -223,7 +223,7 @@ ACK_SCHEMA = pa.schema(
         ("result", pa.string()),
         ("error", pa.string()),
         ("provider_id", pa.string()),
-        ("logged_at", pa.timestamp("us")),
+        ("logged_at", pa.timestamp("us", tz="UTC")),
     ]
 )
 
@@ -282,7 +282,7 @@ def _ack_table(columns: list[list[Any]], logged_at: datetime) -> pa.Table:
             pa.array(results, pa.string()),
             pa.array(errors, pa.string()),
             pa.array(ids, pa.string()),
-            pa.array([logged_at] * len(pks), pa.timestamp("us")),
+            pa.array([logged_at] * len(pks), pa.timestamp("us", tz="UTC")),
         ],
         schema=ACK_SCHEMA,
     )

@@ -1,12 +1,16 @@
-"""The sync engine's tables in the warehouse's own schema: their DDL, the columns added since, and the tables an
-earlier release kept in the default schema (copied over once by :func:`ensure_tables`); :func:`now_utc` is the
-time as their ``TIMESTAMP`` columns hold it."""
+""" ""The sync engine's tables in the warehouse's own schema: their DDL, the columns added since, and the tables an
+earlier release kept in the default schema (copied over once by :func:`ensure_tables`).
+
+Every timestamp in the product's own tables is ``TIMESTAMP WITH TIME ZONE`` and written as an aware UTC value
+(:func:`now_utc`, :func:`as_utc`), so it means the same instant whatever the session's time zone; an earlier
+release's naive UTC columns are converted once (:meth:`WarehouseConnection.convert_naive_timestamps`)."""
 
 from datetime import UTC, datetime
+from typing import overload
 
 from espcore.warehouse import WarehouseConnection
 
-__all__ = ["ADDED_COLUMNS", "DDL", "LEGACY_COLUMNS", "TABLES", "ensure_tables", "now_utc"]
+__all__ = ["ADDED_COLUMNS", "DDL", "LEGACY_COLUMNS", "TABLES", "as_utc", "ensure_tables", "now_utc"]
 
 #: the engine's tables, in the own schema
 TABLES = ("sync_state", "sync_plan", "sync_changelog", "sync_runs", "sync_lock", "suppression", "sync_suppression_read")
@@ -19,7 +23,7 @@ DDL: list[tuple[str, str]] = [
         provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL, pk VARCHAR NOT NULL,
         synced_fp VARCHAR, status VARCHAR NOT NULL, pending_op VARCHAR, pending_fp VARCHAR,
         provider_status VARCHAR, provider_id VARCHAR, attempts INTEGER NOT NULL DEFAULT 0,
-        last_error VARCHAR, last_attempt_at TIMESTAMP, last_synced_at TIMESTAMP, run_id VARCHAR,
+        last_error VARCHAR, last_attempt_at TIMESTAMPTZ, last_synced_at TIMESTAMPTZ, run_id VARCHAR,
         rejected_fp VARCHAR,
         PRIMARY KEY (provider, book_id, pk))""",
     ),
@@ -35,13 +39,13 @@ DDL: list[tuple[str, str]] = [
         """CREATE TABLE IF NOT EXISTS {t} (
         run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL,
         pk VARCHAR NOT NULL, op VARCHAR NOT NULL, result VARCHAR NOT NULL, error VARCHAR,
-        logged_at TIMESTAMP NOT NULL, provider_id VARCHAR)""",
+        logged_at TIMESTAMPTZ NOT NULL, provider_id VARCHAR)""",
     ),
     (
         "sync_runs",
         """CREATE TABLE IF NOT EXISTS {t} (
         run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, book_id VARCHAR,
-        started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, dry_run BOOLEAN NOT NULL, status VARCHAR NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ, dry_run BOOLEAN NOT NULL, status VARCHAR NOT NULL,
         counts VARCHAR, PRIMARY KEY (run_id, sync_name))""",
     ),
     (
@@ -51,19 +55,19 @@ DDL: list[tuple[str, str]] = [
         """CREATE TABLE IF NOT EXISTS {t} (
         provider VARCHAR NOT NULL, book VARCHAR NOT NULL, book_id VARCHAR, run_id VARCHAR NOT NULL,
         sync_name VARCHAR, host VARCHAR, pid INTEGER, proc_start VARCHAR, boot_id VARCHAR, pid_ns VARCHAR,
-        acquired_at TIMESTAMP NOT NULL, heartbeat_at TIMESTAMP, PRIMARY KEY (provider, book))""",
+        acquired_at TIMESTAMPTZ NOT NULL, heartbeat_at TIMESTAMPTZ, PRIMARY KEY (provider, book))""",
     ),
     (
         "suppression",
         """CREATE TABLE IF NOT EXISTS {t} (
-        provider VARCHAR NOT NULL, email VARCHAR NOT NULL, reason VARCHAR NOT NULL, added_at TIMESTAMP)""",
+        provider VARCHAR NOT NULL, email VARCHAR NOT NULL, reason VARCHAR NOT NULL, added_at TIMESTAMPTZ)""",
     ),
     (
         # the provider's suppression signature when a run last read every suppression of the book and wrote
         # nothing after: a later run that finds the same signature skips that read
         "sync_suppression_read",
         """CREATE TABLE IF NOT EXISTS {t} (
-        provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL, signature VARCHAR NOT NULL, read_at TIMESTAMP,
+        provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL, signature VARCHAR NOT NULL, read_at TIMESTAMPTZ,
         run_id VARCHAR, PRIMARY KEY (provider, book_id))""",
     ),
 ]
@@ -89,8 +93,20 @@ LEGACY_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 def now_utc() -> datetime:
-    """Now in UTC, without a time zone (as the tables' ``TIMESTAMP`` columns store it)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Now, as an aware UTC datetime (what the tables' ``TIMESTAMP WITH TIME ZONE`` columns are written with)."""
+    return datetime.now(UTC)
+
+
+@overload
+def as_utc(when: datetime) -> datetime: ...
+@overload
+def as_utc(when: None) -> None: ...
+def as_utc(when: datetime | None) -> datetime | None:
+    """``when`` as an aware UTC datetime: an aware value is converted (a warehouse returns ``TIMESTAMP WITH TIME
+    ZONE`` values in its session's time zone), a naive one is taken to be UTC already."""
+    if when is None:
+        return None
+    return when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def ensure_tables(con: WarehouseConnection) -> None:
@@ -106,6 +122,9 @@ def ensure_tables(con: WarehouseConnection) -> None:
             # exclusive table lock on PostgreSQL even when it changes nothing
             if table in before and column not in before[table]:
                 con.execute(f"ALTER TABLE {con.own(table)} ADD COLUMN IF NOT EXISTS {column} {typ}")
+        converted = con.convert_naive_timestamps([table for table, _ in DDL if table in before])
         fresh = [table for table in LEGACY_COLUMNS if table not in before]
         for table in fresh:  # state an earlier release kept outside the own schema is carried over, once
             con.adopt_legacy_table(table, LEGACY_COLUMNS[table])
+    if converted:
+        con.checkpoint()
