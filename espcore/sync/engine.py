@@ -53,6 +53,7 @@ from espcore.sync.pipeline import (
     Bookkeeper,
     Call,
     ack_tables,
+    apply_settings,
     members_of,
     outcome,
     parse_payloads,
@@ -545,7 +546,10 @@ class SyncEngine:
                 [spec.provider, result.book_id, self.run_id, self.run_id, spec.name],
             )
         batch = max(1, int(self.provider.batch_size))
-        with Bookkeeper(self.wh, name=f"sync-bookkeeper-{spec.name}", backlog=BOOKKEEPER_BACKLOG) as bk:
+        with (
+            apply_settings(self.wh),
+            Bookkeeper(self.wh, name=f"sync-bookkeeper-{spec.name}", backlog=BOOKKEEPER_BACKLOG) as bk,
+        ):
             for op in APPLY_ORDER:
                 self._apply_op(result, bk, op, batch)
 
