@@ -17,9 +17,11 @@ book lock in :mod:`espcore.sync.locks`, the run's counts in :mod:`espcore.sync.r
 * **Suppression wins**: provider blacklists/unsubscribes (and the local ``suppression`` table) are merged in
   before planning; such rows are never sent, only counted.
 * **Apply** goes removes → changes → adds in provider-sized batches. A page of planned rows (whole batches) is
-  written ahead (``pending``) in one transaction; each batch is then sent once (the HTTP layer retries
-  transient faults only); the answers are appended to the journal (``sync_changelog``) a group of calls per
-  statement, and each page is folded into ``sync_state`` once its answers are journaled. The warehouse work
+  written ahead in one transaction, as intents appended to the run's plan; each batch is then sent once (the
+  HTTP layer retries transient faults only); the answers are appended to the journal (``sync_changelog``) a
+  group of calls per statement, and each page is folded into ``sync_state`` once its answers are journaled
+  (one write per row). A page not folded normally has its rows made ``pending`` from its intents (by the run
+  as it stops, or by the next run's recovery after a kill). The warehouse work
   runs on a thread of its own (:class:`espcore.sync.pipeline.Bookkeeper`) while the calls go out. A row
   leaves the plan only once acknowledged (journaled), so a crash or kill at any point is resumed by the next
   run with nothing lost, and acknowledged rows are never resent (only the calls not yet journaled at the kill,
@@ -50,11 +52,15 @@ from espcore.providers.base import EspProvider, MemberInput, RowResult, Suppress
 from espcore.sync.errors import MassRemoveError, SyncError
 from espcore.sync.locks import LOCK_GRACE_S, LOCK_HEARTBEAT_S, LOCK_STALE_S, BookLock, LockRequest, book_lock
 from espcore.sync.pipeline import (
+    FOLDED,
+    INTENT,
     Bookkeeper,
     Call,
     ack_tables,
     apply_settings,
+    from_micros,
     members_of,
+    micros,
     outcome,
     parse_payloads,
     pc,
@@ -529,6 +535,12 @@ class SyncEngine:
 
     def _apply(self, result: SyncResult) -> None:
         spec = self.spec
+        # the bookkeeper's: calls journaled since the last fold (and whether each answered for the keys it sent,
+        # in order), pages written ahead and not folded (run id, sync name, page id), the last page id
+        self._unfolded = []
+        self._exact = True
+        self._open_pages: list[tuple[str, str, int]] = []
+        self._last_page_id = 0
         with self.wh.connect() as con, con.transaction():
             state, plan = con.own("sync_state"), con.own("sync_plan")
             con.execute(
@@ -554,9 +566,10 @@ class SyncEngine:
                 self._apply_op(result, bk, op, batch)
 
     def _apply_op(self, result: SyncResult, bk: Bookkeeper, op: str, batch: int) -> None:
-        """Send one operation's planned rows, a page at a time. The bookkeeper reads and writes ahead the next
-        page while this one is sent, journals the answers a group of calls at a time, and folds each page into
-        ``sync_state`` once its answers are journaled; this thread only makes the calls and counts."""
+        """Send one operation's planned rows, a page at a time. The bookkeeper reads and writes ahead (as
+        intents) the next page while this one is sent, journals the answers a group of calls at a time, and
+        folds each page into ``sync_state`` once its answers are journaled; this thread only makes the calls and
+        counts."""
         kind = "remove" if op in ("remove", "unsubscribe") else op
         planned = result.counts[f"planned_{kind}"]
         page_rows = min(MAX_READ_PAGE, max(READ_PAGE, -(-planned // READ_PAGES)))
@@ -594,31 +607,34 @@ class SyncEngine:
                         raise stop
                     self._maybe_abort(result)
                     self._maybe_progress(result)
-                self._journal(bk, book_id, group, fold=True)
+                self._journal(bk, book_id, group, page=page)
         except BaseException as exc:
-            # The answers received are journaled, so they are not sent again; on an error (not a kill or an
-            # interrupt, where the next run's recovery folds them) the state is brought up to date too. A page
-            # not yet being written ahead is not.
+            # The answers received are journaled, so they are not sent again, and every row written ahead is
+            # marked pending in the state; on an error (not a kill or an interrupt, where the next run's
+            # recovery folds them) the answers are folded too. A page not yet being written ahead is not.
             if upcoming is not None:
                 upcoming.cancel()
             if bk.error is None:
+                calls = group.take()
                 try:
-                    self._journal(bk, book_id, group, fold=isinstance(exc, Exception), check_lock=False)
+                    bk.submit(partial(self._wind_down, book_id, calls, fold=isinstance(exc, Exception))).result()
                 except BaseException as wind_down:
                     log.warning("journaling the answers of a stopped run: %s", wind_down)
             raise
 
     def _prepare(self, book_id: str, op: str, kind: str, after: str, size: int) -> "_Page | None":
         """(Bookkeeper.) Read the next page of ``op``'s planned rows in key order (after key ``after``), check
-        them for sending, and write the sendable ones ahead in one transaction; None when nothing is left."""
+        them for sending, and write the sendable ones ahead (:meth:`_write_ahead`); None when nothing is left."""
         spec = self.spec
         with self.wh.connect() as con:
             table, more = self._read_page(con, op, after, size)
         if table.num_rows == 0:
             return None
         pks: list[str] = table.column("pk").to_pylist()
-        page = _Page(pks, [], [], pks[-1], more)
         keys = table.select(["pk", "fp"])
+        page = _Page(pks, [], [], pks[-1], more, keys)
+        # every key an add the sync never wrote (see _read_page): none has state, so the fold may be a plain insert
+        page.new = bool(pc.all(pc.fill_null(pc.equal(table.column("known"), False), False)).as_py())
         if kind != "remove":
             rules = address_rules(self.provider)  # the provider's own address rules, beyond the RFC's
             texts: list[str | None] = table.column("payload").to_pylist()
@@ -641,10 +657,10 @@ class SyncEngine:
                 page.pks = [pks[i] for i in keep]
                 texts = [texts[i] for i in keep]
                 known = [known[i] for i in keep]
-                keys = keys.take(pa.array(keep, pa.int64()))
+                page.keys = keys.take(pa.array(keep, pa.int64()))
             page.members = members_of(page.pks, texts, known)
         if page.pks:
-            self._write_ahead(book_id, op, keys)
+            self._write_ahead(book_id, op, page)
         return page
 
     def _read_page(self, con: WarehouseConnection, op: str, after: str, size: int) -> tuple[pa.Table, bool]:
@@ -679,27 +695,29 @@ class SyncEngine:
             return con.arrow(rows + " AND pk <= ? ORDER BY pk", [*params, bounds.popleft()]), True
         return con.arrow(rows + " ORDER BY pk", params), False
 
-    def _write_ahead(self, book_id: str, op: str, keys: pa.Table) -> None:
-        """(Bookkeeper.) Mark a page of rows ``pending`` (with the operation and fingerprint about to be sent) in
-        one transaction, before any of them is sent: a run killed mid-page leaves them pending, and the next run
-        retries exactly those whose call was never acknowledged."""
+    def _write_ahead(self, book_id: str, op: str, page: "_Page") -> None:
+        """(Bookkeeper.) Write a page's intents ahead in one transaction, before any of its rows is sent: one row
+        per key in the run's plan (``op`` :data:`INTENT`, the operation in ``action``, the fingerprint about to
+        be sent, the page's id in ``n``). An append to a table without an index: the state is written once per
+        row, when the page is folded (:meth:`_record_answers`). Until then, a stop settles the page (its rows
+        become ``pending`` in the state, as a write-ahead into ``sync_state`` made them; :meth:`_wind_down`),
+        and a kill leaves that to the next run's :meth:`_recover`: either way the next run retries exactly the
+        rows whose call was never acknowledged."""
         spec = self.spec
         if self._lock is not None:
             self._lock.check()  # never touch the state of a book this run no longer holds
+        page_id = max(micros(now_utc()), self._last_page_id + 1)  # the page's id is its write-ahead time
+        self._last_page_id = page.id = page_id
         with self.wh.connect() as con:
-            con.load_temp("wa_batch", keys)
+            con.load_temp("wa_batch", page.keys)
             with con.transaction():
                 con.execute(
-                    f"""INSERT INTO {con.own("sync_state")} (provider, book_id, pk, status, pending_op, pending_fp,
-                                               attempts, last_attempt_at, run_id)
-                       SELECT ?, ?, pk, 'pending', ?, fp, 1, ?, ? FROM wa_batch
-                       ON CONFLICT (provider, book_id, pk) DO UPDATE SET
-                         status = 'pending', pending_op = excluded.pending_op, pending_fp = excluded.pending_fp,
-                         attempts = sync_state.attempts + 1, last_attempt_at = excluded.last_attempt_at,
-                         run_id = excluded.run_id""",
-                    [spec.provider, book_id, op, now_utc(), self.run_id],
+                    f"""INSERT INTO {con.own("sync_plan")} (run_id, sync_name, provider, book_id, pk, action, op, fp, n)
+                       SELECT ?, ?, ?, ?, pk, ?, '{INTENT}', fp, ? FROM wa_batch""",
+                    [self.run_id, spec.name, spec.provider, book_id, op, page_id],
                 )
             con.drop_temp("wa_batch")
+        self._open_pages.append((self.run_id, spec.name, page_id))
 
     def _count_invalid(self, result: SyncResult, page: "_Page") -> None:
         for pk, problem, payload in page.invalid:
@@ -748,71 +766,190 @@ class SyncEngine:
         return False
 
     def _journal(
-        self, bk: Bookkeeper, book_id: str, group: "_AckGroup", *, fold: bool = False, check_lock: bool = True
+        self, bk: Bookkeeper, book_id: str, group: "_AckGroup", *, page: "_Page | None" = None
     ) -> "Future[None]":
         """Hand the calls answered since the last journal append to the bookkeeper (one statement for them all);
-        ``fold``: the page is done, so fold it into ``sync_state`` in the same transaction."""
+        ``page``: that page is done, so fold it into ``sync_state`` in the same transaction."""
         calls = group.take()
-        if not calls and not fold:
+        if not calls and page is None:
             done: Future[None] = Future()
             done.set_result(None)
             return done
-        return bk.submit(partial(self._append_journal, book_id, calls, fold=fold, check_lock=check_lock))
+        return bk.submit(partial(self._append_journal, book_id, calls, page=page))
 
-    def _append_journal(self, book_id: str, calls: list[Call], *, fold: bool, check_lock: bool) -> None:
+    def _append_journal(self, book_id: str, calls: list[Call], *, page: "_Page | None") -> None:
         """(Bookkeeper.) Journal a group of calls' per-row results: one append to ``sync_changelog`` (no index to
         maintain), the durable acknowledgement. ``sync_state`` is brought up to date from them once per page
-        (``fold``: the page's journaled results, in the same transaction), or by the next run's
-        :meth:`_recover` when this one is killed first.
+        (``page``: its journaled results, in the same transaction), or by the next run's :meth:`_recover` when
+        this one is killed first.
 
-        Then, with ``check_lock``, it checks that the run still holds its book: what was answered is recorded in
-        any case, but a run that lost its lock fails here, and its thread stops before its next call."""
-        self._record_answers(book_id, calls, fold=fold)
-        if check_lock and self._lock is not None:
+        Then it checks that the run still holds its book: what was answered is recorded in any case, but a run
+        that lost its lock fails here, and its thread stops before its next call."""
+        self._record_answers(book_id, calls, page=page)
+        if self._lock is not None:
             self._lock.check()
 
-    def _record_answers(self, book_id: str, calls: list[Call], *, fold: bool) -> None:
+    def _record_answers(self, book_id: str, calls: list[Call], *, page: "_Page | None") -> None:
+        """Journal ``calls``; with ``page``, fold the page. When every call of the page answered for the keys it
+        sent, in order (the usual answer), the fold is one upsert that writes each row's state in one go (the
+        write-ahead and the answer: :func:`_fold_page_sql`); else the page is settled (its rows pending, as
+        written ahead) and its answers folded into them (:func:`_fold_sql`), a row sent but not answered staying
+        pending. Either way the page is marked folded in the same transaction."""
         spec = self.spec
         acks: pa.Table | None = None
         if calls:
             acks, folded = ack_tables(calls, now_utc())
             self._unfolded.append(folded)
-        page = pa.concat_tables(self._unfolded) if fold and self._unfolded else None
-        if acks is None and page is None:
+            self._exact = self._exact and folded is acks
+        fold = page is not None and bool(page.pks)
+        if acks is None and not fold:
+            return
+        answers: pa.Table | None = None
+        whole = False
+        if page is not None and fold:
+            answers = pa.concat_tables(self._unfolded) if self._unfolded else None
+            whole = (
+                answers is not None
+                and self._exact
+                and answers.num_rows == len(page.pks)
+                and answers.column("pk").equals(page.keys.column("pk"))
+            )
+            if answers is not None and whole:
+                answers = answers.append_column("fp", page.keys.column("fp"))
+        with self.wh.connect() as con:
+            if acks is not None:
+                con.load_temp("ack_group", acks)
+            if answers is not None:
+                con.load_temp("ack_page", answers)
+            if page is not None and fold:
+                con.load_temp("wa_pages", _pages_table([(self.run_id, spec.name, page.id)]))
+
+            def record(insert: bool) -> None:
+                with con.transaction():
+                    if acks is not None:
+                        self._insert_journal(con, book_id)
+                    if page is not None and fold:
+                        if whole:
+                            con.execute(
+                                _fold_page_sql(con.own("sync_state"), "ack_page", insert=insert),
+                                [spec.provider, book_id, from_micros(page.id), self.run_id],
+                            )
+                        else:
+                            self._settle(con, book_id)
+                            if answers is not None:
+                                con.execute(_fold_sql(con.own("sync_state"), "ack_page"), [spec.provider, book_id])
+                        self._mark_folded(con, book_id)
+
+            insert = page is not None and whole and page.new
+            try:
+                record(insert)
+            except Exception as exc:
+                if not insert:
+                    raise
+                log.debug("a page of new keys met state (%s): folded with the upsert", exc)
+                record(False)  # the transaction rolled back: journal and fold again, by the upsert
+            if acks is not None:
+                con.drop_temp("ack_group")
+            if answers is not None:
+                con.drop_temp("ack_page")
+            if page is not None and fold:
+                con.drop_temp("wa_pages")
+        if page is not None:
+            self._unfolded, self._exact = [], True
+            self._open_pages = [p for p in self._open_pages if p[2] != page.id]
+
+    def _wind_down(self, book_id: str, calls: list[Call], *, fold: bool) -> None:
+        """(Bookkeeper.) A run stops: journal the calls answered since the last append, settle every page
+        written ahead and not folded (its rows ``pending``; they include a page written ahead but never sent),
+        and with ``fold`` (a stop on an error, not an interrupt) fold the answers journaled since the last fold
+        into them. One transaction."""
+        spec = self.spec
+        acks: pa.Table | None = None
+        if calls:
+            acks, folded = ack_tables(calls, now_utc())
+            self._unfolded.append(folded)
+        answers = pa.concat_tables(self._unfolded) if fold and self._unfolded else None
+        pages = list(self._open_pages)
+        if acks is None and not pages:
             return
         with self.wh.connect() as con:
             if acks is not None:
                 con.load_temp("ack_group", acks)
-            if page is not None:
-                con.load_temp("ack_page", page)
+            if answers is not None:
+                con.load_temp("ack_page", answers)
+            if pages:
+                con.load_temp("wa_pages", _pages_table(pages))
             with con.transaction():
                 if acks is not None:
-                    con.execute(
-                        f"""INSERT INTO {con.own("sync_changelog")}
-                             (run_id, sync_name, provider, book_id, pk, op, result, error, provider_id, logged_at)
-                           SELECT ?, ?, ?, ?, pk, op, result, error, provider_id, logged_at FROM ack_group""",
-                        [self.run_id, spec.name, spec.provider, book_id],
-                    )
-                if page is not None:
-                    con.execute(_fold_sql(con.own("sync_state"), "ack_page"), [spec.provider, book_id])
+                    self._insert_journal(con, book_id)
+                if pages:
+                    self._settle(con, book_id)
+                    self._mark_folded(con, book_id)
+                    if answers is not None:
+                        con.execute(_fold_sql(con.own("sync_state"), "ack_page"), [spec.provider, book_id])
             if acks is not None:
                 con.drop_temp("ack_group")
-            if page is not None:
+            if answers is not None:
                 con.drop_temp("ack_page")
-        if fold:
-            self._unfolded = []
+            if pages:
+                con.drop_temp("wa_pages")
+        self._unfolded, self._exact, self._open_pages = [], True, []
+
+    def _insert_journal(self, con: WarehouseConnection, book_id: str) -> None:
+        """Append the calls in ``ack_group`` to the journal."""
+        spec = self.spec
+        con.execute(
+            f"""INSERT INTO {con.own("sync_changelog")}
+                 (run_id, sync_name, provider, book_id, pk, op, result, error, provider_id, logged_at)
+               SELECT ?, ?, ?, ?, pk, op, result, error, provider_id, logged_at FROM ack_group""",
+            [self.run_id, spec.name, spec.provider, book_id],
+        )
+
+    def _settle(self, con: WarehouseConnection, book_id: str) -> None:
+        """Make the rows of the pages in ``wa_pages`` (run_id, sync_name, n, written_at) ``pending`` in the state
+        as their write-ahead did before intents: the operation and fingerprint sent, one more attempt, the page's
+        time and run; a key without state gets its row. What was answered is then folded into them as before."""
+        spec = self.spec
+        con.execute(_settle_sql(con.own("sync_state"), con.own("sync_plan")), [spec.provider, book_id])
+
+    def _mark_folded(self, con: WarehouseConnection, book_id: str) -> None:
+        """Mark the pages in ``wa_pages`` folded (a row per page in their run's plan, ``op`` :data:`FOLDED`): their
+        intents are in the state now, and no recovery settles them again."""
+        con.execute(
+            f"""INSERT INTO {con.own("sync_plan")} (run_id, sync_name, provider, book_id, pk, action, op, n)
+               SELECT run_id, sync_name, ?, ?, '', '{FOLDED}', '{FOLDED}', n FROM wa_pages""",
+            [self.spec.provider, book_id],
+        )
 
     def _recover(self, book_id: str) -> None:
-        """Fold what an earlier run journaled but did not fold before it was killed: its rows are still
-        ``pending`` with that run's id; the latest journal entry of each decides it (acknowledged rows are
-        never resent)."""
+        """Bring into ``sync_state`` what an earlier run was answered but did not fold before it was killed.
+
+        First its pages written ahead and not folded are settled: their rows become ``pending`` with that run's
+        id, exactly as a write-ahead into ``sync_state`` left them (:meth:`_settle`). Then the latest journal
+        entry of each pending row of an earlier run decides it (acknowledged rows are never resent); a row
+        without an answer stays pending and is retried."""
         spec = self.spec
         with self.wh.connect() as con:
-            state, log_ = con.own("sync_state"), con.own("sync_changelog")
+            state, log_, plan = con.own("sync_state"), con.own("sync_changelog"), con.own("sync_plan")
+            book = [spec.provider, book_id, self.run_id]
+            pages = con.fetchall(
+                f"""SELECT run_id, sync_name, n FROM {plan}
+                    WHERE provider = ? AND book_id = ? AND run_id <> ? AND op = '{INTENT}'
+                    EXCEPT
+                    SELECT run_id, sync_name, n FROM {plan}
+                    WHERE provider = ? AND book_id = ? AND run_id <> ? AND op = '{FOLDED}'""",
+                [*book, *book],
+            )
+            if pages:
+                con.load_temp("wa_pages", _pages_table([(str(r), str(s), int(n)) for r, s, n in pages]))
+                with con.transaction():
+                    self._settle(con, book_id)
+                    self._mark_folded(con, book_id)
+                con.drop_temp("wa_pages")
             orphaned = con.fetchone(
                 f"SELECT count(*) FROM {state} WHERE provider = ? AND book_id = ? AND status = 'pending' "
                 "AND run_id <> ?",
-                [spec.provider, book_id, self.run_id],
+                book,
             )
             if not orphaned or not orphaned[0]:
                 return
@@ -910,13 +1047,18 @@ class SyncEngine:
 @dataclass
 class _Page:
     """A page of one operation's plan, written ahead: its sendable keys (and, but for removals, their members
-    in the same order), the rows the pre-send checks refused, the last key read, whether more may follow."""
+    in the same order), the rows the pre-send checks refused, the last key read, whether more may follow; the
+    sendable keys with their fingerprints (``pk``, ``fp``, in the same order), the page's id (its write-ahead
+    time in microseconds since the epoch, UTC), and whether every key is an add the sync never wrote."""
 
     pks: list[str]
     members: list[MemberInput]
     invalid: list[tuple[str, str, str | None]]
     last: str
     more: bool
+    keys: pa.Table
+    id: int = 0
+    new: bool = False
 
 
 @dataclass
@@ -951,6 +1093,86 @@ def _written_ahead(upcoming: "Future[_Page | None] | None") -> int:
     except BaseException:
         return 0
     return len(page.pks) if page is not None else 0
+
+
+def _pages_table(pages: Sequence[tuple[str, str, int]]) -> pa.Table:
+    """Pages written ahead (run id, sync name, page id) with their write-ahead time, as ``wa_pages`` takes them."""
+    return pa.table(
+        {
+            "run_id": pa.array([p[0] for p in pages], pa.string()),
+            "sync_name": pa.array([p[1] for p in pages], pa.string()),
+            "n": pa.array([p[2] for p in pages], pa.int64()),
+            "written_at": pa.array([from_micros(p[2]) for p in pages], pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+def _settle_sql(state: str, plan: str) -> str:
+    """The upsert that makes the intents of the pages in ``wa_pages`` pending rows of ``sync_state`` (what the
+    write-ahead into ``sync_state`` wrote before intents). A key is in one page of a run; should two pages name
+    it, the latest wins. Parameters: provider and book id."""
+    return f"""INSERT INTO {state} (provider, book_id, pk, status, pending_op, pending_fp, attempts, last_attempt_at,
+                                   run_id)
+       SELECT provider, book_id, pk, 'pending', action, fp, 1, written_at, run_id FROM (
+           SELECT i.provider, i.book_id, i.pk, i.action, i.fp, p.written_at, i.run_id,
+                  row_number() OVER (PARTITION BY i.pk ORDER BY p.written_at DESC) AS k
+           FROM {plan} AS i JOIN wa_pages AS p ON p.run_id = i.run_id AND p.sync_name = i.sync_name AND p.n = i.n
+           WHERE i.provider = ? AND i.book_id = ? AND i.op = '{INTENT}') AS intents
+       WHERE k = 1
+       ON CONFLICT (provider, book_id, pk) DO UPDATE SET
+         status = 'pending', pending_op = excluded.pending_op, pending_fp = excluded.pending_fp,
+         attempts = sync_state.attempts + 1, last_attempt_at = excluded.last_attempt_at, run_id = excluded.run_id"""
+
+
+def _fold_page_sql(state: str, source: str, *, insert: bool = False) -> str:
+    """The upsert that writes a page's rows into ``sync_state`` in one go: what the write-ahead into
+    ``sync_state`` wrote (pending, one more attempt, the page's time and run) followed by the fold of the
+    answer (:func:`_fold_assignments`), for a page whose every row was answered (``source``: pk, op, result,
+    error, provider_id, logged_at, fp; one row per key). Parameters: provider, book id, the page's time, run id.
+
+    A new key takes the insert; a key with state takes the conflict branch, through the key's index. There the
+    values to insert (``excluded``) are those of a row without state, and what depends on the row as it was
+    reads it: ``excluded.last_synced_at`` is set exactly when the answer is ``ok``, ``excluded.status`` is
+    ``pending`` exactly when it is ``transient``, ``excluded.provider_status`` is NULL exactly when neither
+    ``ok`` nor ``suppressed`` set it.
+
+    ``insert``: the keys are all expected to be without state (adds the sync never wrote), so a plain insert,
+    which skips the upsert's search for conflicts; a key with state after all fails it (the caller then folds
+    with the upsert)."""
+    values = f"""INSERT INTO {state} (provider, book_id, pk, status, synced_fp, provider_status, provider_id,
+                                   pending_op, pending_fp, last_error, last_synced_at, rejected_fp, attempts,
+                                   last_attempt_at, run_id)
+       SELECT ?, ?, pk,
+              CASE result
+                  WHEN 'ok' THEN CASE op WHEN 'unsubscribe' THEN 'suppressed' WHEN 'remove' THEN 'removed'
+                                 ELSE 'synced' END
+                  WHEN 'suppressed' THEN 'suppressed' WHEN 'rejected' THEN 'rejected' ELSE 'pending' END,
+              CASE WHEN result = 'ok' AND op NOT IN ('remove', 'unsubscribe') THEN fp END,
+              CASE result
+                  WHEN 'ok' THEN CASE op WHEN 'unsubscribe' THEN 'unsubscribed' WHEN 'remove' THEN 'removed'
+                                 ELSE 'active' END
+                  WHEN 'suppressed' THEN 'blacklisted' END,
+              provider_id,
+              CASE WHEN result = 'transient' THEN op END,
+              CASE WHEN result = 'transient' THEN fp END,
+              CASE WHEN result = 'ok' THEN NULL ELSE error END,
+              CASE WHEN result = 'ok' THEN logged_at END,
+              CASE WHEN result = 'rejected' THEN
+                  CASE WHEN op IN ('remove', 'unsubscribe') THEN '{REJECTED_REMOVE}' ELSE fp END END,
+              1, ?, ?
+       FROM {source}"""
+    if insert:
+        return values
+    return f"""{values}
+       ON CONFLICT (provider, book_id, pk) DO UPDATE SET
+         status = excluded.status,
+         synced_fp = CASE WHEN excluded.last_synced_at IS NULL THEN sync_state.synced_fp ELSE excluded.synced_fp END,
+         provider_status = coalesce(excluded.provider_status, sync_state.provider_status),
+         provider_id = coalesce(excluded.provider_id, sync_state.provider_id),
+         pending_op = excluded.pending_op, pending_fp = excluded.pending_fp, last_error = excluded.last_error,
+         last_synced_at = coalesce(excluded.last_synced_at, sync_state.last_synced_at),
+         rejected_fp = CASE WHEN excluded.status = 'pending' THEN sync_state.rejected_fp ELSE excluded.rejected_fp END,
+         attempts = sync_state.attempts + 1, last_attempt_at = excluded.last_attempt_at, run_id = excluded.run_id"""
 
 
 def _fold_assignments(result: str, op: str, error: str, provider_id: str, logged_at: str) -> str:

@@ -14,12 +14,13 @@
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -33,11 +34,15 @@ from espcore.sync.validate import email_problem, value_problem
 from espcore.warehouse import BaseWarehouse, Warehouse
 
 __all__ = [
+    "FOLDED",
+    "INTENT",
     "Bookkeeper",
     "Call",
     "ack_tables",
     "apply_settings",
+    "from_micros",
     "members_of",
+    "micros",
     "outcome",
     "parse_payloads",
     "quick_checks",
@@ -209,7 +214,25 @@ def row_problems(
     return email_problem(pk, rules) or value_problem(values, required=required, max_length=max_length)
 
 
-# -- acknowledgements -------------------------------------------------------------------------------------------
+# -- intents and acknowledgements ------------------------------------------------------------------------------
+
+#: ``op`` of the rows a run appends to its own plan in ``sync_plan`` as it applies: a page's intents (one per key
+#: about to be sent: the operation in ``action``, the fingerprint in ``fp``, the page's id in ``n``), written
+#: ahead of its calls; and the mark of a page folded into ``sync_state`` (``pk`` empty, the page's id in ``n``)
+INTENT = "sending"
+FOLDED = "folded"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(at: datetime) -> int:
+    """A time as microseconds since the epoch (a time without a time zone is taken to be UTC)."""
+    return ((at if at.tzinfo is not None else at.replace(tzinfo=UTC)) - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(value: int) -> datetime:
+    """The time ``value`` microseconds after the epoch, as an aware UTC datetime (as the tables are written)."""
+    return _EPOCH + timedelta(microseconds=value)
 
 
 def outcome(r: RowResult) -> str:
@@ -318,11 +341,19 @@ _APPLYING: dict[str, tuple[int, list[tuple[str, str]]]] = {}  # per database fil
 _APPLYING_GUARD = threading.Lock()
 
 
+def _as_shown(value: str) -> str:
+    """A setting's value to set so that DuckDB shows it as ``value`` again. DuckDB shows a size cut to a tenth of
+    its unit (8 MB, as ``Warehouse`` opens with, is "7.6 MiB": 7.63), and that text set back would be 7.60 and
+    show as "7.5 MiB"; the middle of the tenth it shows (7.65) shows as it was, run after run."""
+    m = re.fullmatch(r"(\d+\.\d) ?([KMGT]iB)", value.strip())
+    return f"{m.group(1)}5{m.group(2)}" if m else value
+
+
 @contextmanager
 def apply_settings(wh: BaseWarehouse) -> Iterator[None]:
     """:data:`APPLY_DUCKDB_SETTINGS` while the block runs, on a DuckDB warehouse (nothing on PostgreSQL). Runs
     of one process applying on the same file at once share them: the first sets them, the last sets back what
-    it found (as DuckDB reports it: the threshold rounded to a tenth of a MiB)."""
+    it found (as DuckDB shows it: :func:`_as_shown`)."""
     if not isinstance(wh, Warehouse):
         yield
         return
@@ -350,6 +381,6 @@ def apply_settings(wh: BaseWarehouse) -> Iterator[None]:
                 try:
                     with wh.connect() as con:
                         for name, value in saved:
-                            con.execute(f"SET {name} = '{value}'")
+                            con.execute(f"SET {name} = '{_as_shown(value)}'")
                 except Exception as exc:  # the warehouse may be what failed; a fresh instance starts with defaults
                     log.warning("setting DuckDB's %s back after an apply: %s", ", ".join(n for n, _ in saved), exc)

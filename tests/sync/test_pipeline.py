@@ -219,10 +219,10 @@ def test_pages_are_whole_batches_each_written_ahead_once_and_the_journal_takes_g
             pages.append(len(page.pks))
         return page
 
-    def record(self, book_id: str, calls: list[Any], *, fold: bool) -> None:
+    def record(self, book_id: str, calls: list[Any], *, page: Any) -> None:
         statements["journal" if calls else "fold only"] += 1
-        statements["fold"] += fold
-        original_record(self, book_id, calls, fold=fold)
+        statements["fold"] += page is not None
+        original_record(self, book_id, calls, page=page)
 
     monkeypatch.setattr(engine_module.SyncEngine, "_prepare", prepare)
     monkeypatch.setattr(engine_module.SyncEngine, "_record_answers", record)
@@ -236,6 +236,11 @@ def test_pages_are_whole_batches_each_written_ahead_once_and_the_journal_takes_g
     # groups, then the last with the fold; page 3: 3 calls, with the fold
     assert statements == Counter({"journal": 6, "fold": 3})
     assert query(wh, "SELECT count(*), count(DISTINCT pk) FROM {own}.sync_changelog") == [(100, 100)]
+    # each page's intents written ahead once (one row per key, under the page's id), and each page folded once
+    intents = query(wh, "SELECT n, count(*), count(DISTINCT pk) FROM {own}.sync_plan WHERE op = 'sending' GROUP BY n")
+    assert sorted((rows, keys) for _, rows, keys in intents) == sorted([(30, 30), (54, 54), (16, 16)])
+    folded = query(wh, "SELECT n FROM {own}.sync_plan WHERE op = 'folded' ORDER BY n")
+    assert [n for (n,) in folded] == sorted(n for n, _, _ in intents)
 
 
 def test_a_big_operation_is_read_in_bigger_pages_sorted_once(tmp_path, monkeypatch) -> None:
