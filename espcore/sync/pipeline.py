@@ -312,7 +312,8 @@ def _ack_table(columns: list[list[Any]], logged_at: datetime) -> pa.Table:
             pa.array(results, pa.string()),
             pa.array(errors, pa.string()),
             pa.array(ids, pa.string()),
-            pa.array([logged_at] * len(pks), pa.timestamp("us", tz="UTC")),
+            # one value repeated: converting a list of aware datetimes costs about 0.5 µs per row
+            pa.repeat(pa.scalar(logged_at, ACK_SCHEMA.field("logged_at").type), len(pks)),
         ],
         schema=ACK_SCHEMA,
     )
