@@ -58,6 +58,7 @@ from espcore.sync.pipeline import (
     Call,
     ack_tables,
     apply_settings,
+    checkpoint,
     from_micros,
     members_of,
     micros,
@@ -661,6 +662,8 @@ class SyncEngine:
             page.members = members_of(page.pks, texts, known)
         if page.pks:
             self._write_ahead(book_id, op, page)
+        if not page.more:
+            checkpoint(self.wh)  # the operation's last page: its calls have yet to go out
         return page
 
     def _read_page(self, con: WarehouseConnection, op: str, after: str, size: int) -> tuple[pa.Table, bool]:

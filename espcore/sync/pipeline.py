@@ -40,6 +40,7 @@ __all__ = [
     "Call",
     "ack_tables",
     "apply_settings",
+    "checkpoint",
     "from_micros",
     "members_of",
     "micros",
@@ -385,3 +386,17 @@ def apply_settings(wh: BaseWarehouse) -> Iterator[None]:
                             con.execute(f"SET {name} = '{_as_shown(value)}'")
                 except Exception as exc:  # the warehouse may be what failed; a fresh instance starts with defaults
                     log.warning("setting DuckDB's %s back after an apply: %s", ", ".join(n for n, _ in saved), exc)
+
+
+def checkpoint(wh: BaseWarehouse) -> None:
+    """Checkpoint a DuckDB warehouse now (nothing on PostgreSQL): the bookkeeper does it when an operation's last
+    page is written ahead, while that page's calls go out, so that the log an apply leaves (under the higher
+    threshold of :data:`APPLY_DUCKDB_SETTINGS`) is not checkpointed after the calls, on the run's path. Best
+    effort: a checkpoint DuckDB refuses is left to the threshold."""
+    if not isinstance(wh, Warehouse):
+        return
+    try:
+        with wh.connect() as con:
+            con.execute("CHECKPOINT")
+    except Exception as exc:
+        log.debug("checkpoint during the apply: %s", exc)
