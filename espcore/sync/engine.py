@@ -95,6 +95,8 @@ ABORT_AFTER_ATTEMPTS = 200
 APPLY_ORDER = ("remove", "unsubscribe", "change", "add")
 #: ``rejected_fp`` of a row whose removal the provider rejected (never an md5 fingerprint)
 REJECTED_REMOVE = "remove"
+#: rows whose fingerprint the plan checks by its md5 (:meth:`SyncEngine._verify`) a slice of keys at a time
+VERIFY_SLICE = 500_000
 #: a dry run's plan in ``sync_plan`` is kept while that run is running, for at most this long
 PLAN_KEEP_RUNNING_S = 24 * 3600
 
@@ -480,29 +482,33 @@ class SyncEngine:
     def _verify(self, con: WarehouseConnection, result: SyncResult) -> None:
         """Settle the rows whose fast hash differs from the stored one by the md5 (computed for them alone): a
         change, or the same values fingerprinted another way (``refresh``). A real run rewrites the latter's
-        stored fingerprint in the current form, so they cost an md5 once."""
+        stored fingerprint in the current form, so they cost an md5 once. Many such rows (the first plan over an
+        earlier release's state) are settled a slice of keys at a time, within the memory limit. (DuckDB only:
+        PostgreSQL compares the md5 directly.)"""
         keyed = self._work(con)[0]
         row = con.fetchone(f"SELECT count(*) FROM {keyed} WHERE action = 'verify'")
         if not row or not row[0]:
             return
+        slices = -(-int(row[0]) // VERIFY_SLICE)
         state, book = con.own("sync_state"), [self.spec.provider, result.book_id]
-        con.execute(
-            f"""UPDATE {keyed} AS k SET action = CASE WHEN left(k.fp, 32) = v.md5 THEN 'refresh' ELSE 'change' END
-                FROM (SELECT pk, left(synced_fp, 32) AS md5 FROM {state} WHERE provider = ? AND book_id = ?
-                      AND pk IN (SELECT pk FROM {keyed} WHERE action = 'verify')) AS v
-                WHERE k.action = 'verify' AND k.pk = v.pk""",
-            book,
-        )
+        for i in range(slices):
+            part = f"hash(pk) % {slices} = {i}"
+            con.execute(
+                f"""UPDATE {keyed} AS k SET action = CASE WHEN left(k.fp, 32) = v.md5 THEN 'refresh' ELSE 'change' END
+                    FROM (SELECT pk, left(synced_fp, 32) AS md5 FROM {state} WHERE provider = ? AND book_id = ?
+                          AND {part} AND pk IN (SELECT pk FROM {keyed} WHERE action = 'verify' AND {part})) AS v
+                    WHERE k.action = 'verify' AND k.pk = v.pk""",
+                book,
+            )
+            if not self.options.dry_run:
+                con.execute(
+                    f"""UPDATE {state} SET synced_fp = k.fp
+                        FROM (SELECT DISTINCT pk, fp FROM {keyed} WHERE action = 'refresh' AND {part}) AS k
+                        WHERE {state}.provider = ? AND {state}.book_id = ? AND {state}.pk = k.pk
+                          AND left({state}.synced_fp, 32) = left(k.fp, 32)""",
+                    book,
+                )
         con.execute(f"UPDATE {keyed} SET action = 'change' WHERE action = 'verify'")  # (none: the state row is there)
-        if self.options.dry_run:
-            return
-        con.execute(
-            f"""UPDATE {state} SET synced_fp = k.fp
-                FROM (SELECT DISTINCT pk, fp FROM {keyed} WHERE action = 'refresh') AS k
-                WHERE {state}.provider = ? AND {state}.book_id = ? AND {state}.pk = k.pk
-                  AND left({state}.synced_fp, 32) = left(k.fp, 32)""",
-            book,
-        )
 
     def _find_copies(self, con: WarehouseConnection, result: SyncResult) -> bool:
         """Count the segment's rows; when it has more rows of the keys the state holds than there are such keys

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from espcore.sync import engine as engine_module
 from espcore.sync.tables import ensure_tables
 from espcore.warehouse import BaseWarehouse, Warehouse
 from tests.sync import test_engine
@@ -127,3 +128,16 @@ def test_state_moves_between_engines_without_a_resend(tmp_path, pg_warehouses):
         m = sync(target, p, run=f"moved-{engine_of(target)}").metadata()
         assert p.write_calls == []
         assert m["planned_change"] == m["planned_add"] == 0, m
+
+
+def test_many_old_fingerprints_are_settled_a_slice_of_keys_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(engine_module, "VERIFY_SLICE", 2)
+    wh, p = make_wh(lambda: Warehouse(tmp_path / "s.duckdb")), FakeProvider()
+    sync(wh, p)
+    execute(wh, f"UPDATE {own(wh, 'sync_state')} SET synced_fp = left(synced_fp, 32)")
+    execute(wh, "UPDATE people SET country = 'AT' WHERE email IN ('a@example.com', 'd@example.com')")
+    p.write_calls.clear()
+    m = sync(wh, p, run="r2").metadata()
+    assert sorted(p.write_calls[0][1]) == ["a@example.com", "d@example.com"]
+    assert (m["planned_change"], m["successful_change"]) == (2, 2)
+    assert all(CURRENT.fullmatch(fp) for fp in fingerprints(wh).values())
