@@ -1,21 +1,19 @@
 """Plan benchmark: the engine's pushed-down diff against the floor, a naive full outer join and a pandas ``merge``.
 
-    uv run python bench/plan_bench.py --rows 1000000 10000000 [--postgres 1000000] [--legacy]
+    uv run python bench/plan_bench.py --rows 1000000 10000000 [--postgres 1000000]
 
 For each size: a segment of N rows and a state of N rows with 1% churn (0.5% changed, 0.25% new, 0.25% gone)
 in a DuckDB file, the state's fingerprints as the engine writes them. Then, each in its own process (peak RSS is
 the process's own high-water mark, ``VmHWM``, not ``ru_maxrss``, which counts the parent's peak in a child):
 
 * the engine's dry-run plan (DuckDB ``memory_limit`` as given; it spills beyond);
-* the floor: one pass that cleans each key and fingerprints each row, materialised, nothing joined. "floor" is
-  the reference pass, ``lower(trim(key))`` and the md5 of the mapped values (the fingerprint all releases
-  share); "own floor" the same pass with the engine's own key and fast-hash expressions;
+* the floor: one pass that cleans each key (``lower(trim(key))``) and fingerprints each row (the md5 of the
+  mapped values, as the engine stores it), materialised, nothing joined;
 * a naive full outer join of the cleaned, md5-fingerprinted segment with the state (the rows that differ,
   materialised);
 * a pandas baseline that loads segment and previous snapshot and merges them.
 
-``--legacy`` also plans once over a state of plain md5 fingerprints (an earlier release's: every row is checked
-by its md5, nothing is re-sent). ``--postgres N`` runs the engine's plan, the floor and the naive join on a
+``--postgres N`` runs the engine's plan, the floor and the naive join on a
 throwaway PostgreSQL server (as the tests start one) at N rows. Prints times, peak RSS and same-run ratios.
 """
 
@@ -67,8 +65,8 @@ def build_sql(n: int) -> tuple[str, str]:
     return segment, snapshot
 
 
-def fill(wh, n: int, legacy: bool = False) -> None:
-    """Segment, snapshot and the book's state, its fingerprints as this engine writes them (``legacy``: plain md5)."""
+def fill(wh, n: int) -> None:
+    """Segment, snapshot and the book's state, its fingerprints as the engine writes them."""
     from espcore.sync.engine import SyncEngine
     from espcore.sync.tables import ensure_tables
     from tests.sync.fakes import FakeProvider
@@ -81,7 +79,7 @@ def fill(wh, n: int, legacy: bool = False) -> None:
         con.execute(f"CREATE TABLE snapshot AS {snapshot}")
         ensure_tables(con)
         engine = SyncEngine(spec(), FakeProvider(), wh, run_id="build")
-        fp = con.dialect.md5(engine._row_text(con, "s")) if legacy else engine._fingerprint(con, "s")
+        fp = engine._fingerprint(con, "s")
         con.execute(f"DELETE FROM {con.own('sync_state')}")
         con.execute(
             f"""INSERT INTO {con.own("sync_state")} (provider, book_id, pk, synced_fp, status, attempts)
@@ -102,9 +100,9 @@ def _warehouse(target: str):
     return Warehouse(target)
 
 
-def run_build(target: str, n: str, legacy: str) -> dict:
+def run_build(target: str, n: str) -> dict:
     t = time.perf_counter()
-    fill(_warehouse(target), int(n), legacy == "legacy")
+    fill(_warehouse(target), int(n))
     return {"seconds": time.perf_counter() - t, "counts": {}}
 
 
@@ -142,20 +140,6 @@ def run_floor(target: str) -> dict:
         d = con.dialect
     text = _md5_text("s", "CAST({} AS " + ("VARCHAR" if d.name == "duckdb" else "TEXT") + ")")
     return _one_pass(target, f"SELECT lower(trim(s.email)) AS pk, md5({text}) AS fp FROM segment AS s")
-
-
-def run_own_floor(target: str) -> dict:
-    """The same pass with the engine's own key and fingerprint expressions (the fast hash where it has one)."""
-    from espcore.sync.engine import SyncEngine
-    from tests.sync.fakes import FakeProvider
-
-    wh = _warehouse(target)
-    engine = SyncEngine(spec(), FakeProvider(), wh, run_id="floor")
-    with wh.connect() as con:
-        d = con.dialect
-        fp = engine._fast(con, "s") or d.md5(engine._row_text(con, "s"))
-        key = d.clean_key(d.text("s.email"))
-    return _one_pass(target, f"SELECT {key} AS pk, {fp} AS fp FROM segment AS s")
 
 
 def run_naive(target: str) -> dict:
@@ -215,7 +199,6 @@ KINDS = {
     "build": run_build,
     "engine": run_engine,
     "floor": run_floor,
-    "own_floor": run_own_floor,
     "naive": run_naive,
     "pandas": run_pandas,
 }
@@ -242,13 +225,12 @@ def check_plan(c: dict, expected: dict) -> None:
         assert c[f"planned_{op}"] == expected[op], (c, expected)
 
 
-def duckdb_rows(n: int, memory: str, legacy: bool) -> None:
+def duckdb_rows(n: int, memory: str) -> None:
     with tempfile.TemporaryDirectory() as d:
         path = str(Path(d) / "bench.duckdb")
-        measure("build", path, str(n), "current", memory_limit=BUILD_MEMORY)
+        measure("build", path, str(n), memory_limit=BUILD_MEMORY)
         e = measure("engine", path, memory_limit=memory)
         f = measure("floor", path, memory_limit=memory)
-        o = measure("own_floor", path, memory_limit=memory)
         j = measure("naive", path, memory_limit=memory)
         p = measure("pandas", path, memory_limit=memory)
         c = e["counts"]
@@ -256,19 +238,11 @@ def duckdb_rows(n: int, memory: str, legacy: bool) -> None:
         assert j["counts"]["rows"] == sum(p["counts"].values()), (j, p)
         print(
             f"{n:>12,} {e['seconds']:>9.2f} {f['seconds']:>8.2f} {e['seconds'] / f['seconds']:>8.2f}x "
-            f"{o['seconds']:>8.2f} {e['seconds'] / o['seconds']:>8.2f}x {j['seconds']:>8.2f} "
+            f"{j['seconds']:>8.2f} "
             f"{j['seconds'] / e['seconds']:>7.1f}x {p['seconds']:>8.2f} {p['seconds'] / e['seconds']:>7.1f}x "
             f"{e['peak_rss_mib']:>11.0f} {j['peak_rss_mib']:>10.0f} {p['peak_rss_mib']:>11.0f}"
         )
         print(f"{'':>12} plan: +{c['planned_add']} ~{c['planned_change']} -{c['planned_remove']} (both agree)")
-        if legacy:
-            measure("build", path, str(n), "legacy", memory_limit=BUILD_MEMORY)
-            g = measure("engine", path, memory_limit=memory)
-            check_plan(g["counts"], p["counts"])
-            print(
-                f"{'':>12} over plain-md5 state (an earlier release's): {g['seconds']:.2f} s, "
-                f"{g['peak_rss_mib']:.0f} MiB, the same plan"
-            )
 
 
 def postgres_rows(n: int) -> None:
@@ -282,7 +256,7 @@ def postgres_rows(n: int) -> None:
             wh = make()
             target = f"{server.url()}#{wh.schema}"
             wh.close()
-            b = measure("build", target, str(n), "current", memory_limit="")
+            b = measure("build", target, str(n), memory_limit="")
             e = measure("engine", target, memory_limit="")
             f = measure("floor", target, memory_limit="")
             j = measure("naive", target, memory_limit="")
@@ -300,7 +274,6 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--child", nargs="+")
     ap.add_argument("--duckdb-memory", default="700MB", help="DuckDB memory_limit (spills beyond)")
-    ap.add_argument("--legacy", action="store_true", help="also plan over an earlier release's plain-md5 state")
     ap.add_argument("--postgres", type=int, nargs="*", default=[], help="also plan on PostgreSQL at these sizes")
     args = ap.parse_args()
     if args.child:
@@ -308,12 +281,12 @@ def main() -> None:
         return
     print(f"DuckDB memory_limit {args.duckdb_memory}; baseline: pandas {__import__('pandas').__version__}")
     print(
-        f"{'rows':>12} {'engine s':>9} {'floor s':>8} {'vs floor':>9} {'own fl s':>8} {'vs own':>9} "
+        f"{'rows':>12} {'engine s':>9} {'floor s':>8} {'vs floor':>9} "
         f"{'naive s':>8} {'vs naive':>8} {'pandas s':>8} {'vs pd':>8} {'engine MiB':>11} {'naive MiB':>10} "
         f"{'pandas MiB':>11}"
     )
     for n in args.rows:
-        duckdb_rows(n, args.duckdb_memory, args.legacy)
+        duckdb_rows(n, args.duckdb_memory)
     for n in args.postgres:
         postgres_rows(n)
 

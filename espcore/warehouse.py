@@ -72,26 +72,6 @@ class Dialect:
     def md5(self, expr: str) -> str:
         return f"md5({expr})"
 
-    def clean_key(self, expr: str) -> str:
-        """A key as the engine compares it: ``lower(trim(expr))``. DuckDB's ``trim`` (it strips the ASCII space and
-        the Unicode space separators) costs more than the rest of the pass, so it runs only on the values it can
-        change: those that start or end with a space or hold a non-ASCII character. The result is the same."""
-        return (
-            f"CASE WHEN {expr} LIKE ' %' OR {expr} LIKE '% ' OR strlen({expr}) <> length({expr}) "
-            f"THEN lower(trim({expr})) ELSE lower({expr}) END"
-        )
-
-    def fast_fingerprint(self, values: Sequence[str], text: str) -> str | None:
-        """A cheap 128-bit hash of a row's mapped values, compared before its md5 (None: this engine compares the
-        md5 itself). DuckDB: its 64-bit ``hash`` of the typed values beside its ``hash`` of their text, as a
-        UHUGEINT. Not stable across DuckDB releases, so never trusted alone to say a row changed."""
-        typed = f"hash({', '.join(values)})" if values else "hash('')"
-        return f"((CAST({typed} AS UHUGEINT) << 64) | hash({text}))"
-
-    def stored_fast_fingerprint(self, expr: str) -> str:
-        """The fast hash kept after the md5 in a stored fingerprint (``<md5>:<hex>``), or NULL."""
-        return f"CASE WHEN substr({expr}, 33, 1) = ':' THEN TRY_CAST('0x' || substr({expr}, 34) AS UHUGEINT) END"
-
 
 class PostgresDialect(Dialect):
     """PostgreSQL: ``json_build_object``, POSIX regular expressions, ``text``."""
@@ -118,15 +98,6 @@ class PostgresDialect(Dialect):
 
     def text(self, expr: str) -> str:
         return f"CAST({expr} AS TEXT)"
-
-    def clean_key(self, expr: str) -> str:
-        return f"lower(trim({expr}))"
-
-    def fast_fingerprint(self, values: Sequence[str], text: str) -> str | None:
-        return None  # md5 is PostgreSQL's cheapest hash that is stable across releases
-
-    def stored_fast_fingerprint(self, expr: str) -> str:
-        return "NULL"
 
 
 def _lit(text: str) -> str:

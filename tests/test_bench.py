@@ -24,18 +24,17 @@ def test_plan_bench_runs_and_both_plans_agree() -> None:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_plan_bench_plans_over_old_fingerprints_and_on_postgres(pg_server) -> None:
-    """``--legacy``: the same plan over an earlier release's plain-md5 state; ``--postgres``: the plan on a
-    throwaway server of its own (``pg_server`` only skips the test where PostgreSQL is not installed)."""
+def test_plan_bench_plans_on_postgres(pg_server) -> None:
+    """``--postgres``: the plan on a throwaway server of its own (``pg_server`` only skips the test where
+    PostgreSQL is not installed)."""
     proc = subprocess.run(
-        [sys.executable, "bench/plan_bench.py", "--rows", "3000", "--legacy", "--postgres", "3000"],
+        [sys.executable, "bench/plan_bench.py", "--rows", "3000", "--postgres", "3000"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "the same plan" in proc.stdout
     assert "PostgreSQL 3,000 rows" in proc.stdout
 
 

@@ -95,8 +95,6 @@ ABORT_AFTER_ATTEMPTS = 200
 APPLY_ORDER = ("remove", "unsubscribe", "change", "add")
 #: ``rejected_fp`` of a row whose removal the provider rejected (never an md5 fingerprint)
 REJECTED_REMOVE = "remove"
-#: rows whose fingerprint the plan checks by its md5 (:meth:`SyncEngine._verify`) a slice of keys at a time
-VERIFY_SLICE = 500_000
 #: a dry run's plan in ``sync_plan`` is kept while that run is running, for at most this long
 PLAN_KEEP_RUNNING_S = 24 * 3600
 
@@ -274,76 +272,39 @@ class SyncEngine:
 
     # -- plan --------------------------------------------------------------------------------------------
 
-    # One pass over the segment cleans each key once, hashes each row and joins it with the book's state into a
-    # work table (``esp_sync_keyed``) of the rows with something to do and of the state's keys the segment no
-    # longer holds; a segment row with nothing to do is not kept. Only the kept segment rows get their md5,
-    # mapped values (JSON) and raw address. The syntax check runs on the planned rows only: an unchanged, synced
-    # key passed it when it was sent. Duplicated keys: a key the state does not hold has all its copies planned
-    # (and merged there); for the keys it holds, the segment has a duplicate exactly when it has more rows of
-    # them than there are such keys (counts the plan has at hand), and only then are the segment rows of the
-    # planned keys it holds read again (their copies, to merge them, or reject them as ``conflict`` when they
-    # disagree). A duplicated key whose copies are all unchanged is a no-op either way.
-    #
-    # Fingerprints. The fingerprint of a row is the md5 of its mapped values' text (docs/sync-semantics.md §3);
-    # on DuckDB it is stored as ``<md5>:<fast>``, ``fast`` (hex) a cheap 128-bit hash (DuckDB's 64-bit ``hash`` of the
-    # typed values beside its ``hash`` of their text). The plan compares the fast hashes: equal means unchanged
-    # (a change goes unseen only if both 64-bit hashes of that key's old and new values collide); unequal or
-    # missing (a change, or a fingerprint from an earlier release, from PostgreSQL, or from a DuckDB release whose
-    # ``hash`` differs) is settled by the md5, computed for those rows alone. So no row is ever sent again only
-    # because its fingerprint was made another way; a real run rewrites such a fingerprint, once its md5 matched,
-    # in the current form (the same values: the state's invariant holds). On PostgreSQL the md5 is compared
-    # directly, and only the md5 part of a stored fingerprint.
-
-    _NOTHING = "('noop', 'refresh')"  # actions of a segment row with nothing to do
+    # The expensive pass joins every segment row (key + fingerprint; no GROUP BY over millions of keys) with the
+    # book's state and writes only rows with something to do to ``sync_plan``. The syntax check runs on those
+    # rows only: an unchanged, synced key passed it when it was sent. A second, narrow pass reads the segment
+    # rows of the planned keys alone: their mapped values (JSON), their row count and whether copies disagree.
+    # A duplicated key whose copies are all unchanged is a no-op either way; one whose copies differ has at
+    # least one copy in the plan, so every duplicate that matters is found there.
 
     def _segment(self, con: WarehouseConnection) -> str:
         """The segment with its key and raw address under names that cannot clash with its columns."""
         spec, d = self.spec, con.dialect
         email = d.text("seg." + quote_ident(spec.primary_key))
-        return f"(SELECT {d.clean_key(email)} AS esp__pk, {email} AS esp__raw, seg.* FROM ({spec.source_sql}) AS seg)"
+        return f"(SELECT lower(trim({email})) AS esp__pk, {email} AS esp__raw, seg.* FROM ({spec.source_sql}) AS seg)"
 
     def _payload(self, con: WarehouseConnection, alias: str) -> str:
         mapped = sorted(self.spec.fields.items())
         return con.dialect.json_object([(name, f"{alias}.{quote_ident(col)}") for name, col in mapped])
 
-    def _row_text(self, con: WarehouseConnection, alias: str) -> str:
-        """The mapped values as text, in the order of the provider field names, NULL as ``\\N``, joined by 0x1F."""
+    def _fingerprint(self, con: WarehouseConnection, alias: str) -> str:
         d = con.dialect
-        parts = [
-            f"coalesce({d.text(alias + '.' + quote_ident(col))}, '\\N')" for _, col in sorted(self.spec.fields.items())
-        ]
-        return " || chr(31) || ".join(parts) if parts else "''"
-
-    def _fast(self, con: WarehouseConnection, alias: str) -> str | None:
-        """The row's fast hash, or None where the md5 is compared directly."""
-        values = [f"{alias}.{quote_ident(col)}" for _, col in sorted(self.spec.fields.items())]
-        return con.dialect.fast_fingerprint(values, self._row_text(con, alias))
-
-    def _fingerprint(self, con: WarehouseConnection, alias: str, fast: str | None = None) -> str:
-        """The fingerprint stored for a row: its md5, then on DuckDB ``:`` and its fast hash (``fast``: that hash
-        computed already)."""
-        md5 = con.dialect.md5(self._row_text(con, alias))
-        fast = fast or self._fast(con, alias)
-        return md5 if fast is None else f"{md5} || ':' || hex({fast})"
-
-    def _work(self, con: WarehouseConnection) -> tuple[str, str]:
-        """The plan's work tables, always schema-qualified: a user table of the same name is never read or dropped."""
-        d = con.dialect
-        return d.temp("esp_sync_keyed"), d.temp("esp_sync_copies")
+        mapped = sorted(self.spec.fields.items())
+        parts = [f"coalesce({d.text(alias + '.' + quote_ident(col))}, '\\N')" for _, col in mapped]
+        return d.md5(" || chr(31) || ".join(parts) if parts else "''")
 
     def _plan(self, result: SyncResult, suppressed: pa.Table) -> None:
         spec, opts = self.spec, self.options
         with self.wh.connect() as con:
             con.load_temp("provider_suppressed", suppressed)
-            try:
-                with con.transaction():
-                    self._drop_old_plans(con)
-                    copies = self._insert_plan(con, result)
-                con.drop_temp("provider_suppressed")
-                self._collect_rejects(con, result, copies)
-            finally:
-                for table in self._work(con):
-                    con.execute(f"DROP TABLE IF EXISTS {table}")
+            with con.transaction():
+                self._drop_old_plans(con)
+                self._insert_plan(con, result)
+                self._read_planned_rows(con)
+            con.drop_temp("provider_suppressed")
+            self._collect_rejects(con, result)
             self._count_plan(con, result)
             synced = self._count_state(result.book_id, "synced", con)
         planned_remove = result.counts["planned_remove"]
@@ -368,7 +329,7 @@ class SyncEngine:
                 [name, self.run_id, name],
             )
             return
-        cutoff = datetime.fromtimestamp(time.time() - PLAN_KEEP_RUNNING_S, UTC).replace(tzinfo=None)
+        cutoff = datetime.fromtimestamp(time.time() - PLAN_KEEP_RUNNING_S, UTC)
         con.execute(
             f"""DELETE FROM {plan} WHERE sync_name = ? AND run_id NOT IN (
                    SELECT run_id FROM {runs} WHERE sync_name = ? AND dry_run AND status = 'running'
@@ -404,199 +365,138 @@ class SyncEngine:
         values = ", ".join(f"('{a}', {str(s).upper()}, '{o}', {str(c).upper()})" for a, s, o, c in rows)
         return f"(VALUES {values}) AS m(action, synced, op, checked)"
 
-    def _insert_plan(self, con: WarehouseConnection, result: SyncResult) -> bool:
-        """Plan the run into ``sync_plan``: one row per key with something to do.
+    def _insert_plan(self, con: WarehouseConnection, result: SyncResult) -> None:
+        """Write every segment row or state key with something to do into ``sync_plan`` (a duplicated key may
+        get several rows here; :meth:`_read_planned_rows` merges them).
 
         Actions: add / change / retry / remove / forget / suppressed, ``rejected`` / ``rejected_remove`` (the
         provider rejected exactly this for good: not resent until the values change, or a full resync), and
-        ``invalid`` (a missing or malformed key about to be sent) or ``conflict`` (a duplicated key whose copies
-        disagree). ``op`` is what apply does with the row, given the mode; ``n`` the key's rows in the segment."""
-        self._join_state(con, result)
-        self._verify(con, result)
-        copies = self._find_copies(con, result)
-        self._merge_plan(con, result, copies)
-        return copies
-
-    def _join_state(self, con: WarehouseConnection, result: SyncResult) -> None:
-        """The one pass: the segment joined with the book's state into the work table. ``action`` is ``verify``
-        where the fast hashes differ (or one is missing): :meth:`_verify` settles it with the md5."""
+        ``invalid`` (a missing or malformed key about to be sent). ``op`` is what apply does with the row, given
+        the mode."""
         spec, d = self.spec, con.dialect
-        keyed = self._work(con)[0]
-        resend = "TRUE" if self.options.full_resync else "FALSE"
-        fast = self._fast(con, "s")
-        if fast is None:  # the md5 is what is compared, and only the md5 part of a stored fingerprint
-            cmp_src, cmp_state, unequal, stored = (
-                d.md5(self._row_text(con, "s")),
-                "left(synced_fp, 32)",
-                "change",
-                "j.esp__cmp",
-            )
-        else:
-            cmp_src, cmp_state, unequal = fast, d.stored_fast_fingerprint("synced_fp"), "verify"
-            stored = self._fingerprint(con, "j", fast="j.esp__cmp")
-        planned = f"j.esp__action NOT IN {self._NOTHING}"
-        seg_planned = f"{planned} AND j.esp__in"
-        con.execute(f"DROP TABLE IF EXISTS {keyed}")
+        bad_key = f"(j.pk = '' OR NOT coalesce({d.email_syntax_ok('j.pk')}, false))"
+        resend_rejected = "TRUE" if self.options.full_resync else "FALSE"
         con.execute(
             f"""
-            CREATE TEMP TABLE {keyed} AS
-            WITH src AS (SELECT s.*, {cmp_src} AS esp__cmp, TRUE AS esp__in FROM {self._segment(con)} AS s),
+            INSERT INTO {con.own("sync_plan")} (run_id, sync_name, provider, book_id, pk, action, op, fp, reason, n)
+            WITH src AS (
+                SELECT s.esp__pk AS pk, {self._fingerprint(con, "s")} AS fp FROM {self._segment(con)} AS s
+            ),
             st AS (
-                SELECT pk AS esp__st_pk, synced_fp IS NOT NULL AS esp__synced, status AS esp__status,
-                       provider_status AS esp__pstatus, rejected_fp AS esp__rejected_fp, {cmp_state} AS esp__st_cmp
-                FROM {con.own("sync_state")} WHERE provider = ? AND book_id = ?
+                SELECT pk, synced_fp, status, provider_status, rejected_fp FROM {con.own("sync_state")}
+                WHERE provider = ? AND book_id = ?
             ),
             j AS (
-                SELECT src.*, st.esp__st_pk, coalesce(st.esp__synced, FALSE) AS esp__synced,
-                       coalesce(sup.reason, st.esp__pstatus) AS esp__reason,
+                SELECT coalesce(src.pk, st.pk, '') AS pk, src.fp, st.synced_fp IS NOT NULL AS synced,
+                       coalesce(sup.reason, st.provider_status) AS reason,
                   CASE
-                    WHEN sup.pk IS NOT NULL OR st.esp__status = 'suppressed'
-                         OR st.esp__pstatus IN ('unsubscribed', 'blacklisted')
-                      THEN CASE WHEN src.esp__in IS NULL THEN 'noop' ELSE 'suppressed' END
-                    WHEN src.esp__in IS NULL AND st.esp__status = 'rejected'
-                         AND st.esp__rejected_fp = '{REJECTED_REMOVE}' AND NOT {resend} THEN 'rejected_remove'
-                    WHEN src.esp__in IS NULL AND (st.esp__synced OR st.esp__status = 'pending') THEN 'remove'
-                    WHEN src.esp__in IS NULL THEN 'forget'
-                    WHEN st.esp__st_pk IS NULL OR st.esp__status = 'removed' THEN 'add'
-                    WHEN st.esp__status = 'rejected' AND NOT {resend}
-                         AND left(st.esp__rejected_fp, 32) = {d.md5(self._row_text(con, "src"))} THEN 'rejected'
-                    WHEN st.esp__status IN ('pending', 'rejected') THEN 'retry'
-                    WHEN {resend} OR NOT st.esp__synced THEN 'change'
-                    WHEN st.esp__st_cmp = src.esp__cmp THEN 'noop'
-                    ELSE '{unequal}'
-                  END AS esp__action
-                FROM src FULL OUTER JOIN st ON src.esp__pk = st.esp__st_pk
-                LEFT JOIN provider_suppressed AS sup ON sup.pk = coalesce(src.esp__pk, st.esp__st_pk)
+                    WHEN sup.pk IS NOT NULL OR st.status = 'suppressed'
+                         OR st.provider_status IN ('unsubscribed', 'blacklisted')
+                      THEN CASE WHEN src.fp IS NULL THEN 'noop' ELSE 'suppressed' END
+                    WHEN src.fp IS NULL AND st.status = 'rejected' AND st.rejected_fp = '{REJECTED_REMOVE}'
+                         AND NOT {resend_rejected} THEN 'rejected_remove'
+                    WHEN src.fp IS NULL AND (st.synced_fp IS NOT NULL OR st.status = 'pending') THEN 'remove'
+                    WHEN src.fp IS NULL THEN 'forget'
+                    WHEN st.pk IS NULL OR st.status = 'removed' THEN 'add'
+                    WHEN st.status = 'rejected' AND st.rejected_fp = src.fp AND NOT {resend_rejected} THEN 'rejected'
+                    WHEN st.status IN ('pending', 'rejected') THEN 'retry'
+                    WHEN {resend_rejected} OR st.synced_fp IS DISTINCT FROM src.fp THEN 'change'
+                    ELSE 'noop'
+                  END AS action
+                FROM src FULL OUTER JOIN st ON src.pk = st.pk
+                LEFT JOIN provider_suppressed sup ON sup.pk = coalesce(src.pk, st.pk)
             )
-            SELECT coalesce(j.esp__pk, j.esp__st_pk, '') AS pk, j.esp__in AS in_seg,
-                   j.esp__st_pk IS NOT NULL AS in_state, j.esp__synced AS synced, j.esp__action AS action,
-                   CASE WHEN {planned} THEN j.esp__reason END AS reason,
-                   CASE WHEN {seg_planned} THEN {stored} END AS fp,
-                   CASE WHEN {seg_planned} THEN {self._payload(con, "j")} END AS payload,
-                   CASE WHEN {seg_planned} THEN j.esp__raw END AS raw
-            FROM j WHERE {planned} OR j.esp__in IS NULL
-            """,
-            [spec.provider, result.book_id],
-        )
-
-    def _verify(self, con: WarehouseConnection, result: SyncResult) -> None:
-        """Settle the rows whose fast hash differs from the stored one by the md5 (computed for them alone): a
-        change, or the same values fingerprinted another way (``refresh``). A real run rewrites the latter's
-        stored fingerprint in the current form, so they cost an md5 once. Many such rows (the first plan over an
-        earlier release's state) are settled a slice of keys at a time, within the memory limit. (DuckDB only:
-        PostgreSQL compares the md5 directly.)"""
-        keyed = self._work(con)[0]
-        row = con.fetchone(f"SELECT count(*) FROM {keyed} WHERE action = 'verify'")
-        if not row or not row[0]:
-            return
-        slices = -(-int(row[0]) // VERIFY_SLICE)
-        state, book = con.own("sync_state"), [self.spec.provider, result.book_id]
-        for i in range(slices):
-            part = f"hash(pk) % {slices} = {i}"
-            con.execute(
-                f"""UPDATE {keyed} AS k SET action = CASE WHEN left(k.fp, 32) = v.md5 THEN 'refresh' ELSE 'change' END
-                    FROM (SELECT pk, left(synced_fp, 32) AS md5 FROM {state} WHERE provider = ? AND book_id = ?
-                          AND {part} AND pk IN (SELECT pk FROM {keyed} WHERE action = 'verify' AND {part})) AS v
-                    WHERE k.action = 'verify' AND k.pk = v.pk""",
-                book,
-            )
-            if not self.options.dry_run:
-                con.execute(
-                    f"""UPDATE {state} SET synced_fp = k.fp
-                        FROM (SELECT DISTINCT pk, fp FROM {keyed} WHERE action = 'refresh' AND {part}) AS k
-                        WHERE {state}.provider = ? AND {state}.book_id = ? AND {state}.pk = k.pk
-                          AND left({state}.synced_fp, 32) = left(k.fp, 32)""",
-                    book,
-                )
-        con.execute(f"UPDATE {keyed} SET action = 'change' WHERE action = 'verify'")  # (none: the state row is there)
-
-    def _find_copies(self, con: WarehouseConnection, result: SyncResult) -> bool:
-        """Count the segment's rows; when it has more rows of the keys the state holds than there are such keys
-        (a duplicated key), read every segment row of the planned keys the state holds, with its fingerprint,
-        values and raw address, into the copies table."""
-        keyed, copies = self._work(con)
-        nothing = self._NOTHING
-        size = con.fetchone(f"SELECT count(*) FROM ({self.spec.source_sql}) AS seg")
-        result.counts["query_size"] = int(size[0]) if size else 0
-        row = con.fetchone(
-            f"""SELECT (SELECT count(*) FROM {con.own("sync_state")} WHERE provider = ? AND book_id = ?),
-                       count(*) FILTER (WHERE in_seg IS NULL), count(*) FILTER (WHERE in_seg AND NOT in_state)
-                FROM {keyed}""",
-            [self.spec.provider, result.book_id],
-        )
-        state_keys, state_only, segment_only = (int(x or 0) for x in (row or (0, 0, 0)))
-        con.execute(f"DROP TABLE IF EXISTS {copies}")
-        if result.counts["query_size"] - segment_only <= state_keys - state_only:
-            return False
-        con.execute(
-            f"""CREATE TEMP TABLE {copies} AS
-                SELECT s.esp__pk AS pk, s.esp__raw AS raw, {self._fingerprint(con, "s")} AS fp,
-                       {self._payload(con, "s")} AS payload
-                FROM {self._segment(con)} AS s WHERE s.esp__pk IN (
-                    SELECT pk FROM {keyed} WHERE in_seg AND in_state AND action NOT IN {nothing})"""
-        )
-        return True
-
-    def _merge_plan(self, con: WarehouseConnection, result: SyncResult, copies_read: bool) -> None:
-        """One plan row per key with something to do: its copies merged, ``n`` their count, ``conflict`` (and
-        ``op`` invalid) when they disagree; the syntax check on the keys about to be sent or reported."""
-        spec, d = self.spec, con.dialect
-        keyed, copies = self._work(con)
-        bad_key = f"(g.pk = '' OR NOT coalesce({d.email_syntax_ok('g.pk')}, false))"
-        if copies_read:
-            stats = f"(SELECT pk, count(*) AS n, min(fp) <> max(fp) AS conflict FROM {copies} GROUP BY pk)"
-        else:
-            stats = "(SELECT CAST(NULL AS VARCHAR) AS pk, CAST(NULL AS BIGINT) AS n, CAST(NULL AS BOOLEAN) AS conflict)"
-        con.execute(
-            f"""
-            INSERT INTO {con.own("sync_plan")}
-                (run_id, sync_name, provider, book_id, pk, action, op, fp, reason, n, payload)
-            SELECT ?, ?, ?, ?, g.pk,
-                   CASE WHEN m.checked AND {bad_key} THEN 'invalid' WHEN g.conflict THEN 'conflict' ELSE g.action END,
-                   CASE WHEN g.conflict OR (m.checked AND {bad_key}) THEN 'invalid' ELSE m.op END,
-                   CASE WHEN g.conflict THEN NULL ELSE g.fp END, g.reason, g.n, g.payload
-            FROM (
-                SELECT k.pk, min(k.action) AS action, bool_or(k.synced) AS synced, min(k.fp) AS fp,
-                       min(k.reason) AS reason, min(k.payload) AS payload,
-                       coalesce(max(c.n), CASE WHEN count(k.in_seg) > 0 THEN count(k.in_seg) END) AS n,
-                       coalesce(bool_or(c.conflict), min(k.fp) <> max(k.fp), FALSE) AS conflict
-                FROM {keyed} AS k LEFT JOIN {stats} AS c ON c.pk = k.pk
-                WHERE k.action NOT IN {self._NOTHING}
-                GROUP BY k.pk
-            ) AS g JOIN {self._op_table()} ON m.action = g.action AND m.synced = g.synced
+            SELECT ?, ?, ?, ?, j.pk,
+                   CASE WHEN m.checked AND {bad_key} THEN 'invalid' ELSE j.action END,
+                   CASE WHEN m.checked AND {bad_key} THEN 'invalid' ELSE m.op END,
+                   j.fp, j.reason, NULL
+            FROM j JOIN {self._op_table()} ON m.action = j.action AND m.synced = j.synced
             WHERE m.op <> 'noop'
             """,
-            [self.run_id, spec.name, spec.provider, result.book_id],
+            [
+                spec.provider,
+                result.book_id,
+                self.run_id,
+                spec.name,
+                spec.provider,
+                result.book_id,
+            ],
         )
 
-    def _collect_rejects(self, con: WarehouseConnection, result: SyncResult, copies_read: bool) -> None:
-        """Count the segment's invalid rows; the rejected rows with their reason, from the work tables (the
-        segment is not read again)."""
+    def _read_planned_rows(self, con: WarehouseConnection) -> None:
+        """The second, narrow pass: the segment rows of the planned keys give each plan row its mapped values
+        (JSON) and its row count ``n``; a key planned more than once (a duplicated key) is merged into one row,
+        rejected as ``conflict`` when its copies disagree on a mapped value."""
+        this = "run_id = ? AND sync_name = ?"
+        params = [self.run_id, self.spec.name]
+        seg = self._segment(con)
+        plan = con.own("sync_plan")
+        # the work tables, always schema-qualified: a user table of the same name is never read or dropped
+        rows_t, dups_t = con.dialect.temp("esp_sync_rows"), con.dialect.temp("esp_sync_dups")
+        con.execute(f"DROP TABLE IF EXISTS {rows_t}")
+        con.execute(
+            f"""CREATE TEMP TABLE {rows_t} AS
+                SELECT r.pk, count(*) AS n, min(r.fp) <> max(r.fp) AS conflict, min(r.payload) AS payload
+                FROM (SELECT s.esp__pk AS pk, {self._fingerprint(con, "s")} AS fp, {self._payload(con, "s")} AS payload
+                      FROM {seg} AS s
+                      WHERE s.esp__pk IN (SELECT pk FROM {plan} WHERE {this} AND pk <> ''
+                                          AND action IN ('add', 'change', 'retry', 'suppressed', 'invalid'))
+                ) AS r
+                GROUP BY r.pk""",
+            params,
+        )
+        row = con.fetchone(f"SELECT count(*) FROM {rows_t} WHERE n > 1")
+        if row and row[0]:
+            # one row per duplicated key: identical copies planned the same action; conflicting ones are rejected
+            cols = "run_id, sync_name, provider, book_id, pk, action, op, fp, reason"
+            dup = f"{this} AND pk IN (SELECT pk FROM {rows_t} WHERE n > 1)"
+            con.execute(f"DROP TABLE IF EXISTS {dups_t}")
+            con.execute(
+                f"""CREATE TEMP TABLE {dups_t} AS
+                    SELECT {cols} FROM (
+                        SELECT p.run_id, p.sync_name, p.provider, p.book_id, p.pk,
+                               CASE WHEN r.conflict AND p.op <> 'invalid' THEN 'conflict' ELSE p.action END AS action,
+                               CASE WHEN r.conflict THEN 'invalid' ELSE p.op END AS op,
+                               CASE WHEN r.conflict THEN NULL ELSE p.fp END AS fp, p.reason,
+                               row_number() OVER (PARTITION BY p.pk ORDER BY p.action, p.op) AS k
+                        FROM {plan} AS p JOIN {rows_t} AS r ON r.pk = p.pk
+                        WHERE p.run_id = ? AND p.sync_name = ? AND r.n > 1) AS ranked
+                    WHERE k = 1""",
+                params,
+            )
+            con.execute(f"DELETE FROM {plan} WHERE {dup}", params)
+            con.execute(f"INSERT INTO {plan} ({cols}) SELECT {cols} FROM {dups_t}")
+            con.execute(f"DROP TABLE {dups_t}")
+        con.execute(
+            f"""UPDATE {plan} SET n = r.n, payload = r.payload FROM {rows_t} AS r
+                WHERE sync_plan.pk = r.pk AND sync_plan.run_id = ? AND sync_plan.sync_name = ?""",
+            params,
+        )
+        con.execute(f"DROP TABLE {rows_t}")
+
+    def _collect_rejects(self, con: WarehouseConnection, result: SyncResult) -> None:
+        """Count the segment's rows and its invalid ones; read the rejected rows back with their reason."""
         this = "run_id = ? AND sync_name = ?"
         params = [self.run_id, self.spec.name]
         plan = con.own("sync_plan")
-        keyed, copies = self._work(con)
+        size = con.fetchone(f"SELECT count(*) FROM ({self.spec.source_sql}) AS seg")
         row = con.fetchone(
             f"SELECT coalesce(sum(coalesce(n, 1)), 0) FROM {plan} WHERE {this} AND op = 'invalid'", params
         )
         invalid = int(row[0]) if row else 0
+        result.counts["query_size"] = int(size[0]) if size else 0
         result.counts["invalid"] += invalid
         if not invalid:
             return
-        rows = (
-            f"SELECT raw, CASE WHEN raw IS NULL THEN NULL ELSE pk END AS pk, payload FROM {keyed} "
-            "WHERE in_seg AND fp IS NOT NULL"
-        )
-        if copies_read:  # every copy of those keys is there, the planned ones too
-            rows = f"{rows} AND pk NOT IN (SELECT pk FROM {copies}) UNION ALL SELECT raw, pk, payload FROM {copies}"
         rejects = con.fetchall(
-            f"""SELECT r.raw, r.pk, r.payload,
-                   CASE WHEN r.pk IS NULL OR r.pk = '' THEN 'missing email'
+            f"""SELECT r.esp__raw, r.esp__pk, {self._payload(con, "r")},
+                   CASE WHEN r.esp__pk IS NULL OR r.esp__pk = '' THEN 'missing email'
                         WHEN k.action = 'conflict' THEN 'duplicate key with conflicting values'
                         ELSE 'invalid email syntax' END AS reason
-            FROM ({rows}) AS r
-            JOIN (SELECT DISTINCT pk, action FROM {plan} WHERE {this} AND op = 'invalid') AS k
-              ON k.pk = coalesce(r.pk, '')
+            FROM {self._segment(con)} AS r
+            LEFT JOIN (SELECT DISTINCT pk, action FROM {plan} WHERE {this} AND op = 'invalid' AND pk <> '') AS k
+              ON k.pk = r.esp__pk
+            WHERE r.esp__pk IS NULL OR r.esp__pk = '' OR k.pk IS NOT NULL
             LIMIT 100000""",
             params,
         )

@@ -217,8 +217,7 @@ def test_fingerprints_agree_between_duckdb_and_postgres(tmp_path, pg_warehouses)
             )
         run_sync(spec, FakeProvider(), w, run_id="dry", options=SyncOptions(dry_run=True))
         with w.connect() as con:
-            rows = con.fetchall(f"SELECT pk, fp FROM {w.own_schema}.sync_plan")
-        plans.append([(pk, fp[:32]) for pk, fp in rows])  # the md5 of the values; DuckDB keeps a fast hash after it
+            plans.append(con.fetchall(f"SELECT pk, fp FROM {w.own_schema}.sync_plan"))
     assert plans[0] == plans[1]
     assert len(plans[0]) == 1
 
