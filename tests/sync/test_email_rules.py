@@ -7,7 +7,7 @@ and every provider sandbox through its adapter. The contract: an address we acce
 """
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -20,7 +20,7 @@ from espcore.sandbox.pakat import SUBSCRIBER_EMAIL_COLUMN
 from espcore.sync.engine import run_sync
 from espcore.sync.spec import SyncOptions, SyncSpec
 from espcore.sync.validate import address_rules, email_problem, plainly_valid
-from espcore.warehouse import BaseWarehouse, Warehouse
+from espcore.warehouse import Warehouse
 from tests.providers.test_interface import (
     PROVIDERS,
     Harness,
@@ -254,13 +254,6 @@ def test_pakat_sandbox_cuts_addresses_to_its_100_character_column(pakat: PakatHa
 
 
 # -- the SQL pre-filter and the Python check --------------------------------------------------------------------
-
-
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def new_wh(request: pytest.FixtureRequest, tmp_path) -> Callable[[], BaseWarehouse]:
-    if request.param == "postgres":
-        return request.getfixturevalue("pg_warehouses")
-    return lambda: Warehouse(tmp_path / "wh.duckdb")
 
 
 def test_sql_prefilter_never_refuses_what_the_python_check_accepts(new_wh) -> None:

@@ -1,6 +1,5 @@
 """The plan/apply engine against an in-memory provider, on a real DuckDB and a real PostgreSQL warehouse."""
 
-import itertools
 import json
 import threading
 import time
@@ -12,7 +11,7 @@ import pytest
 from espcore.sync.engine import run_sync
 from espcore.sync.errors import MassRemoveError, SyncError, SyncLockedError
 from espcore.sync.spec import SyncOptions, SyncSpec
-from espcore.warehouse import BaseWarehouse, Warehouse
+from espcore.warehouse import BaseWarehouse
 from tests.sync.fakes import FakeProvider, HoldAfterFirstBatch
 
 ROWS = [
@@ -24,15 +23,6 @@ ROWS = [
 ]
 
 WarehouseFactory = Callable[[], BaseWarehouse]
-
-
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def new_wh(request: pytest.FixtureRequest, tmp_path) -> WarehouseFactory:
-    """A factory of empty warehouses of one engine: DuckDB files, or schemas of the session's PostgreSQL."""
-    if request.param == "postgres":
-        return request.getfixturevalue("pg_warehouses")
-    n = itertools.count()
-    return lambda: Warehouse(tmp_path / f"wh{next(n)}.duckdb")
 
 
 def make_wh(new_wh: WarehouseFactory, rows=ROWS) -> BaseWarehouse:

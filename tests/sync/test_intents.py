@@ -38,14 +38,6 @@ STATE_COLUMNS = (
 )
 
 
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def new_wh(request: pytest.FixtureRequest, tmp_path) -> WarehouseFactory:
-    if request.param == "postgres":
-        return request.getfixturevalue("pg_warehouses")
-    n = itertools.count()
-    return lambda: Warehouse(tmp_path / f"wh{next(n)}.duckdb")
-
-
 def people(n: int) -> list[tuple[str, str]]:
     return [(f"p{i:04d}@example.com", f"Name{i}") for i in range(n)]
 

@@ -2,21 +2,12 @@
 history and the campaign ledger are carried into the own schema once, so nothing is resent and no launch
 forgotten; the old tables are left in place, and a user's table of the same name is never read."""
 
-import pytest
-
 from espcore.campaigns.ledger import Ledger, ensure_ledger
 from espcore.sync.engine import run_sync
 from espcore.sync.tables import ensure_tables
 from espcore.warehouse import BaseWarehouse, PostgresWarehouse, Warehouse
 from tests.sync.fakes import FakeProvider
-from tests.sync.test_engine import ROWS, WarehouseFactory, make_wh, spec
-
-
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def new_wh(request: pytest.FixtureRequest, tmp_path) -> WarehouseFactory:
-    if request.param == "postgres":
-        return request.getfixturevalue("pg_warehouses")
-    return lambda: Warehouse(tmp_path / "wh.duckdb")
+from tests.sync.test_engine import ROWS, make_wh, spec
 
 
 def earlier_release(wh: BaseWarehouse) -> BaseWarehouse:

@@ -39,15 +39,6 @@ EMAILS = {e for e, _, _ in PEOPLE}
 FIELDS = {"name": "first_name", "country": "country"}
 
 
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def new_wh(request: pytest.FixtureRequest, tmp_path: Path) -> WarehouseFactory:
-    """A factory of empty warehouses of one engine: DuckDB files, or schemas of the session's PostgreSQL."""
-    if request.param == "postgres":
-        return request.getfixturevalue("pg_warehouses")
-    n = itertools.count()
-    return lambda: Warehouse(tmp_path / f"wh{next(n)}.duckdb")
-
-
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
     """Files a hostile segment would read: text, CSV and Parquet, each holding :data:`SECRET`."""

@@ -19,7 +19,7 @@ from espcore.sync.engine import run_sync
 from espcore.sync.tables import TABLES, as_utc, ensure_tables
 from espcore.warehouse import BaseWarehouse, PostgresWarehouse, WarehouseConnection
 from tests.sync.fakes import FakeProvider
-from tests.sync.test_engine import ROWS, make_wh, new_wh, spec  # noqa: F401  (new_wh is a fixture)
+from tests.sync.test_engine import ROWS, make_wh, spec
 
 ROOT = Path(__file__).resolve().parents[2]
 OWN_TABLES = (*TABLES, LEDGER, ERASURE_STATE)
@@ -47,7 +47,7 @@ def as_earlier_release(con: WarehouseConnection) -> list[str]:
     return columns
 
 
-def test_every_own_timestamp_column_has_a_time_zone(new_wh):  # noqa: F811
+def test_every_own_timestamp_column_has_a_time_zone(new_wh):
     wh = make_wh(new_wh)
     run_sync(spec(), FakeProvider(), wh, run_id="r1")
     with wh.connect() as con:
@@ -58,7 +58,7 @@ def test_every_own_timestamp_column_has_a_time_zone(new_wh):  # noqa: F811
     assert set(types.values()) == {"timestamp with time zone"}, types
 
 
-def test_an_earlier_releases_naive_utc_columns_are_converted_once_keeping_each_instant(new_wh):  # noqa: F811
+def test_an_earlier_releases_naive_utc_columns_are_converted_once_keeping_each_instant(new_wh):
     wh = make_wh(new_wh)
     p = FakeProvider()
     run_sync(spec(), p, wh, run_id="r1")
