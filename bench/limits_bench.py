@@ -308,7 +308,11 @@ def _sendpulse(
         clock=clock.monotonic,
     )
     paced_on(client, clock, pace or 10.0)  # the client's own default: the documented 10 requests/s
-    return SendPulseProvider(client), client
+    provider = SendPulseProvider(client)
+    # one call at a time: the simulated clock is one timeline, and threads sleeping on it at once would each move
+    # it for all; with no round trip, calls in flight add nothing (their effect is measured in real time)
+    provider.calls_in_flight = 1
+    return provider, client
 
 
 def _pakat_sandbox(clock: SimClock) -> ProviderSandbox:

@@ -200,6 +200,24 @@ class DeliveryEvent:
 
 
 @runtime_checkable
+class ConcurrentWriter(Protocol):
+    """Optional capability: the adapter's member writes (``upsert_members``, ``remove_members``) may be called
+    from several threads at once, up to ``calls_in_flight`` (its client and its counters are thread-safe). The
+    sync then keeps that many write calls in flight behind the client's shared rate limiter, so a provider's
+    request rate is reached even when one call's round trip is longer than the gap the limit allows between
+    calls (SendPulse: 10 requests/s is one every 100 ms). Without it, one call at a time."""
+
+    calls_in_flight: int
+
+
+def calls_in_flight(provider: object) -> int:
+    """How many member-write calls the sync may have in flight with ``provider`` (1 unless it says more)."""
+    if isinstance(provider, ConcurrentWriter):
+        return max(1, int(provider.calls_in_flight))
+    return 1
+
+
+@runtime_checkable
 class DeliveryEventSource(Protocol):
     """Optional capability, kept out of :class:`EspProvider`: providers exposing per-message delivery logs.
 

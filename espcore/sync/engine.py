@@ -38,7 +38,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,7 +48,7 @@ from typing import Any
 import pyarrow as pa
 
 from espcore.errors import EspError
-from espcore.providers.base import EspProvider, MemberInput, RowResult, SuppressionSignature
+from espcore.providers.base import EspProvider, MemberInput, RowResult, SuppressionSignature, calls_in_flight
 from espcore.sync.errors import MassRemoveError, SyncError
 from espcore.sync.locks import LOCK_GRACE_S, LOCK_HEARTBEAT_S, LOCK_STALE_S, BookLock, LockRequest, book_lock
 from espcore.sync.pipeline import (
@@ -559,18 +559,37 @@ class SyncEngine:
                 [spec.provider, result.book_id, self.run_id, self.run_id, spec.name],
             )
         batch = max(1, int(self.provider.batch_size))
+        # calls in flight: one at a time when a hook runs after each call (it sees every answer journaled)
+        width = 1 if self._after_batch is not None else calls_in_flight(self.provider)
+        split_before = int(getattr(self.provider, "split_calls", 0))
         with (
             apply_settings(self.wh),
             Bookkeeper(self.wh, name=f"sync-bookkeeper-{spec.name}", backlog=BOOKKEEPER_BACKLOG) as bk,
+            ThreadPoolExecutor(width, thread_name_prefix=f"sync-call-{spec.name}")
+            if width > 1
+            else nullcontext() as pool,
         ):
-            for op in APPLY_ORDER:
-                self._apply_op(result, bk, op, batch)
+            try:
+                for op in APPLY_ORDER:
+                    self._apply_op(result, bk, op, batch, pool, width)
+            finally:
+                result.counts["split_calls"] += int(getattr(self.provider, "split_calls", 0)) - split_before
 
-    def _apply_op(self, result: SyncResult, bk: Bookkeeper, op: str, batch: int) -> None:
+    def _apply_op(
+        self,
+        result: SyncResult,
+        bk: Bookkeeper,
+        op: str,
+        batch: int,
+        pool: ThreadPoolExecutor | None = None,
+        width: int = 1,
+    ) -> None:
         """Send one operation's planned rows, a page at a time. The bookkeeper reads and writes ahead (as
         intents) the next page while this one is sent, journals the answers a group of calls at a time, and
         folds each page into ``sync_state`` once its answers are journaled; this thread only makes the calls and
-        counts."""
+        counts. With a ``pool``, up to ``width`` calls of a page are in flight at once (the provider's
+        :class:`~espcore.providers.base.ConcurrentWriter`); their answers are taken in the order the calls were
+        made, and when the run stops, those of the calls still in flight are taken and journaled first."""
         kind = "remove" if op in ("remove", "unsubscribe") else op
         planned = result.counts[f"planned_{kind}"]
         page_rows = min(MAX_READ_PAGE, max(READ_PAGE, -(-planned // READ_PAGES)))
@@ -578,6 +597,15 @@ class SyncEngine:
         book_id = result.book_id
         upcoming: Future[_Page | None] | None = bk.submit(partial(self._prepare, book_id, op, kind, "", first))
         group = _AckGroup()
+
+        def take(page: _Page, start: int, answer: tuple[Sequence[RowResult], EspError | None]) -> EspError | None:
+            results, transient = answer
+            result.counts["batches"] += 1
+            result.counts["write_calls"] += 1
+            all_ok = self._count_answers(result, kind, results)
+            group.add((op, page.pks[start : start + batch], results, all_ok))
+            return transient
+
         try:
             while upcoming is not None:
                 page = upcoming.result()
@@ -587,27 +615,44 @@ class SyncEngine:
                 self._count_invalid(result, page)
                 if page.more:  # written ahead while this page is sent
                     upcoming = bk.submit(partial(self._prepare, book_id, op, kind, page.last, rest))
-                for start in range(0, len(page.pks), batch):
-                    bk.raise_if_failed()  # a failed journal append or lost lock stops the calls at once
-                    results, transient = self._send(result, op, kind, page, start, start + batch)
-                    all_ok = self._count_answers(result, kind, results)
-                    group.add((op, page.pks[start : start + batch], results, all_ok))
-                    if self._after_batch is not None:
-                        self._journal(bk, book_id, group).result()  # durable before the hook runs
-                        self._after_batch(op, len(results))
-                    elif group.rows >= ACK_GROUP_ROWS or group.age() >= ACK_GROUP_S:
-                        self._journal(bk, book_id, group)
-                    if transient is not None:
-                        left = len(page.pks) - start + _written_ahead(upcoming)
-                        upcoming = None
-                        stop = SyncError(
-                            f"transient failure, {left} rows left pending for the next run: {transient}",
-                            provider=self.spec.provider,
-                        )
-                        stop.retryable = True  # the step may be retried: pending rows are planned again as retries
-                        raise stop
-                    self._maybe_abort(result)
-                    self._maybe_progress(result)
+                starts = iter(range(0, len(page.pks), batch))
+                inflight: deque[tuple[int, Future[tuple[Sequence[RowResult], EspError | None]]]] = deque()
+                sent_up_to = 0  # rows of the page whose call is made or in flight
+                try:
+                    while True:
+                        while len(inflight) < width and (start := next(starts, None)) is not None:
+                            bk.raise_if_failed()  # a failed journal append or lost lock stops the calls at once
+                            inflight.append((start, self._call(pool, result, op, kind, page, start, start + batch)))
+                            sent_up_to = min(len(page.pks), start + batch)
+                        if not inflight:
+                            break
+                        start, call = inflight.popleft()
+                        transient = take(page, start, call.result())
+                        if self._after_batch is not None:
+                            self._journal(bk, book_id, group).result()  # durable before the hook runs
+                            self._after_batch(op, len(page.pks[start : start + batch]))
+                        elif group.rows >= ACK_GROUP_ROWS or group.age() >= ACK_GROUP_S:
+                            self._journal(bk, book_id, group)
+                        if transient is not None:
+                            left = len(page.pks) - sent_up_to + min(batch, len(page.pks) - start)
+                            left += sum(min(batch, len(page.pks) - s) for s, _ in inflight)
+                            left += _written_ahead(upcoming)
+                            upcoming = None
+                            stop = SyncError(
+                                f"transient failure, {left} rows left pending for the next run: {transient}",
+                                provider=self.spec.provider,
+                            )
+                            stop.retryable = True  # the step may be retried: pending rows are planned again
+                            raise stop
+                        self._maybe_abort(result)
+                        self._maybe_progress(result)
+                finally:
+                    while inflight:  # the run stops: the calls already made still answer, and count as made
+                        start, call = inflight.popleft()
+                        try:
+                            take(page, start, call.result())
+                        except BaseException as late:  # its rows stay pending, as written ahead
+                            log.warning("a call in flight as the run stopped failed: %s", late)
                 self._journal(bk, book_id, group, page=page)
         except BaseException as exc:
             # The answers received are journaled, so they are not sent again, and every row written ahead is
@@ -735,7 +780,6 @@ class SyncEngine:
         if self._after_batch is not None and self._lock is not None:
             self._lock.check()  # (step by step: before every call; else the bookkeeper checks per journal group)
         book_id = result.book_id
-        split_before = int(getattr(self.provider, "split_calls", 0))
         transient: EspError | None = None
         try:
             if kind == "remove":
@@ -747,10 +791,27 @@ class SyncEngine:
                 raise  # auth, quota, permission...: a step-wide fault; rows stay pending for the next run
             transient = exc
             results = [RowResult(pk, ok=False, error=str(exc), transient=True) for pk in page.pks[start:end]]
-        result.counts["batches"] += 1
-        result.counts["write_calls"] += 1
-        result.counts["split_calls"] += int(getattr(self.provider, "split_calls", 0)) - split_before
         return results, transient
+
+    def _call(
+        self,
+        pool: ThreadPoolExecutor | None,
+        result: SyncResult,
+        op: str,
+        kind: str,
+        page: "_Page",
+        start: int,
+        end: int,
+    ) -> Future[tuple[Sequence[RowResult], EspError | None]]:
+        """:meth:`_send` on the pool, or made here and now (its outcome as a finished future) without one."""
+        if pool is not None:
+            return pool.submit(self._send, result, op, kind, page, start, end)
+        done: Future[tuple[Sequence[RowResult], EspError | None]] = Future()
+        try:
+            done.set_result(self._send(result, op, kind, page, start, end))
+        except Exception as exc:
+            done.set_exception(exc)
+        return done
 
     def _count_answers(self, result: SyncResult, kind: str, results: Sequence[RowResult]) -> bool:
         """Count one call's answers (and note its rejects); True when every row is a plain success."""

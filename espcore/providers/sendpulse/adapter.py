@@ -1,6 +1,7 @@
 """:class:`~espcore.providers.base.EspProvider` on SendPulse, with its optional capabilities."""
 
 import hashlib
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -98,9 +99,15 @@ class SendPulseProvider:
         source="SendPulse (assumed): ASCII addresses only",
     )
 
+    #: member-write calls a sync may keep in flight (:class:`~espcore.providers.base.ConcurrentWriter`): the client
+    #: and its token are thread-safe, and its limiter keeps them within 10 requests/s; three sustain that rate up
+    #: to a 300 ms round trip
+    calls_in_flight = 3
+
     def __init__(self, client: SendPulseClient) -> None:
         self.client = client
         self.split_calls = 0
+        self._split_lock = threading.Lock()
 
     def close(self) -> None:
         self.client.close()
@@ -143,7 +150,8 @@ class SendPulseProvider:
             if len(rows) == 1:
                 blocked = exc.code in (904, "904")
                 return [RowResult(rows[0].email, ok=False, error=exc.message, suppressed=blocked)]
-            self.split_calls += 2
+            with self._split_lock:
+                self.split_calls += 2
             mid = len(rows) // 2
             return self._add(book_id, rows[:mid]) + self._add(book_id, rows[mid:])
         return [RowResult(r.email, ok=True) for r in rows]
