@@ -126,6 +126,16 @@ def run_log_file_logger() -> Any:
     return run_log_file
 
 
+#: each launch reads its campaign until the provider finishes sending, up to this long (one look by default):
+#: a sandbox campaign to the demo's books is sent within seconds, so the summary shows where it ended
+DEMO_POLL = {"poll_timeout_s": 4.0, "poll_interval_s": 1.0}
+
+
+def launch_polls(job: Any) -> dict[str, Any]:
+    """Run config for the job's campaign launch steps (``<account>__campaigns__<name>``): :data:`DEMO_POLL`."""
+    return {name: {"config": dict(DEMO_POLL)} for name in job.graph.node_dict if "__campaigns__" in name}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     data = (args.data_dir or default_data_dir()).resolve()
@@ -157,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout.flush()
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
-            run_config={"loggers": {"run_log_file": {"config": {"path": str(log_path)}}}},
+            run_config={"loggers": {"run_log_file": {"config": {"path": str(log_path)}}}, "ops": launch_polls(job)},
             instance=instance,
             raise_on_error=False,
             partition_key=day,
