@@ -635,11 +635,12 @@ class SyncEngine:
                             self._journal(bk, book_id, group)
                         if transient is not None:
                             left = len(page.pks) - sent_up_to + min(batch, len(page.pks) - start)
-                            left += sum(min(batch, len(page.pks) - s) for s, _ in inflight)
-                            left += _written_ahead(upcoming)
+                            beside = sum(min(batch, len(page.pks) - s) for s, _ in inflight)  # may still answer
+                            left += beside + _written_ahead(upcoming)
                             upcoming = None
                             stop = SyncError(
-                                f"transient failure, {left} rows left pending for the next run: {transient}",
+                                f"transient failure, {'up to ' if beside else ''}{left} rows left pending for the "
+                                f"next run: {transient}",
                                 provider=self.spec.provider,
                             )
                             stop.retryable = True  # the step may be retried: pending rows are planned again
@@ -651,7 +652,7 @@ class SyncEngine:
                         start, call = inflight.popleft()
                         try:
                             take(page, start, call.result())
-                        except BaseException as late:  # its rows stay pending, as written ahead
+                        except Exception as late:  # its rows stay pending, as written ahead
                             log.warning("a call in flight as the run stopped failed: %s", late)
                 self._journal(bk, book_id, group, page=page)
         except BaseException as exc:
