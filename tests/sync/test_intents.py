@@ -29,6 +29,7 @@ from espcore.sync.spec import SyncSpec
 from espcore.sync.tables import ensure_tables
 from espcore.warehouse import BaseWarehouse, Warehouse
 from tests.sync.fakes import FakeProvider
+from tests.sync.test_pipeline import fill_people, people
 
 WarehouseFactory = Callable[[], BaseWarehouse]
 
@@ -36,20 +37,6 @@ STATE_COLUMNS = (
     "pk, status, synced_fp, provider_status, provider_id, pending_op, pending_fp, last_error, last_synced_at, "
     "rejected_fp, attempts, last_attempt_at, run_id"
 )
-
-
-def people(n: int) -> list[tuple[str, str]]:
-    return [(f"p{i:04d}@example.com", f"Name{i}") for i in range(n)]
-
-
-def filled(wh: BaseWarehouse, rows: list[tuple[str, str]]) -> BaseWarehouse:
-    with wh.connect() as con:
-        con.execute("DROP TABLE IF EXISTS people")
-        con.execute("CREATE TABLE people (email VARCHAR, first_name VARCHAR)")
-        con.load_temp("src", pa.table({"email": [e for e, _ in rows], "first_name": [n for _, n in rows]}))
-        con.execute("INSERT INTO people SELECT * FROM src")
-        con.drop_temp("src")
-    return wh
 
 
 def spec(**kw: Any) -> SyncSpec:
@@ -245,7 +232,7 @@ def test_an_add_the_plan_took_for_new_that_has_state_is_folded_by_the_upsert(new
     should it have a state row after all (here one an earlier release left ``removed`` without a status), the
     insert fails and the page is journaled and folded again by the upsert."""
     rows = people(5)
-    wh, p = filled(new_wh(), rows), FakeProvider(batch_size=2)
+    wh, p = fill_people(new_wh(), rows), FakeProvider(batch_size=2)
     book_id = p.ensure_book("Intents").id
     with wh.connect() as con:
         ensure_tables(con)
@@ -275,7 +262,7 @@ class Kill(BaseException):
 def test_a_run_killed_after_its_intents_is_recovered_as_a_write_ahead_was(new_wh, monkeypatch) -> None:
     monkeypatch.setattr(engine_module, "ACK_GROUP_ROWS", 10)  # a journal group per call of 10
     rows = people(45)
-    wh, p = filled(new_wh(), rows), FakeProvider(batch_size=10)
+    wh, p = fill_people(new_wh(), rows), FakeProvider(batch_size=10)
     original = p.upsert_members
     calls = {"n": 0}
 
@@ -335,7 +322,7 @@ def test_a_run_killed_after_its_intents_is_recovered_as_a_write_ahead_was(new_wh
 
 def test_a_change_killed_after_its_intents_is_pending_with_the_values_sent(new_wh, monkeypatch) -> None:
     rows = people(6)
-    wh, p = filled(new_wh(), rows), FakeProvider(batch_size=2)
+    wh, p = fill_people(new_wh(), rows), FakeProvider(batch_size=2)
     run_sync(spec(), p, wh, run_id="r1")
     before = state(wh)
     with wh.connect() as con:
@@ -377,7 +364,7 @@ def test_a_change_killed_after_its_intents_is_pending_with_the_values_sent(new_w
 
 
 def test_duckdb_settings_hold_while_a_run_applies_and_are_set_back(tmp_path) -> None:
-    wh = filled(Warehouse(tmp_path / "settings.duckdb"), people(4))
+    wh = fill_people(Warehouse(tmp_path / "settings.duckdb"), people(4))
     seen: list[tuple[Any, ...]] = []
     names = list(APPLY_DUCKDB_SETTINGS)
     read = "SELECT " + ", ".join(f"current_setting('{n}')" for n in names)

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pytest
@@ -42,18 +42,26 @@ from tests.sync.test_locks import RecordingApp, sendpulse_provider
 ROOT = Path(__file__).resolve().parents[2]
 
 
+W = TypeVar("W", bound=BaseWarehouse)
+
+
 def people(n: int) -> list[tuple[str, str]]:
     return [(f"p{i:04d}@example.com", f"Name{i}") for i in range(n)]
 
 
-def filled(tmp_path: Path, rows: list[tuple[str, str]], name: str = "wh.duckdb") -> Warehouse:
-    wh = Warehouse(tmp_path / name)
+def fill_people(wh: W, rows: list[tuple[str, str]]) -> W:
+    """``wh`` with a ``people`` table of ``rows`` (email, first name), replacing any earlier one (both engines)."""
     with wh.connect() as con:
-        con.execute("CREATE OR REPLACE TABLE people (email VARCHAR, first_name VARCHAR)")
+        con.execute("DROP TABLE IF EXISTS people")
+        con.execute("CREATE TABLE people (email VARCHAR, first_name VARCHAR)")
         con.load_temp("src", pa.table({"email": [e for e, _ in rows], "first_name": [n for _, n in rows]}))
         con.execute("INSERT INTO people SELECT * FROM src")
         con.drop_temp("src")
     return wh
+
+
+def filled(tmp_path: Path, rows: list[tuple[str, str]], name: str = "wh.duckdb") -> Warehouse:
+    return fill_people(Warehouse(tmp_path / name), rows)
 
 
 def spec(**kw: Any) -> SyncSpec:
