@@ -72,6 +72,11 @@ class Dialect:
     def md5(self, expr: str) -> str:
         return f"md5({expr})"
 
+    #: appended to a subquery whose computed columns are read several times above it, so that they are computed
+    #: once per row: DuckDB eliminates common subexpressions itself; PostgreSQL inlines a CTE's expressions at
+    #: every use unless ``OFFSET 0`` keeps the subquery whole
+    fence = ""
+
 
 class PostgresDialect(Dialect):
     """PostgreSQL: ``json_build_object``, POSIX regular expressions, ``text``."""
@@ -98,6 +103,8 @@ class PostgresDialect(Dialect):
 
     def text(self, expr: str) -> str:
         return f"CAST({expr} AS TEXT)"
+
+    fence = " OFFSET 0"
 
 
 def _lit(text: str) -> str:
@@ -538,8 +545,9 @@ class PostgresConnection(WarehouseConnection):
                 with cur.copy(pgsql.SQL("COPY {} ({}) FROM STDIN").format(ident, names)) as copy:
                     for row in _copy_rows(table):
                         copy.write_row(row)
-            if table.num_rows > 1000:
-                cur.execute(pgsql.SQL("ANALYZE {}").format(ident))  # temp tables are never auto-analyzed
+            # temp tables are never auto-analyzed; never analyzed, even an empty one is planned as some 900 rows,
+            # which can turn a join with it into a sort of the other side
+            cur.execute(pgsql.SQL("ANALYZE {}").format(ident))
 
     def drop_temp(self, name: str) -> None:
         self.raw.execute(pgsql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(pgsql.Identifier(name)))

@@ -189,8 +189,8 @@ class SyncEngine:
                 self._store_suppression_read(result)
             result.suppressions_read = self.suppressions_read
             result.elapsed_seconds = time.monotonic() - started
-            result.synced_rows = self._count_state(result.book_id, "synced")
-            result.counts["pending"] = self._count_state(result.book_id, "pending")
+            states = self._count_states(result.book_id, ("synced", "pending"))
+            result.synced_rows, result.counts["pending"] = states["synced"], states["pending"]
             self._record_run(result, result.outcome)
             return result
         except BaseException as exc:
@@ -306,8 +306,8 @@ class SyncEngine:
             con.drop_temp("provider_suppressed")
             self._collect_rejects(con, result)
             self._count_plan(con, result)
-            synced = self._count_state(result.book_id, "synced", con)
-        planned_remove = result.counts["planned_remove"]
+            planned_remove = result.counts["planned_remove"]
+            synced = self._count_state(result.book_id, "synced", con) if planned_remove else 0
         if synced and planned_remove > synced * spec.max_remove_pct / 100.0:
             result.removal_guard_tripped = True
             if not opts.dry_run and not opts.allow_mass_remove:
@@ -372,7 +372,12 @@ class SyncEngine:
         Actions: add / change / retry / remove / forget / suppressed, ``rejected`` / ``rejected_remove`` (the
         provider rejected exactly this for good: not resent until the values change, or a full resync), and
         ``invalid`` (a missing or malformed key about to be sent). ``op`` is what apply does with the row, given
-        the mode."""
+        the mode.
+
+        Only the key, its fingerprint and an unusual status go through the full join with the state (``synced``,
+        the usual one, as NULL); the rare provider status and rejected fingerprint join its result from the
+        few state rows that have them. The rows that a join carries are what it spills under a memory limit:
+        at 10M rows this keeps the join as fast as a naive one of keys and fingerprints."""
         spec, d = self.spec, con.dialect
         bad_key = f"(j.pk = '' OR NOT coalesce({d.email_syntax_ok('j.pk')}, false))"
         resend_rejected = "TRUE" if self.options.full_resync else "FALSE"
@@ -380,30 +385,35 @@ class SyncEngine:
             f"""
             INSERT INTO {con.own("sync_plan")} (run_id, sync_name, provider, book_id, pk, action, op, fp, reason, n)
             WITH src AS (
-                SELECT s.esp__pk AS pk, {self._fingerprint(con, "s")} AS fp FROM {self._segment(con)} AS s
+                SELECT s.esp__pk AS pk, {self._fingerprint(con, "s")} AS fp FROM {self._segment(con)} AS s{d.fence}
             ),
             st AS (
-                SELECT pk, synced_fp, status, provider_status, rejected_fp FROM {con.own("sync_state")}
-                WHERE provider = ? AND book_id = ?
+                SELECT pk, synced_fp, CASE WHEN status = 'synced' THEN NULL ELSE status END AS status
+                FROM {con.own("sync_state")} WHERE provider = ? AND book_id = ?
+            ),
+            sx AS (
+                SELECT pk, provider_status, rejected_fp FROM {con.own("sync_state")}
+                WHERE provider = ? AND book_id = ? AND (provider_status IS NOT NULL OR rejected_fp IS NOT NULL)
             ),
             j AS (
                 SELECT coalesce(src.pk, st.pk, '') AS pk, src.fp, st.synced_fp IS NOT NULL AS synced,
-                       coalesce(sup.reason, st.provider_status) AS reason,
+                       coalesce(sup.reason, sx.provider_status) AS reason,
                   CASE
                     WHEN sup.pk IS NOT NULL OR st.status = 'suppressed'
-                         OR st.provider_status IN ('unsubscribed', 'blacklisted')
+                         OR sx.provider_status IN ('unsubscribed', 'blacklisted')
                       THEN CASE WHEN src.fp IS NULL THEN 'noop' ELSE 'suppressed' END
-                    WHEN src.fp IS NULL AND st.status = 'rejected' AND st.rejected_fp = '{REJECTED_REMOVE}'
+                    WHEN src.fp IS NULL AND st.status = 'rejected' AND sx.rejected_fp = '{REJECTED_REMOVE}'
                          AND NOT {resend_rejected} THEN 'rejected_remove'
                     WHEN src.fp IS NULL AND (st.synced_fp IS NOT NULL OR st.status = 'pending') THEN 'remove'
                     WHEN src.fp IS NULL THEN 'forget'
                     WHEN st.pk IS NULL OR st.status = 'removed' THEN 'add'
-                    WHEN st.status = 'rejected' AND st.rejected_fp = src.fp AND NOT {resend_rejected} THEN 'rejected'
+                    WHEN st.status = 'rejected' AND sx.rejected_fp = src.fp AND NOT {resend_rejected} THEN 'rejected'
                     WHEN st.status IN ('pending', 'rejected') THEN 'retry'
                     WHEN {resend_rejected} OR st.synced_fp IS DISTINCT FROM src.fp THEN 'change'
                     ELSE 'noop'
                   END AS action
                 FROM src FULL OUTER JOIN st ON src.pk = st.pk
+                LEFT JOIN sx ON sx.pk = st.pk
                 LEFT JOIN provider_suppressed sup ON sup.pk = coalesce(src.pk, st.pk)
             )
             SELECT ?, ?, ?, ?, j.pk,
@@ -413,14 +423,7 @@ class SyncEngine:
             FROM j JOIN {self._op_table()} ON m.action = j.action AND m.synced = j.synced
             WHERE m.op <> 'noop'
             """,
-            [
-                spec.provider,
-                result.book_id,
-                self.run_id,
-                spec.name,
-                spec.provider,
-                result.book_id,
-            ],
+            [*[spec.provider, result.book_id] * 2, self.run_id, spec.name, spec.provider, result.book_id],
         )
 
     def _read_planned_rows(self, con: WarehouseConnection) -> None:
@@ -1079,12 +1082,19 @@ class SyncEngine:
 
     def _count_state(self, book_id: str, status: str, con: WarehouseConnection | None = None) -> int:
         """Rows of the book in ``sync_state`` with this status."""
+        return self._count_states(book_id, (status,), con)[status]
+
+    def _count_states(
+        self, book_id: str, statuses: Sequence[str], con: WarehouseConnection | None = None
+    ) -> dict[str, int]:
+        """Rows of the book in ``sync_state`` with each of these statuses, in one pass over its rows."""
+        counts = ", ".join("count(*) FILTER (WHERE status = ?)" for _ in statuses)
         with nullcontext(con) if con is not None else self.wh.connect() as c:
             row = c.fetchone(
-                f"SELECT count(*) FROM {c.own('sync_state')} WHERE provider = ? AND book_id = ? AND status = ?",
-                [self.spec.provider, book_id, status],
+                f"SELECT {counts} FROM {c.own('sync_state')} WHERE provider = ? AND book_id = ?",
+                [*statuses, self.spec.provider, book_id],
             )
-        return int(row[0]) if row else 0
+        return {status: int(row[i]) if row else 0 for i, status in enumerate(statuses)}
 
     def _record_run(self, result: SyncResult, status: str, started_at: datetime | None = None) -> None:
         """``status``: ``running``, then the outcome (``success``, ``partial``, ``failed`` or ``dry_run``)."""
