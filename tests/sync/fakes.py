@@ -32,6 +32,7 @@ class FakeProvider:
     blacklist: set[str] = field(default_factory=set)
     reject: set[str] = field(default_factory=set)
     transient: set[str] = field(default_factory=set)  # rows answered "not decided, retry later"
+    reject_removal: set[str] = field(default_factory=set)  # removals refused for good
     fail_next_writes: int = 0
     write_calls: list[tuple[str, list[str]]] = field(default_factory=list)
 
@@ -71,12 +72,17 @@ class FakeProvider:
 
     def remove_members(self, book_id: str, emails: Sequence[str], *, unsubscribe: bool) -> list[RowResult]:
         self._write("unsubscribe" if unsubscribe else "remove", list(emails))
+        out = []
         for e in emails:
+            if e in self.reject_removal:
+                out.append(RowResult(e, ok=False, error="removal refused by provider"))
+                continue
             if unsubscribe:
                 self.statuses[(book_id, e)] = MemberState.UNSUBSCRIBED
             else:
                 self.members[book_id].pop(e, None)
-        return [RowResult(e, ok=True) for e in emails]
+            out.append(RowResult(e, ok=True))
+        return out
 
     def list_members(self, book_id: str) -> Iterator[Member]:
         for email, fields in self.members.get(book_id, {}).items():

@@ -161,6 +161,25 @@ def test_mirror_removes_rows_that_left_but_never_suppressed_ones(new_wh):
     assert "e@example.com" in p.members["100"]  # suppressed members are never deleted
 
 
+def test_a_removal_refused_for_good_is_not_tried_again_while_the_key_stays_out(new_wh):
+    wh, p = make_wh(new_wh), FakeProvider(reject_removal={"d@example.com"})
+    s = spec(mode="mirror", max_remove_pct=50)
+    sync(wh, p, s)
+    execute(wh, "DELETE FROM people WHERE email IN ('d@example.com', 'e@example.com')")
+    m = sync(wh, p, s, run="r2").metadata()
+    assert (m["planned_remove"], m["successful_remove"], m["failed_remove"]) == (2, 1, 1)
+    # the refused removal is remembered with the key's provider status untouched: not sent again
+    p.write_calls.clear()
+    m = sync(wh, p, s, run="r3").metadata()
+    assert (p.write_calls, m["planned_remove"], m["rejected_unchanged"]) == ([], 0, 1)
+    # a full resync tries it again (and resends the segment's rows)
+    p.reject_removal.clear()
+    m = sync(wh, p, s, run="r4", full_resync=True).metadata()
+    assert [c for c in p.write_calls if c[0] == "remove"] == [("remove", ["d@example.com"])]
+    assert (m["successful_remove"], m["successful_change"]) == (1, 3)
+    assert "d@example.com" not in p.members["100"]
+
+
 def test_upsert_with_unsubscribe_removal(new_wh):
     wh, p = make_wh(new_wh), FakeProvider()
     s = spec(mode="upsert", delete_behavior="unsubscribe", max_remove_pct=50)

@@ -237,6 +237,18 @@ def test_many_mapped_fields_build_a_payload_on_postgres(pg_warehouses):
     assert p.members["100"]["a@example.com"] == {c: i for i, c in enumerate(cols)}
 
 
+def test_postgres_temp_tables_are_analyzed_even_when_empty(pg_warehouses):
+    """A temp table never analyzed is planned as some 900 rows, whatever it holds (the plan of a 1M-row sync
+    sorted its whole join to merge it with an empty suppression list). Loaded, every temp table has statistics."""
+    w: PostgresWarehouse = pg_warehouses()
+    with w.connect() as con:
+        for name, rows in (("empty_list", []), ("short_list", ["k1", "k2"])):
+            con.load_temp(name, pa.table({"pk": pa.array(rows, pa.string()), "reason": pa.array(rows, pa.string())}))
+            analyzed = con.fetchone("SELECT reltuples FROM pg_class WHERE oid = ?::regclass", [f"pg_temp.{name}"])
+            assert analyzed is not None
+            assert analyzed[0] == len(rows), (name, analyzed)  # -1: never analyzed
+
+
 def test_pooled_connections_are_reused_and_left_clean(pg_warehouses):
     w: PostgresWarehouse = pg_warehouses()
     with w.connect() as con:
