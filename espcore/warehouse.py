@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from functools import lru_cache
 from pathlib import Path
@@ -111,6 +111,9 @@ def _lit(text: str) -> str:
     return text.replace("'", "''")
 
 
+#: how ``information_schema`` names a timestamp without a time zone (DuckDB, PostgreSQL)
+_NAIVE_TIMESTAMP = frozenset({"timestamp", "timestamp without time zone"})
+
 #: the schema of the product's own tables unless configured otherwise
 DEFAULT_OWN_SCHEMA = "esp"
 _OWN_SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -161,53 +164,48 @@ class WarehouseConnection(ABC):
         row = self.fetchone("SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?", [self.own_schema])
         return bool(row and row[0])
 
-    def columns(self, schema: str, table: str | None = None) -> dict[str, list[str]]:
+    def column_types(self, schema: str, table: str | None = None) -> dict[str, dict[str, str]]:
         """The tables of ``schema`` in this database (or only ``table``), each with its lower-cased columns in
-        order: one catalog query."""
+        order and their lower-cased ``information_schema`` data types: one catalog query."""
         sql = (
-            "SELECT table_name, column_name FROM information_schema.columns "
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
             "WHERE table_catalog = current_database() AND table_schema = ?"
         )
         params = [schema]
         if table is not None:
             sql += " AND table_name = ?"
             params.append(table)
-        out: dict[str, list[str]] = {}
-        for name, column in self.fetchall(sql + " ORDER BY table_name, ordinal_position", params):
-            out.setdefault(str(name), []).append(str(column).lower())
+        out: dict[str, dict[str, str]] = {}
+        for name, column, typ in self.fetchall(sql + " ORDER BY table_name, ordinal_position", params):
+            out.setdefault(str(name), {})[str(column).lower()] = str(typ).lower()
         return out
+
+    def columns(self, schema: str, table: str | None = None) -> dict[str, list[str]]:
+        """The tables of ``schema`` in this database (or only ``table``), each with its lower-cased columns in
+        order: one catalog query."""
+        return {name: list(cols) for name, cols in self.column_types(schema, table).items()}
 
     def own_table_exists(self, table: str) -> bool:
         return table in self.columns(self.own_schema, table)
 
-    def _naive_timestamp_columns(self, schema: str, table: str | None = None) -> set[tuple[str, str]]:
-        """(table, lower-cased column) of the ``TIMESTAMP WITHOUT TIME ZONE`` columns of ``schema``."""
-        sql = (
-            "SELECT table_name, column_name FROM information_schema.columns WHERE table_catalog = current_database() "
-            "AND table_schema = ? AND lower(data_type) IN ('timestamp', 'timestamp without time zone')"
-        )
-        params = [schema]
-        if table is not None:
-            sql += " AND table_name = ?"
-            params.append(table)
-        return {(str(t), str(c).lower()) for t, c in self.fetchall(sql, params)}
-
-    def convert_naive_timestamps(self, tables: Sequence[str]) -> list[str]:
+    def convert_naive_timestamps(
+        self, tables: Sequence[str], catalog: Mapping[str, Mapping[str, str]] | None = None
+    ) -> list[str]:
         """Convert, once, the own ``tables``' timestamp columns an earlier release typed ``TIMESTAMP`` (naive, UTC
         by convention) to ``TIMESTAMP WITH TIME ZONE``, each value read as UTC; return the columns converted
-        (``table.column``). One catalog query when there is nothing to convert. Call it inside the transaction
-        that creates the tables (PostgreSQL rewrites each converted table under an exclusive lock), and
-        :meth:`checkpoint` after that transaction when something was converted."""
-        wanted = set(tables)
+        (``table.column``). ``catalog``: the own schema's :meth:`column_types`, when the caller has just read
+        them; else one catalog query. Call it inside the transaction that creates the tables (PostgreSQL
+        rewrites each converted table under an exclusive lock), and :meth:`checkpoint` after that transaction
+        when something was converted."""
+        types = catalog if catalog is not None else self.column_types(self.own_schema)
         done: list[str] = []
-        for table, column in sorted(self._naive_timestamp_columns(self.own_schema)):
-            if table not in wanted:
-                continue
-            col = quote_ident(column)
-            self.execute(
-                f"ALTER TABLE {self.own(table)} ALTER COLUMN {col} TYPE TIMESTAMPTZ USING {col} AT TIME ZONE 'UTC'"
-            )
-            done.append(f"{table}.{column}")
+        for table in sorted(set(tables)):
+            for column in [c for c, typ in types.get(table, {}).items() if typ in _NAIVE_TIMESTAMP]:
+                col = quote_ident(column)
+                self.execute(
+                    f"ALTER TABLE {self.own(table)} ALTER COLUMN {col} TYPE TIMESTAMPTZ USING {col} AT TIME ZONE 'UTC'"
+                )
+                done.append(f"{table}.{column}")
         if done:
             _log.warning("converted %s to TIMESTAMP WITH TIME ZONE (values read as UTC)", ", ".join(done))
         return done
@@ -222,11 +220,11 @@ class WarehouseConnection(ABC):
         schema = str(row[0]) if row and row[0] else ""
         if not schema or schema == self.own_schema:
             return 0
-        found = self.columns(schema, table).get(table, [])
+        found = self.column_types(schema, table).get(table, {})
         if not found or not set(legacy_columns) <= set(found):
             return 0
         own = set(self.columns(self.own_schema, table).get(table, []))
-        naive = {c for _, c in self._naive_timestamp_columns(schema, table)}  # UTC by that release's convention
+        naive = {c for c, typ in found.items() if typ in _NAIVE_TIMESTAMP}  # UTC by that release's convention
         cols = [c for c in found if c in own]
         values = ", ".join(f"{quote_ident(c)} AT TIME ZONE 'UTC'" if c in naive else quote_ident(c) for c in cols)
         self.execute(

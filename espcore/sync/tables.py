@@ -114,7 +114,7 @@ def ensure_tables(con: WarehouseConnection) -> None:
     con.ensure_own_schema()
     # Serialised: concurrent CREATE TABLE IF NOT EXISTS of one table fails on PostgreSQL (and conflicts on DuckDB).
     with con.transaction(lock="espcore.sync.ddl"):
-        before = con.columns(con.own_schema)  # one catalog query: which tables and columns exist already
+        before = con.column_types(con.own_schema)  # one catalog query: the tables and columns that exist already
         for table, ddl in DDL:
             con.execute(ddl.format(t=con.own(table)))
         for table, column, typ in ADDED_COLUMNS:
@@ -122,7 +122,7 @@ def ensure_tables(con: WarehouseConnection) -> None:
             # exclusive table lock on PostgreSQL even when it changes nothing
             if table in before and column not in before[table]:
                 con.execute(f"ALTER TABLE {con.own(table)} ADD COLUMN IF NOT EXISTS {column} {typ}")
-        converted = con.convert_naive_timestamps([table for table, _ in DDL if table in before])
+        converted = con.convert_naive_timestamps([table for table, _ in DDL if table in before], before)
         fresh = [table for table in LEGACY_COLUMNS if table not in before]
         for table in fresh:  # state an earlier release kept outside the own schema is carried over, once
             con.adopt_legacy_table(table, LEGACY_COLUMNS[table])
