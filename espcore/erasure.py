@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from espcore.providers.base import Eraser, ErasureStep, EspProvider
+from espcore.sync.pipeline import forget_page_bound
 from espcore.sync.source import check_segment_sql, wrap_segment
 from espcore.sync.tables import as_utc, ensure_tables, now_utc
 from espcore.warehouse import BaseWarehouse, WarehouseConnection, quote_ident
@@ -198,6 +199,7 @@ def _suppress_and_forget(con: WarehouseConnection, account: str, emails: Sequenc
                 f"INSERT INTO {con.own('suppression')} (provider, email, reason, added_at) VALUES ('*', ?, ?, ?)",
                 [email, SUPPRESSION_REASON, now],
             )
+        forget_page_bound(con, account, email)  # a page written ahead may name it as a bound of its range
         for table in ("sync_state", "sync_plan", "sync_changelog"):
             con.execute(f"DELETE FROM {con.own(table)} WHERE provider = ? AND pk = ?", [account, email])
 

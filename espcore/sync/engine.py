@@ -54,6 +54,8 @@ from espcore.sync.locks import LOCK_GRACE_S, LOCK_HEARTBEAT_S, LOCK_STALE_S, Boo
 from espcore.sync.pipeline import (
     FOLDED,
     INTENT,
+    PAGE,
+    REFUSED,
     Bookkeeper,
     Call,
     ack_tables,
@@ -710,7 +712,7 @@ class SyncEngine:
                 page.keys = keys.take(pa.array(keep, pa.int64()))
             page.members = members_of(page.pks, texts, known)
         if page.pks:
-            self._write_ahead(book_id, op, page)
+            self._write_ahead(book_id, op, page, after)
         if not page.more:
             checkpoint(self.wh)  # the operation's last page: its calls have yet to go out
         return page
@@ -747,28 +749,39 @@ class SyncEngine:
             return con.arrow(rows + " AND pk <= ? ORDER BY pk", [*params, bounds.popleft()]), True
         return con.arrow(rows + " ORDER BY pk", params), False
 
-    def _write_ahead(self, book_id: str, op: str, page: "_Page") -> None:
-        """(Bookkeeper.) Write a page's intents ahead in one transaction, before any of its rows is sent: one row
-        per key in the run's plan (``op`` :data:`INTENT`, the operation in ``action``, the fingerprint about to
-        be sent, the page's id in ``n``). An append to a table without an index: the state is written once per
-        row, when the page is folded (:meth:`_record_answers`). Until then, a stop settles the page (its rows
-        become ``pending`` in the state, as a write-ahead into ``sync_state`` made them; :meth:`_wind_down`),
-        and a kill leaves that to the next run's :meth:`_recover`: either way the next run retries exactly the
-        rows whose call was never acknowledged."""
+    def _write_ahead(self, book_id: str, op: str, page: "_Page", after: str) -> None:
+        """(Bookkeeper.) Write a page ahead in one transaction, before any of its rows is sent: one row in the
+        run's plan (``op`` :data:`PAGE`) that names the page by its key range, the run's planned rows of ``op``
+        after ``after`` up to the last key the page read, and a :data:`REFUSED` row for each key of that range
+        the pre-send checks refused. So the write-ahead costs a row per page, not per key: the state is written
+        once per row, when the page is folded (:meth:`_record_answers`). Until then, a stop settles the page (its
+        sendable rows become ``pending`` in the state, as a write-ahead into ``sync_state`` made them;
+        :meth:`_wind_down`), and a kill leaves that to the next run's :meth:`_recover`: either way the next run
+        retries exactly the rows whose call was never acknowledged."""
         spec = self.spec
         if self._lock is not None:
             self._lock.check()  # never touch the state of a book this run no longer holds
         page_id = max(micros(now_utc()), self._last_page_id + 1)  # the page's id is its write-ahead time
         self._last_page_id = page.id = page_id
+        run = [self.run_id, spec.name, spec.provider, book_id]
         with self.wh.connect() as con:
-            con.load_temp("wa_batch", page.keys)
+            plan = con.own("sync_plan")
+            if page.invalid:
+                con.load_temp("wa_refused", pa.table({"pk": pa.array([r[0] for r in page.invalid], pa.string())}))
             with con.transaction():
                 con.execute(
-                    f"""INSERT INTO {con.own("sync_plan")} (run_id, sync_name, provider, book_id, pk, action, op, fp, n)
-                       SELECT ?, ?, ?, ?, pk, ?, '{INTENT}', fp, ? FROM wa_batch""",
-                    [self.run_id, spec.name, spec.provider, book_id, op, page_id],
+                    f"""INSERT INTO {plan} (run_id, sync_name, provider, book_id, pk, action, op, page_after, n)
+                       VALUES (?, ?, ?, ?, ?, ?, '{PAGE}', ?, ?)""",
+                    [*run, page.last, op, after, page_id],
                 )
-            con.drop_temp("wa_batch")
+                if page.invalid:
+                    con.execute(
+                        f"""INSERT INTO {plan} (run_id, sync_name, provider, book_id, pk, action, op, n)
+                           SELECT ?, ?, ?, ?, pk, ?, '{REFUSED}', ? FROM wa_refused""",
+                        [*run, op, page_id],
+                    )
+            if page.invalid:
+                con.drop_temp("wa_refused")
         self._open_pages.append((self.run_id, spec.name, page_id))
 
     def _count_invalid(self, result: SyncResult, page: "_Page") -> None:
@@ -978,7 +991,7 @@ class SyncEngine:
         as their write-ahead did before intents: the operation and fingerprint sent, one more attempt, the page's
         time and run; a key without state gets its row. What was answered is then folded into them as before."""
         spec = self.spec
-        con.execute(_settle_sql(con.own("sync_state"), con.own("sync_plan")), [spec.provider, book_id])
+        con.execute(_settle_sql(con.own("sync_state"), con.own("sync_plan")), [spec.provider, book_id] * 2)
 
     def _mark_folded(self, con: WarehouseConnection, book_id: str) -> None:
         """Mark the pages in ``wa_pages`` folded (a row per page in their run's plan, ``op`` :data:`FOLDED`): their
@@ -1002,7 +1015,7 @@ class SyncEngine:
             book = [spec.provider, book_id, self.run_id]
             pages = con.fetchall(
                 f"""SELECT run_id, sync_name, n FROM {plan}
-                    WHERE provider = ? AND book_id = ? AND run_id <> ? AND op = '{INTENT}'
+                    WHERE provider = ? AND book_id = ? AND run_id <> ? AND op IN ('{PAGE}', '{INTENT}')
                     EXCEPT
                     SELECT run_id, sync_name, n FROM {plan}
                     WHERE provider = ? AND book_id = ? AND run_id <> ? AND op = '{FOLDED}'""",
@@ -1183,16 +1196,28 @@ def _pages_table(pages: Sequence[tuple[str, str, int]]) -> pa.Table:
 
 
 def _settle_sql(state: str, plan: str) -> str:
-    """The upsert that makes the intents of the pages in ``wa_pages`` pending rows of ``sync_state`` (what the
-    write-ahead into ``sync_state`` wrote before intents). A key is in one page of a run; should two pages name
-    it, the latest wins. Parameters: provider and book id."""
+    """The upsert that makes the sendable rows of the pages in ``wa_pages`` pending rows of ``sync_state`` (what
+    the write-ahead into ``sync_state`` wrote before pages were written ahead as a row each). A page's rows are
+    the run's planned rows of its operation in its key range, but for those it refused (:data:`PAGE`,
+    :data:`REFUSED`); a page an earlier release wrote ahead has them as intents (:data:`INTENT`). A key is in
+    one page of a run; should two pages name it, the latest wins. Parameters: provider and book id, twice."""
     return f"""INSERT INTO {state} (provider, book_id, pk, status, pending_op, pending_fp, attempts, last_attempt_at,
                                    run_id)
        SELECT provider, book_id, pk, 'pending', action, fp, 1, written_at, run_id FROM (
            SELECT i.provider, i.book_id, i.pk, i.action, i.fp, p.written_at, i.run_id,
                   row_number() OVER (PARTITION BY i.pk ORDER BY p.written_at DESC) AS k
-           FROM {plan} AS i JOIN wa_pages AS p ON p.run_id = i.run_id AND p.sync_name = i.sync_name AND p.n = i.n
-           WHERE i.provider = ? AND i.book_id = ? AND i.op = '{INTENT}') AS intents
+           FROM wa_pages AS p JOIN (
+               SELECT g.run_id, g.sync_name, g.n, r.provider, r.book_id, r.pk, g.action, r.fp
+               FROM {plan} AS g
+               JOIN {plan} AS r ON r.run_id = g.run_id AND r.sync_name = g.sync_name AND r.op = g.action
+                    AND r.pk > g.page_after AND r.pk <= g.pk
+               LEFT JOIN {plan} AS x ON x.run_id = g.run_id AND x.sync_name = g.sync_name AND x.n = g.n
+                    AND x.op = '{REFUSED}' AND x.pk = r.pk
+               WHERE g.provider = ? AND g.book_id = ? AND g.op = '{PAGE}' AND x.pk IS NULL
+               UNION ALL
+               SELECT run_id, sync_name, n, provider, book_id, pk, action, fp FROM {plan}
+               WHERE provider = ? AND book_id = ? AND op = '{INTENT}'
+           ) AS i ON p.run_id = i.run_id AND p.sync_name = i.sync_name AND p.n = i.n) AS intents
        WHERE k = 1
        ON CONFLICT (provider, book_id, pk) DO UPDATE SET
          status = 'pending', pending_op = excluded.pending_op, pending_fp = excluded.pending_fp,

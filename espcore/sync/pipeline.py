@@ -31,16 +31,19 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
 from espcore.providers.base import AddressRules, MemberInput, RowResult
 from espcore.sync.validate import email_problem, value_problem
-from espcore.warehouse import BaseWarehouse, Warehouse
+from espcore.warehouse import BaseWarehouse, Warehouse, WarehouseConnection
 
 __all__ = [
     "FOLDED",
     "INTENT",
+    "PAGE",
+    "REFUSED",
     "Bookkeeper",
     "Call",
     "ack_tables",
     "apply_settings",
     "checkpoint",
+    "forget_page_bound",
     "from_micros",
     "members_of",
     "micros",
@@ -217,13 +220,40 @@ def row_problems(
 
 # -- intents and acknowledgements ------------------------------------------------------------------------------
 
-#: ``op`` of the rows a run appends to its own plan in ``sync_plan`` as it applies: a page's intents (one per key
-#: about to be sent: the operation in ``action``, the fingerprint in ``fp``, the page's id in ``n``), written
-#: ahead of its calls; and the mark of a page folded into ``sync_state`` (``pk`` empty, the page's id in ``n``)
+#: ``op`` of the rows a run appends to its own plan in ``sync_plan`` as it applies:
+#:
+#: * :data:`PAGE`: a page written ahead of its calls, one row per page: the operation in ``action``, the last key
+#:   the page read in ``pk``, the key it read after in ``page_after`` (empty for an operation's first page), the
+#:   page's id in ``n``. The page's keys are the run's planned rows of that operation in that key range (the
+#:   plan rows of a run do not change while it applies), but for its :data:`REFUSED` ones;
+#: * :data:`REFUSED`: a key of a page that the pre-send checks refused (never sent), under the page's id;
+#: * :data:`FOLDED`: the mark of a page folded into ``sync_state`` (``pk`` empty, the page's id in ``n``);
+#: * :data:`INTENT`: an earlier release's write-ahead, one row per key of a page (the operation in ``action``,
+#:   the fingerprint in ``fp``, the page's id in ``n``); a run of that release killed before its fold is still
+#:   recovered from them.
+PAGE = "page"
+REFUSED = "refused"
 INTENT = "sending"
 FOLDED = "folded"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def forget_page_bound(con: WarehouseConnection, provider: str, key: str) -> None:
+    """Make the pages of ``provider``'s plans that name ``key`` as a bound of their key range (:data:`PAGE`) name
+    the key before it instead, among the same run's planned rows of the page's operation (empty when there is
+    none): each range then holds the same rows but ``key``. For an erasure, before it deletes the key's rows
+    from the plans, so that no page keeps the address and a killed run's pages are still recovered whole."""
+    plan = con.own("sync_plan")
+    for column in ("pk", "page_after"):
+        con.execute(
+            f"""UPDATE {plan} SET {column} = coalesce((
+                   SELECT max(r.pk) FROM {plan} AS r
+                   WHERE r.run_id = sync_plan.run_id AND r.sync_name = sync_plan.sync_name
+                     AND r.op = sync_plan.action AND r.pk < ?), '')
+               WHERE provider = ? AND op = '{PAGE}' AND {column} = ?""",
+            [key, provider, key],
+        )
 
 
 def micros(at: datetime) -> int:

@@ -32,7 +32,7 @@ DDL: list[tuple[str, str]] = [
         """CREATE TABLE IF NOT EXISTS {t} (
         run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, book_id VARCHAR NOT NULL,
         pk VARCHAR NOT NULL, action VARCHAR NOT NULL, op VARCHAR NOT NULL, fp VARCHAR, payload VARCHAR,
-        reason VARCHAR, n BIGINT)""",
+        reason VARCHAR, n BIGINT, page_after VARCHAR)""",
     ),
     (
         "sync_changelog",
@@ -75,6 +75,7 @@ DDL: list[tuple[str, str]] = [
 #: columns added after a table's first release: (table, column, type), added when missing
 ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("sync_plan", "n", "BIGINT"),  # the key's row count in the segment; plans are per run, so no backfill
+    ("sync_plan", "page_after", "VARCHAR"),  # where a page written ahead starts (pipeline.PAGE)
     ("sync_state", "rejected_fp", "VARCHAR"),  # the fingerprint the provider rejected for good
     ("sync_changelog", "provider_id", "VARCHAR"),  # the journal folds the provider's id into sync_state
 ]

@@ -24,7 +24,7 @@ import pytest
 from espcore.providers.base import RowResult
 from espcore.sync import engine as engine_module
 from espcore.sync.engine import SyncEngine, _fold_page_sql, _fold_sql, _pages_table, _settle_sql, run_sync
-from espcore.sync.pipeline import APPLY_DUCKDB_SETTINGS, FOLDED, INTENT, from_micros
+from espcore.sync.pipeline import APPLY_DUCKDB_SETTINGS, FOLDED, INTENT, PAGE, REFUSED, from_micros
 from espcore.sync.spec import SyncSpec
 from espcore.sync.tables import ensure_tables
 from espcore.warehouse import BaseWarehouse, Warehouse
@@ -135,7 +135,10 @@ def _cases() -> list[dict[str, Any]]:
     return out
 
 
-def _prepare_state(wh: BaseWarehouse, cases: list[dict[str, Any]], page_id: int) -> None:
+def _prepare_state(wh: BaseWarehouse, cases: list[dict[str, Any]], page_id: int, *, pages: bool = False) -> None:
+    """Each case's prior state, and its key written ahead under ``page_id``: as a page (the run's plan rows of
+    each operation and a :data:`PAGE` row naming their key range) or, ``pages`` false, as an earlier release's
+    intents (a row per key)."""
     with wh.connect() as con:
         ensure_tables(con)
         for c in cases:
@@ -156,11 +159,23 @@ def _prepare_state(wh: BaseWarehouse, cases: list[dict[str, Any]], page_id: int)
                 }
             ),
         )
-        con.execute(
-            f"""INSERT INTO {con.own("sync_plan")} (run_id, sync_name, provider, book_id, pk, action, op, fp, n)
-               SELECT 'now', 's', 'fake', 'B', pk, action, '{INTENT}', fp, ? FROM intents""",
-            [page_id],
-        )
+        plan = con.own("sync_plan")
+        if pages:
+            con.execute(
+                f"""INSERT INTO {plan} (run_id, sync_name, provider, book_id, pk, action, op, fp)
+                   SELECT 'now', 's', 'fake', 'B', pk, action, action, fp FROM intents"""
+            )
+            con.execute(
+                f"""INSERT INTO {plan} (run_id, sync_name, provider, book_id, pk, action, op, page_after, n)
+                   SELECT 'now', 's', 'fake', 'B', max(pk), action, '{PAGE}', '', ? FROM intents GROUP BY action""",
+                [page_id],
+            )
+        else:
+            con.execute(
+                f"""INSERT INTO {plan} (run_id, sync_name, provider, book_id, pk, action, op, fp, n)
+                   SELECT 'now', 's', 'fake', 'B', pk, action, '{INTENT}', fp, ? FROM intents""",
+                [page_id],
+            )
         con.drop_temp("intents")
 
 
@@ -178,18 +193,21 @@ def _answers(cases: list[dict[str, Any]], logged_at: datetime, *, with_fp: bool)
     return pa.table(columns)
 
 
-def test_the_fold_in_one_go_leaves_each_row_as_the_write_ahead_and_the_fold_did(new_wh) -> None:
+@pytest.mark.parametrize("written_ahead", ["page", "intents"])
+def test_the_fold_in_one_go_leaves_each_row_as_the_write_ahead_and_the_fold_did(new_wh, written_ahead) -> None:
+    """Against the two steps a page took before (made pending from what was written ahead, then its answers
+    folded): from a page row, and from an earlier release's intents."""
     cases = _cases()
     page_id = 1_780_000_000_123_456
     logged_at = from_micros(page_id) + timedelta(seconds=3)
     two_steps, one_go = new_wh(), new_wh()
     for wh in (two_steps, one_go):
-        _prepare_state(wh, cases, page_id)
+        _prepare_state(wh, cases, page_id, pages=written_ahead == "page")
     with two_steps.connect() as con:  # what a page went through before intents: pending first, then its answers
         con.load_temp("wa_pages", _pages_table([("now", "s", page_id)]))
         con.load_temp("ack_page", _answers(cases, logged_at, with_fp=False))
         with con.transaction():
-            con.execute(_settle_sql(con.own("sync_state"), con.own("sync_plan")), ["fake", "B"])
+            con.execute(_settle_sql(con.own("sync_state"), con.own("sync_plan")), ["fake", "B"] * 2)
             con.execute(_fold_sql(con.own("sync_state"), "ack_page"), ["fake", "B"])
     with one_go.connect() as con:
         con.load_temp("ack_page", _answers(cases, logged_at, with_fp=True))
@@ -284,13 +302,17 @@ def test_a_run_killed_after_its_intents_is_recovered_as_a_write_ahead_was(new_wh
     logged = dict(query(wh, "SELECT pk, logged_at FROM {own}.sync_changelog WHERE run_id = 'killed'"))
     assert sorted(logged) == [e for e, _ in rows[:30]]  # a group per call: the three answered calls
     assert state(wh) == {}  # the state is written when a page is folded, and the one page never was
-    intents = query(
-        wh, f"SELECT pk, action, fp, n FROM {{own}}.sync_plan WHERE run_id = 'killed' AND op = '{INTENT}' ORDER BY pk"
+    # one page of 45 keys, written ahead as one row naming its key range in the run's plan
+    written = query(
+        wh, f"SELECT action, page_after, pk, n FROM {{own}}.sync_plan WHERE run_id = 'killed' AND op = '{PAGE}'"
     )
-    assert [r[0] for r in intents] == [e for e, _ in rows]
-    assert {r[1] for r in intents} == {"add"}
-    fps = {pk: fp for pk, _, fp, _ in intents}
-    (page_id,) = {n for *_, n in intents}
+    assert [r[:3] for r in written] == [("add", "", max(e for e, _ in rows))]
+    assert query(wh, "SELECT count(*) FROM {own}.sync_plan WHERE run_id = 'killed' AND op NOT IN ('add', 'page')") == [
+        (0,)
+    ]
+    (page_id,) = {r[3] for r in written}
+    fps = dict(query(wh, "SELECT pk, fp FROM {own}.sync_plan WHERE run_id = 'killed' AND op = 'add'"))
+    assert sorted(fps) == [e for e, _ in rows]
 
     # the next run's recovery alone: every intent pending as its write-ahead left it, then the journal folded
     book_id = p.books["Intents"]
@@ -384,3 +406,86 @@ def test_duckdb_settings_hold_while_a_run_applies_and_are_set_back(tmp_path) -> 
     threshold = names.index("checkpoint_threshold")
     assert all(s[threshold] != before[threshold] for s in seen)
     assert after == before
+
+
+def test_a_key_a_page_refused_is_not_made_pending_by_the_recovery(new_wh, monkeypatch) -> None:
+    """A page is written ahead as its key range; the keys of that range the pre-send checks refused are written
+    with it (never sent), so recovering a killed run makes pending only what the page could have sent."""
+    monkeypatch.setattr(engine_module, "ACK_GROUP_ROWS", 3)  # a journal group per call of 3
+    rows = [*people(8), ("p0003x@site.invalid", "Bad")]  # passes the plan's cheap check, not the full one
+    wh, p = fill_people(new_wh(), rows), FakeProvider(batch_size=3)
+    original = p.upsert_members
+
+    def dies_in_the_second_call(book_id: str, members: Any) -> list[RowResult]:
+        if len(p.write_calls) == 1:
+            p.write_calls.append(("upsert", [m.email for m in members]))
+            raise Kill()
+        return original(book_id, members)
+
+    p.upsert_members = dies_in_the_second_call  # type: ignore[method-assign]
+    with monkeypatch.context() as m:
+        m.setattr(SyncEngine, "_wind_down", lambda self, *args, **kwargs: None)
+        with pytest.raises(Kill):
+            run_sync(spec(), p, wh, run_id="killed")
+    refused = query(wh, f"SELECT pk, action FROM {{own}}.sync_plan WHERE run_id = 'killed' AND op = '{REFUSED}'")
+    assert refused == [("p0003x@site.invalid", "add")]
+    (page,) = query(wh, f"SELECT page_after, pk FROM {{own}}.sync_plan WHERE run_id = 'killed' AND op = '{PAGE}'")
+    assert page == ("", "p0007@example.com")  # the range holds the refused key: p0003 < p0003x < p0004
+
+    recovering = SyncEngine(spec(), p, wh, run_id="next")
+    with wh.session():
+        recovering._recover(p.books["Intents"])
+    after = state(wh)
+    assert "p0003x@site.invalid" not in after  # never sent: nothing to retry
+    assert {pk: s[0] for pk, s in after.items()} == {e: "pending" for e, _ in rows[3:8]} | {
+        e: "synced" for e, _ in rows[:3]
+    }
+
+
+def test_an_erased_key_that_bounds_a_page_leaves_the_page_recovered_whole_without_it(new_wh, monkeypatch) -> None:
+    """A page names its key range by keys. An erasure of such a key moves the bound to the key before it, so no
+    row of the plan keeps the address and a killed run's pages are still recovered with every other key."""
+    from espcore.erasure import _suppress_and_forget
+
+    for name in ("FIRST_PAGE", "READ_PAGE"):
+        monkeypatch.setattr(engine_module, name, 3)  # pages of one call each
+    monkeypatch.setattr(engine_module, "ACK_GROUP_ROWS", 3)
+    rows = people(9)
+    wh, p = fill_people(new_wh(), rows), FakeProvider(batch_size=3)
+    original = p.upsert_members
+
+    def dies_in_the_second_call(book_id: str, members: Any) -> list[RowResult]:
+        if len(p.write_calls) == 1:
+            p.write_calls.append(("upsert", [m.email for m in members]))
+            raise Kill()
+        return original(book_id, members)
+
+    p.upsert_members = dies_in_the_second_call  # type: ignore[method-assign]
+    with monkeypatch.context() as m:
+        m.setattr(SyncEngine, "_wind_down", lambda self, *args, **kwargs: None)
+        with pytest.raises(Kill):
+            run_sync(spec(), p, wh, run_id="killed")
+    pages = query(wh, f"SELECT page_after, pk FROM {{own}}.sync_plan WHERE op = '{PAGE}' ORDER BY n")
+    assert pages[:2] == [("", rows[2][0]), (rows[2][0], rows[5][0])]  # the second page, unfolded, after p0002
+
+    erased = [rows[2][0], rows[4][0]]  # the bound of two pages, and a key inside the unfolded one
+    with wh.connect() as con, con.transaction():
+        _suppress_and_forget(con, "fake", erased)
+    for e in erased:
+        assert query(wh, "SELECT count(*) FROM {own}.sync_plan WHERE pk = ? OR page_after = ?", [e, e]) == [(0,)]
+    assert query(wh, f"SELECT page_after, pk FROM {{own}}.sync_plan WHERE op = '{PAGE}' ORDER BY n")[:2] == [
+        ("", rows[1][0]),
+        (rows[1][0], rows[5][0]),
+    ]
+
+    recovering = SyncEngine(spec(), p, wh, run_id="next")
+    with wh.session():
+        recovering._recover(p.books["Intents"])
+    after = {pk: s[0] for pk, s in state(wh).items()}
+    assert not set(erased) & set(after)
+    assert {pk: after[pk] for pk in (rows[0][0], rows[1][0], rows[3][0], rows[5][0])} == {
+        rows[0][0]: "synced",
+        rows[1][0]: "synced",
+        rows[3][0]: "pending",  # sent in the call that died, never answered
+        rows[5][0]: "pending",
+    }

@@ -249,11 +249,19 @@ def test_pages_are_whole_batches_each_written_ahead_once_and_the_journal_takes_g
     # groups, then the last with the fold; page 3: 3 calls, with the fold
     assert statements == Counter({"journal": 6, "fold": 3})
     assert query(wh, "SELECT count(*), count(DISTINCT pk) FROM {own}.sync_changelog") == [(100, 100)]
-    # each page's intents written ahead once (one row per key, under the page's id), and each page folded once
-    intents = query(wh, "SELECT n, count(*), count(DISTINCT pk) FROM {own}.sync_plan WHERE op = 'sending' GROUP BY n")
-    assert sorted((rows, keys) for _, rows, keys in intents) == sorted([(30, 30), (54, 54), (16, 16)])
+    # each page written ahead once, as one row naming its key range (the keys it read after and up to, under the
+    # page's id), and each page folded once
+    written = query(
+        wh,
+        """SELECT g.n, g.page_after, g.pk, count(r.pk) FROM {own}.sync_plan AS g
+           JOIN {own}.sync_plan AS r ON r.run_id = g.run_id AND r.op = 'add' AND r.pk > g.page_after AND r.pk <= g.pk
+           WHERE g.op = 'page' GROUP BY g.n, g.page_after, g.pk ORDER BY g.n""",
+    )
+    assert [keys for *_, keys in written] == [30, 54, 16]
+    assert [after for _, after, _, _ in written] == ["", written[0][2], written[1][2]]  # each after the one before
+    assert written[-1][2] == max(e for e, _ in rows)
     folded = query(wh, "SELECT n FROM {own}.sync_plan WHERE op = 'folded' ORDER BY n")
-    assert [n for (n,) in folded] == sorted(n for n, _, _ in intents)
+    assert [n for (n,) in folded] == [n for n, *_ in written]
 
 
 def test_a_big_operation_is_read_in_bigger_pages_sorted_once(tmp_path, monkeypatch) -> None:
