@@ -1204,20 +1204,23 @@ def _settle_sql(state: str, plan: str) -> str:
     return f"""INSERT INTO {state} (provider, book_id, pk, status, pending_op, pending_fp, attempts, last_attempt_at,
                                    run_id)
        SELECT provider, book_id, pk, 'pending', action, fp, 1, written_at, run_id FROM (
-           SELECT i.provider, i.book_id, i.pk, i.action, i.fp, p.written_at, i.run_id,
-                  row_number() OVER (PARTITION BY i.pk ORDER BY p.written_at DESC) AS k
-           FROM wa_pages AS p JOIN (
-               SELECT g.run_id, g.sync_name, g.n, r.provider, r.book_id, r.pk, g.action, r.fp
-               FROM {plan} AS g
+           SELECT i.*, row_number() OVER (PARTITION BY i.pk ORDER BY i.written_at DESC) AS k FROM (
+               SELECT r.provider, r.book_id, r.pk, g.action, r.fp, p.written_at, r.run_id
+               FROM wa_pages AS p
+               JOIN {plan} AS g ON g.run_id = p.run_id AND g.sync_name = p.sync_name AND g.n = p.n
+                    AND g.op = '{PAGE}'
                JOIN {plan} AS r ON r.run_id = g.run_id AND r.sync_name = g.sync_name AND r.op = g.action
                     AND r.pk > g.page_after AND r.pk <= g.pk
                LEFT JOIN {plan} AS x ON x.run_id = g.run_id AND x.sync_name = g.sync_name AND x.n = g.n
                     AND x.op = '{REFUSED}' AND x.pk = r.pk
-               WHERE g.provider = ? AND g.book_id = ? AND g.op = '{PAGE}' AND x.pk IS NULL
+               WHERE g.provider = ? AND g.book_id = ? AND x.pk IS NULL
                UNION ALL
-               SELECT run_id, sync_name, n, provider, book_id, pk, action, fp FROM {plan}
-               WHERE provider = ? AND book_id = ? AND op = '{INTENT}'
-           ) AS i ON p.run_id = i.run_id AND p.sync_name = i.sync_name AND p.n = i.n) AS intents
+               SELECT i.provider, i.book_id, i.pk, i.action, i.fp, p.written_at, i.run_id
+               FROM wa_pages AS p
+               JOIN {plan} AS i ON i.run_id = p.run_id AND i.sync_name = p.sync_name AND i.n = p.n
+               WHERE i.provider = ? AND i.book_id = ? AND i.op = '{INTENT}'
+           ) AS i
+       ) AS intents
        WHERE k = 1
        ON CONFLICT (provider, book_id, pk) DO UPDATE SET
          status = 'pending', pending_op = excluded.pending_op, pending_fp = excluded.pending_fp,
