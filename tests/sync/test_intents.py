@@ -408,12 +408,8 @@ def test_duckdb_settings_hold_while_a_run_applies_and_are_set_back(tmp_path) -> 
     assert after == before
 
 
-def test_a_key_a_page_refused_is_not_made_pending_by_the_recovery(new_wh, monkeypatch) -> None:
-    """A page is written ahead as its key range; the keys of that range the pre-send checks refused are written
-    with it (never sent), so recovering a killed run makes pending only what the page could have sent."""
-    monkeypatch.setattr(engine_module, "ACK_GROUP_ROWS", 3)  # a journal group per call of 3
-    rows = [*people(8), ("p0003x@site.invalid", "Bad")]  # passes the plan's cheap check, not the full one
-    wh, p = fill_people(new_wh(), rows), FakeProvider(batch_size=3)
+def _killed_in_the_second_call(wh: BaseWarehouse, p: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the sync as ``killed``, killed (no wind-down) in its second call, which may have reached the provider."""
     original = p.upsert_members
 
     def dies_in_the_second_call(book_id: str, members: Any) -> list[RowResult]:
@@ -422,11 +418,20 @@ def test_a_key_a_page_refused_is_not_made_pending_by_the_recovery(new_wh, monkey
             raise Kill()
         return original(book_id, members)
 
-    p.upsert_members = dies_in_the_second_call  # type: ignore[method-assign]
     with monkeypatch.context() as m:
+        m.setattr(p, "upsert_members", dies_in_the_second_call)
         m.setattr(SyncEngine, "_wind_down", lambda self, *args, **kwargs: None)
         with pytest.raises(Kill):
             run_sync(spec(), p, wh, run_id="killed")
+
+
+def test_a_key_a_page_refused_is_not_made_pending_by_the_recovery(new_wh, monkeypatch) -> None:
+    """A page is written ahead as its key range; the keys of that range the pre-send checks refused are written
+    with it (never sent), so recovering a killed run makes pending only what the page could have sent."""
+    monkeypatch.setattr(engine_module, "ACK_GROUP_ROWS", 3)  # a journal group per call of 3
+    rows = [*people(8), ("p0003x@site.invalid", "Bad")]  # passes the plan's cheap check, not the full one
+    wh, p = fill_people(new_wh(), rows), FakeProvider(batch_size=3)
+    _killed_in_the_second_call(wh, p, monkeypatch)
     refused = query(wh, f"SELECT pk, action FROM {{own}}.sync_plan WHERE run_id = 'killed' AND op = '{REFUSED}'")
     assert refused == [("p0003x@site.invalid", "add")]
     (page,) = query(wh, f"SELECT page_after, pk FROM {{own}}.sync_plan WHERE run_id = 'killed' AND op = '{PAGE}'")
@@ -452,19 +457,7 @@ def test_an_erased_key_that_bounds_a_page_leaves_the_page_recovered_whole_withou
     monkeypatch.setattr(engine_module, "ACK_GROUP_ROWS", 3)
     rows = people(9)
     wh, p = fill_people(new_wh(), rows), FakeProvider(batch_size=3)
-    original = p.upsert_members
-
-    def dies_in_the_second_call(book_id: str, members: Any) -> list[RowResult]:
-        if len(p.write_calls) == 1:
-            p.write_calls.append(("upsert", [m.email for m in members]))
-            raise Kill()
-        return original(book_id, members)
-
-    p.upsert_members = dies_in_the_second_call  # type: ignore[method-assign]
-    with monkeypatch.context() as m:
-        m.setattr(SyncEngine, "_wind_down", lambda self, *args, **kwargs: None)
-        with pytest.raises(Kill):
-            run_sync(spec(), p, wh, run_id="killed")
+    _killed_in_the_second_call(wh, p, monkeypatch)
     pages = query(wh, f"SELECT page_after, pk FROM {{own}}.sync_plan WHERE op = '{PAGE}' ORDER BY n")
     assert pages[:2] == [("", rows[2][0]), (rows[2][0], rows[5][0])]  # the second page, unfolded, after p0002
 
