@@ -17,11 +17,11 @@ book lock in :mod:`espcore.sync.locks`, the run's counts in :mod:`espcore.sync.r
 * **Suppression wins**: provider blacklists/unsubscribes (and the local ``suppression`` table) are merged in
   before planning; such rows are never sent, only counted.
 * **Apply** goes removes → changes → adds in provider-sized batches. A page of planned rows (whole batches) is
-  written ahead in one transaction, as intents appended to the run's plan; each batch is then sent once (the
-  HTTP layer retries transient faults only); the answers are appended to the journal (``sync_changelog``) a
-  group of calls per statement, and each page is folded into ``sync_state`` once its answers are journaled
-  (one write per row). A page not folded normally has its rows made ``pending`` from its intents (by the run
-  as it stops, or by the next run's recovery after a kill). The warehouse work
+  written ahead in one transaction, as one row naming its key range in the run's plan; each batch is then sent
+  once (the HTTP layer retries transient faults only); the answers are appended to the journal
+  (``sync_changelog``) a group of calls per statement, and each page is folded into ``sync_state`` once its
+  answers are journaled (one write per row). A page not folded normally has its rows made ``pending`` from
+  that row (by the run as it stops, or by the next run's recovery after a kill). The warehouse work
   runs on a thread of its own (:class:`espcore.sync.pipeline.Bookkeeper`) while the calls go out. A row
   leaves the plan only once acknowledged (journaled), so a crash or kill at any point is resumed by the next
   run with nothing lost, and acknowledged rows are never resent (only the calls not yet journaled at the kill,
@@ -589,10 +589,10 @@ class SyncEngine:
         pool: ThreadPoolExecutor | None = None,
         width: int = 1,
     ) -> None:
-        """Send one operation's planned rows, a page at a time. The bookkeeper reads and writes ahead (as
-        intents) the next page while this one is sent, journals the answers a group of calls at a time, and
-        folds each page into ``sync_state`` once its answers are journaled; this thread only makes the calls and
-        counts. With a ``pool``, up to ``width`` calls of a page are in flight at once (the provider's
+        """Send one operation's planned rows, a page at a time. The bookkeeper reads and writes ahead (as a
+        row naming its key range) the next page while this one is sent, journals the answers a group of calls at
+        a time, and folds each page into ``sync_state`` once its answers are journaled; this thread only makes
+        the calls and counts. With a ``pool``, up to ``width`` calls of a page are in flight at once (the provider's
         :class:`~espcore.providers.base.ConcurrentWriter`); their answers are taken in the order the calls were
         made, and when the run stops, those of the calls still in flight are taken and journaled first."""
         kind = "remove" if op in ("remove", "unsubscribe") else op
@@ -988,14 +988,14 @@ class SyncEngine:
 
     def _settle(self, con: WarehouseConnection, book_id: str) -> None:
         """Make the rows of the pages in ``wa_pages`` (run_id, sync_name, n, written_at) ``pending`` in the state
-        as their write-ahead did before intents: the operation and fingerprint sent, one more attempt, the page's
+        as a write-ahead into ``sync_state`` did: the operation and fingerprint sent, one more attempt, the page's
         time and run; a key without state gets its row. What was answered is then folded into them as before."""
         spec = self.spec
         con.execute(_settle_sql(con.own("sync_state"), con.own("sync_plan")), [spec.provider, book_id] * 2)
 
     def _mark_folded(self, con: WarehouseConnection, book_id: str) -> None:
         """Mark the pages in ``wa_pages`` folded (a row per page in their run's plan, ``op`` :data:`FOLDED`): their
-        intents are in the state now, and no recovery settles them again."""
+        rows are in the state now, and no recovery settles them again."""
         con.execute(
             f"""INSERT INTO {con.own("sync_plan")} (run_id, sync_name, provider, book_id, pk, action, op, n)
                SELECT run_id, sync_name, ?, ?, '', '{FOLDED}', '{FOLDED}', n FROM wa_pages""",
