@@ -1,13 +1,15 @@
-"""Write-ahead as intents (issue #16): a page's rows are written ahead as intents in the run's plan, and the state
-is written once per row, when the page is folded.
+"""Write-ahead by page (issue #16): a page is written ahead as one row naming its key range in the run's plan
+(with a row per key the pre-send checks refused), and the state is written once per row, when the page is folded.
 
 * **One write per row.** The fold of a page whose every row was answered writes each row's state in one upsert;
   it leaves every row exactly as the write-ahead into ``sync_state`` followed by the fold of its answer did, for
-  every operation, answer and prior state, on both engines.
-* **A kill between intents and fold** (no handler runs) leaves the state untouched; the next run's recovery
-  makes each intent without an answer ``pending`` exactly as a write-ahead did (operation, fingerprint, one more
-  attempt, the page's time, the run), folds the answers journaled, and is not repeated by a later run. Nothing
-  journaled is sent again.
+  every operation, answer and prior state, on both engines, whether the page was written ahead as a page row or
+  as an earlier release's intents (a row per key).
+* **A kill between write-ahead and fold** (no handler runs) leaves the state untouched; the next run's recovery
+  makes each row of the page without an answer ``pending`` exactly as a write-ahead did (operation,
+  fingerprint, one more attempt, the page's time, the run), folds the answers journaled, and is not repeated by
+  a later run. Nothing journaled is sent again; a refused key is not made pending; an erasure of a key that
+  bounds a page leaves the page's other rows recovered.
 * **DuckDB settings** of the apply (one thread, a bigger checkpoint threshold) hold while a run applies and are
   set back after.
 """
