@@ -279,7 +279,7 @@ class Kill(BaseException):
     """A kill no handler sees: the run's wind-down (journal, settle) is skipped as SIGKILL would skip it."""
 
 
-def test_a_run_killed_after_its_intents_is_recovered_as_a_write_ahead_was(new_wh, monkeypatch) -> None:
+def test_a_run_killed_after_its_write_ahead_is_recovered_as_a_write_ahead_to_the_state_was(new_wh, monkeypatch) -> None:
     monkeypatch.setattr(engine_module, "ACK_GROUP_ROWS", 10)  # a journal group per call of 10
     rows = people(45)
     wh, p = fill_people(new_wh(), rows), FakeProvider(batch_size=10)
@@ -344,7 +344,7 @@ def test_a_run_killed_after_its_intents_is_recovered_as_a_write_ahead_was(new_wh
     assert {final[e][-3] for e, _ in rows[30:]} == {2}
 
 
-def test_a_change_killed_after_its_intents_is_pending_with_the_values_sent(new_wh, monkeypatch) -> None:
+def test_a_change_killed_after_its_write_ahead_is_pending_with_the_values_sent(new_wh, monkeypatch) -> None:
     rows = people(6)
     wh, p = fill_people(new_wh(), rows), FakeProvider(batch_size=2)
     run_sync(spec(), p, wh, run_id="r1")
