@@ -9,17 +9,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_bench(script: str, *args: str) -> str:
+    """Run a benchmark script from the project root in a process of its own; its output, once it succeeded."""
+    proc = subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
 @pytest.mark.slow
 def test_plan_bench_runs_and_both_plans_agree() -> None:
-    proc = subprocess.run(
-        [sys.executable, "bench/plan_bench.py", "--rows", "4000"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "(both agree)" in proc.stdout
+    out = run_bench("bench/plan_bench.py", "--rows", "4000")
+    assert "(both agree)" in out
 
 
 @pytest.mark.slow
@@ -27,30 +27,16 @@ def test_plan_bench_runs_and_both_plans_agree() -> None:
 def test_plan_bench_plans_on_postgres(pg_server) -> None:
     """``--postgres``: the plan on a throwaway server of its own (``pg_server`` only skips the test where
     PostgreSQL is not installed)."""
-    proc = subprocess.run(
-        [sys.executable, "bench/plan_bench.py", "--rows", "3000", "--postgres", "3000"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "PostgreSQL 3,000 rows" in proc.stdout
+    out = run_bench("bench/plan_bench.py", "--rows", "3000", "--postgres", "3000")
+    assert "PostgreSQL 3,000 rows" in out
 
 
 @pytest.mark.slow
 @pytest.mark.network
 def test_apply_bench_runs_and_every_row_reaches_the_book_on_both_sides() -> None:
-    proc = subprocess.run(
-        [sys.executable, "bench/apply_bench.py", "--rows", "1500"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "every row in the book on both sides (1,500; 15 add calls each)" in proc.stdout
-    assert "CPU per row, engine/baseline" in proc.stdout
+    out = run_bench("bench/apply_bench.py", "--rows", "1500")
+    assert "every row in the book on both sides (1,500; 15 add calls each)" in out
+    assert "CPU per row, engine/baseline" in out
 
 
 def test_sync_bench_unchanged_reads_do_not_grow_with_the_book(capsys: pytest.CaptureFixture[str]) -> None:
