@@ -5,7 +5,9 @@
 1. Write calls (SendPulse sandbox, in-process): a 5,000-row segment is synced; then k rows change and the
    engine's write calls are compared with a per-row loop (k calls); an unchanged re-sync must make 0.
 2. Throughput over real loopback HTTP at SendPulse's documented 10 requests/s (enforced by the sandbox):
-   calls per second achieved by the sync, as a ratio of the rate-limit bound (target >= 0.9).
+   calls per second achieved by the sync, as a ratio of the rate-limit bound (target >= 0.9). Then every add
+   call is delayed 150 ms (a long round trip): the rate of add calls with three calls in flight and with one,
+   as a ratio of the client's pace.
 3. Reads of an unchanged re-sync (SendPulse sandbox, in-process) at growing book sizes: with the provider's
    suppression signature, against a full read of every suppression in the same run (the baseline).
 """
@@ -14,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -89,6 +92,42 @@ def throughput(n: int = 3000, rate: float = 10.0, pace: float = 9.5) -> None:
     print(f"   {n / elapsed:.0f} rows/s (bound: {rate * 100:.0f} rows/s for add calls of 100)")
 
 
+def in_flight(n: int = 10_000, delay: float = 0.15, pace: float = 9.5) -> None:
+    """Calls in flight: every add call delayed ``delay`` seconds by the sandbox (a long round trip), the client
+    paced at ``pace``; the same sync with three calls in flight (a SendPulse sync's default) and with one."""
+    print(f"\n2b. calls in flight, every add call delayed {delay * 1000:.0f} ms, client paced at {pace} ({n} new rows)")
+    for width in (3, 1):
+        with tempfile.TemporaryDirectory() as d:
+            wh = Warehouse(Path(d) / "wh.duckdb")
+            people(wh, n)
+            sandbox = SendPulseSandbox()  # enforces 10 requests/s like the real service
+            sandbox.faults.add("latency", method="POST", path=r"/addressbooks/\d+/emails$", seconds=delay)
+            with serve(sandbox.app) as server:
+                client = SendPulseClient(
+                    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, server.url, policy=HttpPolicy(requests_per_second=pace)
+                )
+                provider = SendPulseProvider(client)
+                provider.calls_in_flight = width
+                calls: list[float] = []
+                add = provider.upsert_members
+
+                def timed(book_id: str, rows: Any, add: Any = add, calls: list[float] = calls) -> Any:
+                    out = add(book_id, rows)
+                    calls.append(time.perf_counter())
+                    return out
+
+                provider.upsert_members = timed  # type: ignore[method-assign]
+                t = time.perf_counter()
+                r = run_sync(SPEC, provider, wh, run_id=f"w{width}").metadata()
+                client.close()
+            assert r["successful_add"] == n
+            rate = (len(calls) - 1) / (calls[-1] - calls[0]) if len(calls) > 1 else 0.0
+            print(
+                f"   {width} in flight: {len(calls)} add calls, {rate:.2f} calls/s between the first and the last "
+                f"answer = {rate / pace:.2f} of the pace (whole run {time.perf_counter() - t:.1f} s)"
+            )
+
+
 def unchanged_reads(sizes: tuple[int, ...] = (5_000, 50_000)) -> None:
     from espcore.sync.spec import SyncOptions
 
@@ -118,4 +157,5 @@ def unchanged_reads(sizes: tuple[int, ...] = (5_000, 50_000)) -> None:
 if __name__ == "__main__":
     write_calls()
     throughput()
+    in_flight()
     unchanged_reads()
