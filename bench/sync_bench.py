@@ -109,14 +109,14 @@ def in_flight(n: int = 10_000, delay: float = 0.15, pace: float = 9.5) -> None:
                 provider = SendPulseProvider(client)
                 provider.calls_in_flight = width
                 calls: list[float] = []
-                add = provider.upsert_members
+                send = provider.send_prepared  # how a sync sends SendPulse's adds
 
-                def timed(book_id: str, rows: Any, add: Any = add, calls: list[float] = calls) -> Any:
-                    out = add(book_id, rows)
+                def timed(prepared: Any, send: Any = send, calls: list[float] = calls) -> Any:
+                    out = send(prepared)
                     calls.append(time.perf_counter())
                     return out
 
-                provider.upsert_members = timed  # type: ignore[method-assign]
+                provider.send_prepared = timed  # type: ignore[method-assign]
                 t = time.perf_counter()
                 r = run_sync(SPEC, provider, wh, run_id=f"w{width}").metadata()
                 client.close()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, overload, runtime_checkable
 
 from espcore.errors import AuthError, ConfigurationError, EspError, NotFoundError, PermissionDeniedError
 
@@ -110,6 +110,42 @@ class RowResult:
     error: str | None = None
     suppressed: bool = False  # refused because the provider has the address blacklisted/unsubscribed
     transient: bool = False  # not decided (e.g. the batch hit a transient fault): retry later
+
+
+class Accepted(Sequence[RowResult]):
+    """The answer of a member-write call that the provider took for every row, in the order sent: a plain
+    success (:class:`RowResult` with ``ok``) per address, made only when one is read. A sync reads the whole
+    answer from ``emails`` at once (a call of 100 rows would otherwise build 100 objects to say "all done")."""
+
+    __slots__ = ("emails",)
+
+    def __init__(self, emails: Sequence[str]) -> None:
+        self.emails = emails
+
+    def __len__(self) -> int:
+        return len(self.emails)
+
+    @overload
+    def __getitem__(self, index: int) -> RowResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> "Accepted": ...
+    def __getitem__(self, index: int | slice) -> "RowResult | Accepted":
+        if isinstance(index, slice):
+            return Accepted(self.emails[index])
+        return RowResult(self.emails[index], ok=True)
+
+    def __iter__(self) -> Iterator[RowResult]:
+        return (RowResult(e, ok=True) for e in self.emails)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Accepted):
+            return list(self.emails) == list(other.emails)
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, like them unhashable
+
+    def __repr__(self) -> str:
+        return f"Accepted({list(self.emails)!r})"
 
 
 @dataclass(frozen=True)
@@ -215,6 +251,45 @@ def calls_in_flight(provider: object) -> int:
     if isinstance(provider, ConcurrentWriter):
         return max(1, int(provider.calls_in_flight))
     return 1
+
+
+@dataclass(frozen=True)
+class MemberBatch:
+    """The rows of one member-write call, column by column, as a sync hands them to a :class:`PreparedWriter`:
+    normalised addresses, their mapped values, and what the sync knows of each (:attr:`MemberInput.exists`)."""
+
+    emails: Sequence[str]
+    fields: Sequence[Mapping[str, Any]]
+    exists: Sequence[bool | None]
+
+    def __len__(self) -> int:
+        return len(self.emails)
+
+    def members(self) -> list[MemberInput]:
+        """The rows as :class:`MemberInput` (what :meth:`EspProvider.upsert_members` takes)."""
+        return list(map(MemberInput, self.emails, self.fields, self.exists))
+
+
+@dataclass(frozen=True)
+class PreparedUpsert:
+    """An upsert call built ahead of sending (:meth:`PreparedWriter.prepare_upsert`): the book, the rows, and the
+    request as the adapter will send it (its own form: SendPulse, the encoded JSON body)."""
+
+    book_id: str
+    batch: MemberBatch
+    request: Any
+
+
+@runtime_checkable
+class PreparedWriter(Protocol):
+    """Optional capability: build an upsert call's request before the call. A sync prepares the calls of a page
+    on its bookkeeper thread, while the calls of the page before go out, so its calling thread only sends; the
+    rows then never become :class:`MemberInput` objects. ``send_prepared(prepare_upsert(book, batch))`` must
+    send what ``upsert_members(book, batch.members())`` sends (``batch``: at most ``batch_size`` rows) and
+    answer the same."""
+
+    def prepare_upsert(self, book_id: str, batch: MemberBatch) -> PreparedUpsert: ...
+    def send_prepared(self, prepared: PreparedUpsert) -> Sequence[RowResult]: ...
 
 
 @runtime_checkable
@@ -368,8 +443,8 @@ class EspProvider(Protocol):
     def list_books(self) -> Iterator[Book]: ...
     def find_book(self, name: str) -> Book | None: ...
     def ensure_book(self, name: str) -> Book: ...
-    def upsert_members(self, book_id: str, rows: Sequence[MemberInput]) -> list[RowResult]: ...
-    def remove_members(self, book_id: str, emails: Sequence[str], *, unsubscribe: bool) -> list[RowResult]: ...
+    def upsert_members(self, book_id: str, rows: Sequence[MemberInput]) -> Sequence[RowResult]: ...
+    def remove_members(self, book_id: str, emails: Sequence[str], *, unsubscribe: bool) -> Sequence[RowResult]: ...
     def list_members(self, book_id: str) -> Iterator[Member]: ...
     def suppressions(self, book_id: str | None = None) -> Iterator[Suppression]: ...
     def create_campaign(self, draft: CampaignDraft) -> Campaign: ...

@@ -48,7 +48,16 @@ from typing import Any
 import pyarrow as pa
 
 from espcore.errors import EspError
-from espcore.providers.base import EspProvider, MemberInput, RowResult, SuppressionSignature, calls_in_flight
+from espcore.providers.base import (
+    Accepted,
+    EspProvider,
+    MemberInput,
+    PreparedUpsert,
+    PreparedWriter,
+    RowResult,
+    SuppressionSignature,
+    calls_in_flight,
+)
 from espcore.sync.errors import MassRemoveError, SyncError
 from espcore.sync.locks import LOCK_GRACE_S, LOCK_HEARTBEAT_S, LOCK_STALE_S, BookLock, LockRequest, book_lock
 from espcore.sync.pipeline import (
@@ -67,6 +76,7 @@ from espcore.sync.pipeline import (
     outcome,
     parse_payloads,
     pc,
+    prepared_calls,
     quick_checks,
     row_problems,
 )
@@ -710,7 +720,11 @@ class SyncEngine:
                 texts = [texts[i] for i in keep]
                 known = [known[i] for i in keep]
                 page.keys = keys.take(pa.array(keep, pa.int64()))
-            page.members = members_of(page.pks, texts, known)
+            if isinstance(self.provider, PreparedWriter):  # the calls' requests, built here, off the calls' thread
+                batch = max(1, int(self.provider.batch_size))
+                page.prepared = prepared_calls(self.provider, book_id, page.pks, texts, known, batch)
+            else:
+                page.members = members_of(page.pks, texts, known)
         if page.pks:
             self._write_ahead(book_id, op, page, after)
         if not page.more:
@@ -801,6 +815,9 @@ class SyncEngine:
         try:
             if kind == "remove":
                 results = self.provider.remove_members(book_id, page.pks[start:end], unsubscribe=op == "unsubscribe")
+            elif page.prepared is not None and isinstance(self.provider, PreparedWriter):
+                # the page's calls are one per batch, and a call's rows are the batch from ``start`` (end - start)
+                results = self.provider.send_prepared(page.prepared[start // (end - start)])
             else:
                 results = self.provider.upsert_members(book_id, page.members[start:end])
         except EspError as exc:
@@ -832,7 +849,7 @@ class SyncEngine:
 
     def _count_answers(self, result: SyncResult, kind: str, results: Sequence[RowResult]) -> bool:
         """Count one call's answers (and note its rejects); True when every row is a plain success."""
-        if all(r.ok and not r.transient for r in results):  # the common case, without a look at each row
+        if isinstance(results, Accepted) or all(r.ok and not r.transient for r in results):  # the common case
             result.counts[f"successful_{kind}"] += len(results)
             return True
         counts = Counter(outcome(r) for r in results)
@@ -1147,6 +1164,9 @@ class _Page:
     keys: pa.Table
     id: int = 0
     new: bool = False
+    #: with a :class:`~espcore.providers.base.PreparedWriter`: the page's upsert calls, built ahead (instead of
+    #: ``members``), one per provider batch
+    prepared: list[PreparedUpsert] | None = None
 
 
 @dataclass

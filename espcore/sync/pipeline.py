@@ -29,7 +29,15 @@ import pyarrow as pa
 import pyarrow.compute as _compute
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
-from espcore.providers.base import AddressRules, MemberInput, RowResult
+from espcore.providers.base import (
+    Accepted,
+    AddressRules,
+    MemberBatch,
+    MemberInput,
+    PreparedUpsert,
+    PreparedWriter,
+    RowResult,
+)
 from espcore.sync.validate import email_problem, value_problem
 from espcore.warehouse import BaseWarehouse, Warehouse, WarehouseConnection
 
@@ -49,6 +57,7 @@ __all__ = [
     "micros",
     "outcome",
     "parse_payloads",
+    "prepared_calls",
     "quick_checks",
     "row_problems",
 ]
@@ -206,6 +215,30 @@ def members_of(pks: Sequence[str], texts: Sequence[str | None], known: Sequence[
     return out
 
 
+def prepared_calls(
+    writer: PreparedWriter,
+    book_id: str,
+    pks: Sequence[str],
+    texts: Sequence[str | None],
+    known: Sequence[bool | None],
+    batch: int,
+) -> list[PreparedUpsert]:
+    """The upsert calls of a page, ``batch`` rows each, built ahead by the provider
+    (:class:`~espcore.providers.base.PreparedWriter`) from the keys, the mapped values parsed from their JSON
+    text, and what the sync knows of each key; a chunk at a time, as :func:`members_of`."""
+    out: list[PreparedUpsert] = []
+    step = batch * max(1, GIL_CHUNK // batch)
+    for start in range(0, len(pks), step):
+        end = start + step
+        fields = parse_payloads(texts[start:end])
+        for i in range(0, len(fields), batch):
+            j = start + i
+            rows = MemberBatch(pks[j : j + batch], fields[i : i + batch], known[j : j + batch])
+            out.append(writer.prepare_upsert(book_id, rows))
+        time.sleep(0)
+    return out
+
+
 def row_problems(
     pk: str,
     values: dict[str, Any],
@@ -311,14 +344,15 @@ def ack_tables(calls: Sequence[Call], logged_at: datetime) -> tuple[pa.Table, pa
         if since_yield >= GIL_CHUNK:  # see members_of
             time.sleep(0)
             since_yield = 0
-        emails = [r.email for r in rows]
+        accepted = isinstance(rows, Accepted)
+        emails = list(rows.emails) if isinstance(rows, Accepted) else [r.email for r in rows]
         exact = emails == list(sent)
         columns = [
             list(sent) if exact else [e.strip().lower() for e in emails],
             [op] * n,
             ["ok"] * n if all_ok else [outcome(r) for r in rows],
             [None] * n if all_ok else [r.error for r in rows],
-            [r.provider_id for r in rows],
+            [None] * n if accepted else [r.provider_id for r in rows],
         ]
         picked = columns
         if not exact:

@@ -39,8 +39,10 @@ from espcore.providers.base import (
     CampaignStats,
     EspProvider,
     Member,
+    MemberBatch,
     MemberInput,
     MemberState,
+    PreparedWriter,
     RowResult,
 )
 from espcore.providers.litestartup import LiteStartupClient, LiteStartupProvider
@@ -372,6 +374,35 @@ def test_a_bad_row_is_rejected_alone(h: Harness) -> None:
     assert not results[1].suppressed  # a definite rejection, not a suppression
     assert not results[1].transient  # and not something to retry as is
     assert sorted(members(h, book.id)) == sorted([PEOPLE[0].email, PEOPLE[1].email])
+
+
+def test_a_prepared_upsert_sends_and_answers_what_upsert_members_does(h: Harness) -> None:
+    """:class:`PreparedWriter` (the call built ahead, as a sync does on its bookkeeper thread): the same answer per
+    row as ``upsert_members``, a bad row refused alone, and the same members with the same fields."""
+    if not isinstance(h.adapter, PreparedWriter):
+        pytest.skip(f"{h.name} builds each call as it sends it")
+    plain, ahead = h.adapter.ensure_book("Plain"), h.adapter.ensure_book("Ahead")
+    rows = [h.row(PEOPLE[0]), MemberInput("not-an-address@", {}), h.row(PEOPLE[1], first_name="Émile")]
+    rows.append(MemberInput("n@example.org", {h.mapping["first_name"]: None, h.mapping["country"]: 7}))
+    batch = MemberBatch([r.email for r in rows], [r.fields for r in rows], [r.exists for r in rows])
+
+    def answers(results: Sequence[RowResult]) -> list[tuple[str, bool, bool, bool]]:
+        return [(r.email, r.ok, r.suppressed, r.transient) for r in results]
+
+    expected = answers(h.adapter.upsert_members(plain.id, rows))
+    assert expected == answers(h.adapter.send_prepared(h.adapter.prepare_upsert(ahead.id, batch)))
+    assert [ok for _, ok, _, _ in expected] == [True, False, True, True]
+    sent, want = members(h, ahead.id), members(h, plain.id)
+    assert sorted(sent) == sorted(want) == sorted(r.email for r in rows if r.email != "not-an-address@")
+    assert {e: m.fields for e, m in sent.items()} == {e: m.fields for e, m in want.items()}
+
+    good = MemberBatch([r.email for r in rows[:1]], [r.fields for r in rows[:1]], [None])
+    answer = h.adapter.send_prepared(h.adapter.prepare_upsert(ahead.id, good))
+    assert_all_ok(answer, [rows[0].email])  # all taken: Accepted, read like any list of results
+    assert list(answer) == [RowResult(rows[0].email, ok=True)]
+    assert answer == [RowResult(rows[0].email, ok=True)]
+    assert answer[0:1] == answer
+    assert answer[1:] == []
 
 
 def test_upsert_spans_several_write_calls(h: Harness) -> None:

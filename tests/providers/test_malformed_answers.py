@@ -125,6 +125,9 @@ def drain(result: Any) -> Any:
 SENDPULSE: dict[str, Method] = {
     "activate_sender": m(lambda c: c.activate_sender("news@example.org", "123456"), "action_ok"),
     "add_emails": m(lambda c: c.add_emails(7, [EmailToAdd("a@example.org", {"name": "A"})]), "action_ok"),
+    "post_add_emails": m(
+        lambda c: c.post_add_emails(7, c.add_emails_body(["a@example.org"], [{"name": "A"}])), "action_ok"
+    ),
     "add_sender": m(lambda c: c.add_sender("news@example.org", "News"), "action_ok"),
     "add_to_blacklist": m(lambda c: c.add_to_blacklist(["a@example.org"]), "action_ok"),
     "balance": m(lambda c: c.balance()),
@@ -295,7 +298,7 @@ LITESTARTUP: dict[str, Method] = {
 
 #: public methods that make no HTTP call
 NO_HTTP = {
-    "sendpulse": {"access_token_expires_in", "close"},
+    "sendpulse": {"access_token_expires_in", "add_emails_body", "close"},
     "pakat": {"close", "format_send_at"},
     "litestartup": {"balance", "close", "verify_signature"},
 }

@@ -8,14 +8,17 @@ from typing import Any
 
 from espcore.errors import ServerError
 from espcore.providers.base import (
+    Accepted,
     Balance,
     Book,
     Campaign,
     CampaignDraft,
     CampaignStats,
     Member,
+    MemberBatch,
     MemberInput,
     MemberState,
+    PreparedUpsert,
     RowResult,
     Suppression,
 )
@@ -116,6 +119,24 @@ class FakeProvider:
 
     def close(self) -> None:
         pass
+
+
+def prepare_upsert(self: FakeProvider, book_id: str, batch: MemberBatch) -> PreparedUpsert:
+    """:class:`~espcore.providers.base.PreparedWriter` for :class:`FakeProvider` (the ``writer`` fixture puts it
+    on the class): the request is the batch's addresses, noted in ``prepared``."""
+    prepared: list[list[str]] = self.__dict__.setdefault("prepared", [])
+    prepared.append(list(batch.emails))
+    return PreparedUpsert(book_id, batch, list(batch.emails))
+
+
+def send_prepared(self: FakeProvider, prepared: PreparedUpsert) -> Sequence[RowResult]:
+    """Sends through ``upsert_members`` (so a test that wraps it sees every call); an all-ok answer as
+    :class:`~espcore.providers.base.Accepted`, as SendPulse's adapter answers."""
+    assert prepared.request == list(prepared.batch.emails), "a prepared call sends the batch it was built from"
+    results = self.upsert_members(prepared.book_id, prepared.batch.members())
+    if all(r.ok and not r.transient for r in results) and [r.email for r in results] == prepared.request:
+        return Accepted(prepared.request)
+    return results
 
 
 @dataclass

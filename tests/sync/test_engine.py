@@ -14,6 +14,9 @@ from espcore.sync.spec import SyncOptions, SyncSpec
 from espcore.warehouse import BaseWarehouse
 from tests.sync.fakes import FakeProvider, HoldAfterFirstBatch
 
+#: every test runs with the fake provider as it is and as a PreparedWriter (``tests/sync/conftest.py``)
+pytestmark = pytest.mark.usefixtures("writer")
+
 ROWS = [
     ("a@example.com", "Ann", "DE"),
     ("b@example.com", "Bob", "FR"),

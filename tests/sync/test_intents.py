@@ -33,6 +33,9 @@ from espcore.warehouse import BaseWarehouse, Warehouse
 from tests.sync.fakes import FakeProvider
 from tests.sync.test_pipeline import fill_people, people
 
+#: every test runs with the fake provider as it is and as a PreparedWriter (``tests/sync/conftest.py``)
+pytestmark = pytest.mark.usefixtures("writer")
+
 WarehouseFactory = Callable[[], BaseWarehouse]
 
 STATE_COLUMNS = (

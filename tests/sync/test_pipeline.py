@@ -17,14 +17,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow as pa
 import pytest
 
-from espcore.providers.base import AddressRules, MemberInput, RowResult
+from espcore.providers.base import AddressRules, MemberInput, PreparedUpsert, RowResult
 from espcore.providers.sendpulse import SendPulseProvider
 from espcore.sandbox.sendpulse import SendPulseSandbox
 from espcore.sandbox.server import SandboxServer
@@ -88,6 +88,7 @@ class Interrupt(BaseException):
 # -- pipelined stops -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("writer")  # the fake as it is and as a PreparedWriter
 @pytest.mark.parametrize("stop", [Interrupt, SyncError])
 def test_a_run_stopped_mid_page_journals_every_answer_it_received(tmp_path, stop) -> None:
     rows = people(95)
@@ -130,18 +131,18 @@ def child_main(config_json: str) -> None:
     wh = Warehouse(cfg["path"])
     provider = sendpulse_provider(cfg["url"])
     marker = Path(cfg["marker"])
-    original = provider.upsert_members
+    original = provider.send_prepared  # how a sync sends SendPulse's adds
     calls = {"n": 0}
 
-    def slow_upsert(book_id: str, rows: Any) -> list[RowResult]:
+    def slow_send(prepared: PreparedUpsert) -> Sequence[RowResult]:
         calls["n"] += 1
         if calls["n"] == cfg["hang_at"]:
             marker.write_text(str(os.getpid()))
             time.sleep(600)
         time.sleep(0.15)  # three calls in flight: 20 per second, so the journal still takes several groups
-        return original(book_id, rows)
+        return original(prepared)
 
-    provider.upsert_members = slow_upsert  # type: ignore[method-assign]
+    provider.send_prepared = slow_send  # type: ignore[method-assign]
     run_sync(spec(provider="sendpulse"), provider, wh, run_id="killed")
     raise SystemExit("the child run finished: it should have been killed in the middle")
 
@@ -195,13 +196,13 @@ def test_a_killed_pipelined_run_is_resumed_sending_again_only_what_it_had_not_jo
 
     provider = sendpulse_provider(url)
     resent: list[str] = []
-    original = provider.upsert_members
+    original = provider.send_prepared
 
-    def counting(book_id: str, members: Any) -> list[RowResult]:
-        resent.extend(m.email for m in members)
-        return original(book_id, members)
+    def counting(prepared: PreparedUpsert) -> Sequence[RowResult]:
+        resent.extend(prepared.batch.emails)
+        return original(prepared)
 
-    provider.upsert_members = counting  # type: ignore[method-assign]
+    provider.send_prepared = counting  # type: ignore[method-assign]
     result = run_sync(spec(provider="sendpulse"), provider, wh, run_id="after")
     assert result.outcome == "success"
     assert result.synced_rows == 60
@@ -216,6 +217,7 @@ def test_a_killed_pipelined_run_is_resumed_sending_again_only_what_it_had_not_jo
 # -- pages and groups ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("writer")  # the fake as it is and as a PreparedWriter
 def test_pages_are_whole_batches_each_written_ahead_once_and_the_journal_takes_groups(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(engine_module, "FIRST_PAGE", 25)  # rounded up to 30: whole batches of 6
     monkeypatch.setattr(engine_module, "READ_PAGE", 50)  # rounded up to 54
@@ -264,6 +266,7 @@ def test_pages_are_whole_batches_each_written_ahead_once_and_the_journal_takes_g
     assert [n for (n,) in folded] == [n for n, *_ in written]
 
 
+@pytest.mark.usefixtures("writer")  # the fake as it is and as a PreparedWriter
 def test_a_big_operation_is_read_in_bigger_pages_sorted_once(tmp_path, monkeypatch) -> None:
     """Past READ_PAGES pages of READ_PAGE rows, pages grow (up to MAX_READ_PAGE) so that the plan is scanned a
     bounded number of times; the page ends are found in one sorted pass, not by a sort per page."""
@@ -289,6 +292,7 @@ def test_a_big_operation_is_read_in_bigger_pages_sorted_once(tmp_path, monkeypat
     assert sorted(sent(p)) == [e for e, _ in rows]
 
 
+@pytest.mark.usefixtures("writer")  # the fake as it is and as a PreparedWriter
 def test_answers_naming_other_addresses_are_journaled_but_fold_only_the_keys_sent(tmp_path) -> None:
     class Shouting(FakeProvider):
         """Answers with the address upper-cased, once more for the first row, and once for a stranger."""
@@ -429,6 +433,7 @@ def test_quick_checks_of_values_vouch_only_for_what_value_problem_accepts(values
         assert row_problems("ok@example.com", values, AddressRules(), required=(), max_length=1000) is None
 
 
+@pytest.mark.usefixtures("writer")  # the fake as it is and as a PreparedWriter
 def test_rows_the_quick_checks_do_not_vouch_for_are_checked_in_full_and_rejected_with_the_reason(tmp_path) -> None:
     rows = [*people(5), ("bad..dots@example.com", "Bad"), ("ctl@example.com", "Bell\x07")]
     wh, p = filled(tmp_path, rows), FakeProvider(batch_size=100)
@@ -443,6 +448,7 @@ def test_rows_the_quick_checks_do_not_vouch_for_are_checked_in_full_and_rejected
     ) == [(0,)]
 
 
+@pytest.mark.usefixtures("writer")  # the fake as it is and as a PreparedWriter
 def test_member_inputs_carry_the_parsed_values(tmp_path) -> None:
     seen: list[MemberInput] = []
 
@@ -457,6 +463,7 @@ def test_member_inputs_carry_the_parsed_values(tmp_path) -> None:
     assert seen == [MemberInput("ann@example.com", values, exists=False)]
 
 
+@pytest.mark.usefixtures("writer")  # the fake as it is and as a PreparedWriter
 def test_members_say_whether_the_sync_has_written_them_to_the_book_before(tmp_path) -> None:
     """``MemberInput.exists``: False for a key the sync never wrote, True for a change, None when it cannot say
     (a retry of a row never acknowledged, an add after a removal)."""

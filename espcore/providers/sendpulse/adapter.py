@@ -14,6 +14,7 @@ from espcore.errors import (
     ValidationError,
 )
 from espcore.providers.base import (
+    Accepted,
     AddressRules,
     Balance,
     Book,
@@ -25,8 +26,10 @@ from espcore.providers.base import (
     CostInfo,
     ErasureStep,
     Member,
+    MemberBatch,
     MemberInput,
     MemberState,
+    PreparedUpsert,
     RowResult,
     Suppression,
     TestMessage,
@@ -136,27 +139,45 @@ class SendPulseProvider:
             return again
         return self._book(self.client.get_book(book_id))
 
-    def upsert_members(self, book_id: str, rows: Sequence[MemberInput]) -> list[RowResult]:
+    def upsert_members(self, book_id: str, rows: Sequence[MemberInput]) -> Sequence[RowResult]:
         """Add/update in calls of 100; a call refused as a whole is split to isolate the bad rows."""
         out: list[RowResult] = []
         for start in range(0, len(rows), self.batch_size):
             out.extend(self._add(int(book_id), list(rows[start : start + self.batch_size])))
         return out
 
-    def _add(self, book_id: int, rows: list[MemberInput]) -> list[RowResult]:
+    def prepare_upsert(self, book_id: str, batch: MemberBatch) -> PreparedUpsert:
+        """:class:`~espcore.providers.base.PreparedWriter`: the add call's JSON body, encoded ahead."""
+        body = self.client.add_emails_body(batch.emails, [_variables(f) for f in batch.fields])
+        return PreparedUpsert(book_id, batch, body)
+
+    def send_prepared(self, prepared: PreparedUpsert) -> Sequence[RowResult]:
+        book_id = int(prepared.book_id)
+        try:
+            self.client.post_add_emails(book_id, prepared.request)
+        except ValidationError as exc:
+            return self._refused(book_id, prepared.batch.members(), exc)
+        return Accepted(prepared.batch.emails)
+
+    def _add(self, book_id: int, rows: list[MemberInput]) -> Sequence[RowResult]:
         try:
             self.client.add_emails(book_id, [EmailToAdd(r.email, _variables(r.fields)) for r in rows])
         except ValidationError as exc:
-            if len(rows) == 1:
-                blocked = exc.code in (904, "904")
-                return [RowResult(rows[0].email, ok=False, error=exc.message, suppressed=blocked)]
-            with self._split_lock:
-                self.split_calls += 2
-            mid = len(rows) // 2
-            return self._add(book_id, rows[:mid]) + self._add(book_id, rows[mid:])
-        return [RowResult(r.email, ok=True) for r in rows]
+            return self._refused(book_id, rows, exc)
+        return Accepted([r.email for r in rows])
 
-    def remove_members(self, book_id: str, emails: Sequence[str], *, unsubscribe: bool) -> list[RowResult]:
+    def _refused(self, book_id: int, rows: list[MemberInput], exc: ValidationError) -> list[RowResult]:
+        """A call refused as a whole: one row is refused for good (blacklisted when SendPulse says 904); more are
+        split in halves and sent again, so one bad address does not sink its neighbours."""
+        if len(rows) == 1:
+            blocked = exc.code in (904, "904")
+            return [RowResult(rows[0].email, ok=False, error=exc.message, suppressed=blocked)]
+        with self._split_lock:
+            self.split_calls += 2
+        mid = len(rows) // 2
+        return [*self._add(book_id, rows[:mid]), *self._add(book_id, rows[mid:])]
+
+    def remove_members(self, book_id: str, emails: Sequence[str], *, unsubscribe: bool) -> Sequence[RowResult]:
         if unsubscribe:
             try:
                 self.client.unsubscribe_emails(int(book_id), emails)
@@ -165,7 +186,7 @@ class SendPulseProvider:
                     raise
         else:
             self.client.delete_emails(int(book_id), emails)
-        return [RowResult(e, ok=True) for e in emails]
+        return Accepted(list(emails))
 
     def list_members(self, book_id: str) -> Iterator[Member]:
         for c in self.client.book_emails(int(book_id)):
@@ -342,8 +363,14 @@ def _account_time(value: datetime | None, zone: ZoneInfo) -> datetime | None:
     return value.replace(tzinfo=zone).astimezone(UTC) if value is not None else None
 
 
-def _variables(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Book variables: dates as ``YYYY-MM-DD``, everything else as given; None values are left out."""
+_PLAIN = frozenset({str, int, float, bool})
+
+
+def _variables(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Book variables: dates as ``YYYY-MM-DD``, everything else as given; None values are left out. Values that
+    are all plain strings and numbers (as a sync's mapped values parse from JSON) are taken as they are."""
+    if all(type(v) in _PLAIN for v in fields.values()):
+        return fields
     out: dict[str, Any] = {}
     for k, v in fields.items():
         if v is None:

@@ -1,6 +1,7 @@
 """The SendPulse client: every documented operation, typed, over the shared HTTP policy."""
 
 import base64
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -319,6 +320,26 @@ class SendPulseClient(ProviderClient):
             # An add is an upsert keyed by email: resending it cannot double anything. Only {"result": true} says
             # the book took the chunk; any other answer raises, and nothing of the chunk counts as added.
             self._write("POST", f"/addressbooks/{book_id}/emails", json=payload, idempotent=True)
+
+    @staticmethod
+    def add_emails_body(emails: Sequence[str], variables: Sequence[Mapping[str, Any]]) -> bytes:
+        """The JSON body of a plain add call (no opt-in, no options) for at most 100 addresses and their book
+        variables, encoded as :meth:`add_emails` sends it: built ahead, then sent by :meth:`post_add_emails`."""
+        if len(emails) > EMAILS_PER_CALL:
+            raise ValueError(f"an add call takes at most {EMAILS_PER_CALL} addresses, not {len(emails)}")
+        rows = [{"email": e, "variables": v} for e, v in zip(emails, variables, strict=True)]
+        return json.dumps({"emails": rows}, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+    def post_add_emails(self, book_id: int, body: bytes) -> None:
+        """The add call of :meth:`add_emails` with a body built by :meth:`add_emails_body`: the same request, the
+        same answer checked."""
+        self._write(
+            "POST",
+            f"/addressbooks/{book_id}/emails",
+            content=body,
+            headers={"Content-Type": "application/json"},
+            idempotent=True,
+        )
 
     def delete_emails(self, book_id: int, emails: Sequence[str]) -> None:
         """Remove contacts from one book (100 per call)."""
