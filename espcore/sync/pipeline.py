@@ -164,8 +164,9 @@ class Bookkeeper:
 _PLAIN_RE2 = r"^[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 #: special-use names a top-level label can equal (validate compares the last label with the whole list)
 _SPECIAL_TLDS = tuple(sorted(n for n in SPECIAL_USE_DOMAIN_NAMES if "." not in n))
-#: what betrays a control character (or a possible one) in JSON text: its escapes and the raw DEL
-_CONTROL_HINTS = ("\\u00", "\\b", "\\f", "\x7f")
+#: what betrays a control character (or a possible one) in JSON text: its escapes and the raw DEL; and a number
+#: that is not finite (DuckDB writes NaN and infinities as bare ``NaN``/``Infinity``)
+_FULL_CHECK_HINTS = ("\\u00", "\\b", "\\f", "\x7f", "NaN", "Infinity")
 
 
 def quick_checks(
@@ -188,7 +189,7 @@ def quick_checks(
         ok = pc.and_kleene(ok, pc.invert(pc.ends_with(pks, "." + tld)))
     text = pc.fill_null(payloads, "{}")
     ok = pc.and_kleene(ok, pc.less_equal(pc.utf8_length(text), max_length))
-    for hint in _CONTROL_HINTS:
+    for hint in _FULL_CHECK_HINTS:
         ok = pc.and_kleene(ok, pc.invert(pc.match_substring(text, hint)))
     return pc.fill_null(ok, False).combine_chunks() if isinstance(ok, pa.ChunkedArray) else pc.fill_null(ok, False)
 

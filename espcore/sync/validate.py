@@ -1,5 +1,6 @@
 """Row checks that run before anything is sent: address syntax (offline, IDN-aware) and field values."""
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -94,7 +95,21 @@ def value_problem(fields: Mapping[str, Any], *, required: tuple[str, ...] = (), 
                 return f"field {name} contains control characters"
             if len(value) > max_length:
                 return f"field {name} is {len(value)} characters long (limit {max_length})"
+        elif not _finite(value):
+            return f"field {name} holds a number that is not finite (NaN or infinity), which JSON cannot carry"
     return None
+
+
+def _finite(value: Any) -> bool:
+    """No float in ``value`` (a mapped value as parsed from JSON: nested lists and objects too) is NaN or
+    infinite. The warehouse writes them as ``NaN``/``Infinity``, which no provider's JSON takes."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    return True
 
 
 def mask_email(email: str | None) -> str:

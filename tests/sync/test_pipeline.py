@@ -24,10 +24,12 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pytest
 
+from espcore.http import HttpPolicy
 from espcore.providers.base import AddressRules, MemberInput, PreparedUpsert, RowResult
-from espcore.providers.sendpulse import SendPulseProvider
-from espcore.sandbox.sendpulse import SendPulseSandbox
+from espcore.providers.sendpulse import SendPulseClient, SendPulseProvider
+from espcore.sandbox.sendpulse import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SendPulseSandbox
 from espcore.sandbox.server import SandboxServer
+from espcore.sandbox.transport import InProcessTransport
 from espcore.sync import engine as engine_module
 from espcore.sync.engine import run_sync
 from espcore.sync.errors import SyncError
@@ -423,6 +425,10 @@ def test_quick_checks_never_vouch_for_an_address_the_full_check_refuses(rules: A
         ({"name": "x" * 990}, False),  # the payload text is over 1000 characters long
         ({"name": "x" * 900, "n": 1}, True),
         ({"name": None, "n": 3.5, "ok": True}, True),
+        ({"score": float("nan")}, False),  # NaN and infinities: JSON cannot carry them
+        ({"score": float("-inf")}, False),
+        ({"scores": [1.0, float("inf")]}, False),
+        ({"name": "NaN bread"}, False),  # (a text that only looks like one is checked in full, and passes)
     ],
 )
 def test_quick_checks_of_values_vouch_only_for_what_value_problem_accepts(values: dict[str, Any], vouched) -> None:
@@ -431,6 +437,46 @@ def test_quick_checks_of_values_vouch_only_for_what_value_problem_accepts(values
     assert quick == vouched
     if quick:
         assert row_problems("ok@example.com", values, AddressRules(), required=(), max_length=1000) is None
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), [1.0, float("nan")], {"x": float("inf")}])
+def test_a_number_that_is_not_finite_is_a_row_problem(value: Any) -> None:
+    problem = row_problems("ok@example.com", {"score": value}, AddressRules(), required=(), max_length=1000)
+    assert problem == "field score holds a number that is not finite (NaN or infinity), which JSON cannot carry"
+    assert row_problems("ok@example.com", {"score": 1e308}, AddressRules(), required=(), max_length=1000) is None
+
+
+def test_a_row_with_nan_is_rejected_alone_and_the_others_reach_sendpulse(tmp_path) -> None:
+    """DuckDB writes a NaN or infinite double as a bare ``NaN``/``Infinity`` in the row's JSON, which no JSON body
+    may carry: the row is rejected with the reason before anything is sent, and its neighbours go through (it
+    used to fail the whole run when the add call's body was encoded)."""
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    with wh.connect() as con:
+        con.execute(
+            """CREATE TABLE people AS SELECT * FROM (VALUES ('a@example.com', 1.5::DOUBLE),
+               ('b@example.com', 'nan'::DOUBLE), ('c@example.com', '-inf'::DOUBLE), ('d@example.com', NULL))
+               AS t(email, score)"""
+        )
+    sandbox = SendPulseSandbox(rate_limit=False)
+    client = SendPulseClient(
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET,
+        "https://api.sendpulse.com",
+        policy=HttpPolicy(requests_per_second=None),
+        transport=InProcessTransport(sandbox.app),
+    )
+    provider = SendPulseProvider(client)
+    nan_spec = SyncSpec(
+        name="scores", provider="sendpulse", book="Scores", source_sql="SELECT * FROM people", fields={"score": "score"}
+    )
+    r = run_sync(nan_spec, provider, wh, run_id="r1")
+    assert r.outcome == "success"
+    assert r.counts["successful_add"] == 2
+    reasons = {x["pk"]: x["reason"] for x in r.rejects}
+    assert sorted(reasons) == ["b@example.com", "c@example.com"]
+    assert all("not finite" in why for why in reasons.values())
+    listed = {c.email: c.variables for c in client.book_emails(int(r.book_id))}
+    assert listed == {"a@example.com": {"score": 1.5}, "d@example.com": {}}
 
 
 @pytest.mark.usefixtures("writer")  # the fake as it is and as a PreparedWriter
